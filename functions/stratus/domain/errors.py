@@ -1,0 +1,21 @@
+"""Domain errors; the web layer maps each to an HTTP status."""
+
+
+class StratusError(Exception):
+    """Base of errors that carry a message meant for the client."""
+
+
+class InvalidInput(StratusError):
+    """The request is malformed (HTTP 400)."""
+
+
+class Conflict(StratusError):
+    """The resource exists already (HTTP 409)."""
+
+
+class NotFound(StratusError):
+    """The resource does not exist (HTTP 404)."""
+
+
+class BackendUnavailable(StratusError):
+    """A backend (catalog, storage, access) failed its health check (HTTP 503)."""

@@ -1,0 +1,31 @@
+"""Where files live in storage. One place, so the API, sync and reconcile agree."""
+
+from __future__ import annotations
+
+PACKAGE_PREFIX = "packages/"
+METADATA_SUFFIX = ".metadata"
+
+
+def file_key(project: str, filename: str) -> str:
+    """Storage key of a distribution: ``packages/<normalized project>/<filename>``."""
+    return f"{PACKAGE_PREFIX}{project}/{filename}"
+
+
+def metadata_key(project: str, filename: str) -> str:
+    return file_key(project, filename) + METADATA_SUFFIX
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """``(project, filename)`` of a distribution key, or None for anything else."""
+    if not key.startswith(PACKAGE_PREFIX) or key.endswith(METADATA_SUFFIX):
+        return None
+    rest = key[len(PACKAGE_PREFIX) :]
+    parts = rest.split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
+def sequencer_key(sequencer: str) -> str:
+    """S3 sequencers compare as hex strings once padded to one length (AWS's guidance)."""
+    return sequencer.rjust(32, "0")

@@ -1,0 +1,60 @@
+"""Records the ports exchange: plain dataclasses, no framework types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One distribution file in the index."""
+
+    project: str  # normalized name, the key
+    filename: str
+    version: str
+    sha256: str
+    size: int
+    upload_time: float  # seconds since the epoch, UTC
+    display_name: str = ""  # the name as the uploader spelled it
+    packagetype: str = "sdist"
+    requires_python: str | None = None
+    summary: str | None = None
+    metadata_sha256: str | None = None  # PEP 658: hash of the stored core metadata file
+    yanked: str | None = None  # None: not yanked; "" yanked without reason; else the reason
+    uploader: str | None = None
+    md5: str | None = None
+    blake2_256: str | None = None
+    sequencer: str = ""  # S3 event order of the object this record mirrors ("" if unknown)
+
+    @property
+    def is_yanked(self) -> bool:
+        return self.yanked is not None
+
+    def with_changes(self, **changes: object) -> FileRecord:
+        return replace(self, **changes)
+
+
+@dataclass(slots=True)
+class ProjectSummary:
+    """One project on the root page."""
+
+    name: str  # normalized
+    display_name: str
+    last_modified: float
+    file_count: int = 0
+
+
+@dataclass(slots=True)
+class Identity:
+    """Who makes a request. ``username`` None means anonymous."""
+
+    username: str | None = None
+    groups: frozenset[str] = field(default_factory=frozenset)
+    is_admin: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        return self.username is not None
+
+
+ANONYMOUS = Identity()

@@ -1,0 +1,77 @@
+"""Permission resolution as pypicloud's access control defines it (manual §1.6.1-1.6.2).
+
+A user's permissions on a package are the union of
+- its own entry (``package.<p>.user.<u>``),
+- the entries of every group it belongs to, including the special groups ``everyone``
+  (everybody, anonymous included) and ``authenticated`` (every logged-in user);
+and, when the package has no explicit user or group entries at all, of the
+``default_read`` / ``default_write`` groups. Admins read and write everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .models import Identity
+
+EVERYONE = "everyone"
+AUTHENTICATED = "authenticated"
+READ = "r"
+WRITE = "w"
+
+
+def parse_perm(value: str) -> frozenset[str]:
+    """``"r"`` / ``"rw"`` / ``"w"`` to a set of single-letter permissions."""
+    value = value.strip().lower()
+    if not value or set(value) - {"r", "w"}:
+        raise ValueError(f"permission must be 'r', 'rw' or 'w', not {value!r}")
+    return frozenset(value)
+
+
+def principals(identity: Identity) -> frozenset[str]:
+    """The groups an identity belongs to, special groups included."""
+    groups = set(identity.groups)
+    groups.add(EVERYONE)
+    if identity.authenticated:
+        groups.add(AUTHENTICATED)
+    return frozenset(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class PackageAcl:
+    """Explicit permissions on one package."""
+
+    users: Mapping[str, frozenset[str]]
+    groups: Mapping[str, frozenset[str]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.users and not self.groups
+
+
+EMPTY_ACL = PackageAcl({}, {})
+
+
+def effective(
+    identity: Identity,
+    acl: PackageAcl,
+    default_read: Iterable[str],
+    default_write: Iterable[str],
+) -> frozenset[str]:
+    """The permissions (subset of {"r", "w"}) that ``identity`` has on a package."""
+    if identity.is_admin:
+        return frozenset({READ, WRITE})
+    groups = principals(identity)
+    perms: set[str] = set()
+    if identity.username is not None:
+        perms |= acl.users.get(identity.username, frozenset())
+    for group, granted in acl.groups.items():
+        if group in groups:
+            perms |= granted
+    if acl.empty:
+        if groups.intersection(default_read):
+            perms.add(READ)
+        if groups.intersection(default_write):
+            perms.add(WRITE)  # as pypicloud: default_write grants "w" only
+    return frozenset(perms)

@@ -1,0 +1,126 @@
+"""The three ports the application depends on. Adapters in ``stratus.adapters`` implement them.
+
+Every adapter of a port passes the same contract suite in ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .domain.models import FileRecord, ProjectSummary
+from .domain.permissions import PackageAcl
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    """Index metadata: which projects and files exist, with hashes and PEP 658/700 fields."""
+
+    def add_file(self, record: FileRecord, *, overwrite: bool = False) -> None:
+        """Insert a file. Raise ``Conflict`` if it exists and ``overwrite`` is False.
+
+        Atomic: two concurrent calls for one (project, filename) give one success and one
+        ``Conflict``. Also clears a sync tombstone of the same key.
+        """
+
+    def get_file(self, project: str, filename: str) -> FileRecord | None: ...
+
+    def list_files(self, project: str) -> list[FileRecord]:
+        """All files of one (normalized) project, sorted by filename; one query."""
+
+    def list_projects(self) -> list[ProjectSummary]:
+        """Every project with at least one file, sorted by name; no full-table scan."""
+
+    def delete_file(self, project: str, filename: str) -> FileRecord | None:
+        """Remove a file; return the removed record or None. Drops the project when empty."""
+
+    def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
+        """PEP 592: ``reason`` None un-yanks, "" yanks without reason. Raise ``NotFound``."""
+
+    # --- used by the S3 event sync (ordered per key by the S3 event ``sequencer``) ---
+    def sync_upsert(self, record: FileRecord) -> bool:
+        """Apply an ObjectCreated event. ``record.sequencer`` is set.
+
+        No-op (False) when the key's file or tombstone has a sequencer >= the record's,
+        or when the stored file has the same sha256 (an API upload: no second write).
+        Otherwise store the record, drop a tombstone, return True.
+        """
+
+    def sync_delete(self, project: str, filename: str, sequencer: str) -> bool:
+        """Apply an ObjectRemoved event: unless the stored file has a newer sequencer,
+        delete it and leave a tombstone carrying ``sequencer``. True if a file was removed.
+        """
+
+    def health(self) -> None:
+        """Raise if the backend cannot answer."""
+
+
+@dataclass(slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: float = 0.0
+
+
+@dataclass(slots=True)
+class Download:
+    """How to serve a stored file: redirect to ``url``, or send the file at ``path``."""
+
+    url: str | None = None
+    path: Path | None = None
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """File bytes: distributions and their core metadata files."""
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        """Store an object whole (readers never see a partial object).
+
+        With ``if_absent`` the write is conditional: raise ``Conflict`` if the key exists.
+        """
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes; raise ``NotFound``."""
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; no error if absent."""
+
+    def download(self, key: str, filename: str) -> Download:
+        """A presigned URL (S3) or a local path (files). Does not check existence."""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (for rebuild/reconcile)."""
+
+    def health(self) -> None: ...
+
+
+@runtime_checkable
+class AccessBackend(Protocol):
+    """Who is who, and explicit per-package permissions (pypicloud's IAccessBackend core)."""
+
+    def verify_user(self, username: str, password: str) -> bool:
+        """Check a password. Must take the same time whether or not the user exists."""
+
+    def groups(self, username: str) -> frozenset[str]:
+        """The (non-special) groups the user belongs to."""
+
+    def is_admin(self, username: str) -> bool: ...
+
+    def package_acl(self, project: str) -> PackageAcl:
+        """Explicit user and group permissions on a (normalized) project."""
+
+    def health(self) -> None: ...
