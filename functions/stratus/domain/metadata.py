@@ -20,7 +20,7 @@ MIN_SDIST_METADATA_VERSION = Version("2.2")
 
 @dataclass(frozen=True, slots=True)
 class CoreMetadata:
-    raw: bytes | None  # the file to serve as PEP 658 metadata, or None if not servable
+    core_metadata_bytes: bytes | None  # the PEP 658 file to serve, or None if not servable
     name: str | None
     version: str | None
     requires_python: str | None
@@ -30,7 +30,7 @@ class CoreMetadata:
 def _parse_headers(raw: bytes) -> CoreMetadata:
     msg = BytesHeaderParser().parsebytes(raw)
     return CoreMetadata(
-        raw=raw,
+        core_metadata_bytes=raw,
         name=msg.get("Name"),
         version=msg.get("Version"),
         requires_python=(msg.get("Requires-Python") or None),
@@ -57,7 +57,7 @@ def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
             if len(candidates) != 1:
                 raise InvalidInput(
                     f"Invalid wheel {dist.filename!r}: expected exactly one "
-                    "*.dist-info/METADATA file, found {len(candidates)}."
+                    f"*.dist-info/METADATA file, found {len(candidates)}."
                 )
             info = candidates[0]
             if info.file_size > MAX_METADATA_SIZE:
