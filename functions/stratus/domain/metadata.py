@@ -64,7 +64,9 @@ def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
                 raise InvalidInput(f"Invalid wheel {dist.filename!r}: METADATA is too large.")
             raw = zf.read(info)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise InvalidInput(f"Invalid wheel {dist.filename!r}: not a valid zip file ({exc}).") from None
+        raise InvalidInput(
+            f"Invalid wheel {dist.filename!r}: not a valid zip file ({exc})."
+        ) from None
     return _parse_headers(raw)
 
 

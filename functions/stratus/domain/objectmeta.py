@@ -34,9 +34,7 @@ def to_object_metadata(record: FileRecord) -> dict[str, str]:
     return out
 
 
-def from_object_metadata(
-    filename: str, size: int, metadata: dict[str, str]
-) -> FileRecord | None:
+def from_object_metadata(filename: str, size: int, metadata: dict[str, str]) -> FileRecord | None:
     """Rebuild a record from object metadata; None if it was not written by Stratus."""
     values: dict[str, str] = {}
     for name in _FIELDS:

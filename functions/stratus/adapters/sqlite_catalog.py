@@ -1,0 +1,178 @@
+"""Catalog on SQLite, for local mode. One file, WAL journal, one connection per thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import astuple, fields
+from pathlib import Path
+
+from ..domain.errors import Conflict, NotFound
+from ..domain.keys import sequencer_key
+from ..domain.models import FileRecord, ProjectSummary
+
+_COLUMNS = [f.name for f in fields(FileRecord)]
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS files (
+    {", ".join(_COLUMNS)},
+    PRIMARY KEY (project, filename)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sequencer TEXT NOT NULL,
+    PRIMARY KEY (project, filename)
+) WITHOUT ROWID;
+"""
+_INSERT = f"INSERT INTO files ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_UPSERT = _INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
+
+
+class SqliteCatalog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _write(self):
+        """A serialized write transaction (BEGIN IMMEDIATE also guards other processes)."""
+        return _Transaction(self._conn(), self._write_lock)
+
+    # --- reads ---
+    def get_file(self, project: str, filename: str) -> FileRecord | None:
+        row = (
+            self._conn()
+            .execute(f"{_SELECT} WHERE project = ? AND filename = ?", (project, filename))
+            .fetchone()
+        )
+        return FileRecord(*row) if row else None
+
+    def list_files(self, project: str) -> list[FileRecord]:
+        rows = self._conn().execute(f"{_SELECT} WHERE project = ? ORDER BY filename", (project,))
+        return [FileRecord(*row) for row in rows]
+
+    def list_projects(self) -> list[ProjectSummary]:
+        rows = self._conn().execute(
+            "SELECT project, display_name, MAX(upload_time), COUNT(*) FROM files "
+            "GROUP BY project ORDER BY project"
+        )
+        return [
+            ProjectSummary(name, display or name, last, count)
+            for name, display, last, count in rows
+        ]
+
+    # --- writes ---
+    def add_file(self, record: FileRecord, *, overwrite: bool = False) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(_UPSERT if overwrite else _INSERT, astuple(record))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"File {record.filename!r} already exists.") from None
+            conn.execute(
+                "DELETE FROM tombstones WHERE project = ? AND filename = ?",
+                (record.project, record.filename),
+            )
+
+    def delete_file(self, project: str, filename: str) -> FileRecord | None:
+        with self._write() as conn:
+            existing = self.get_file(project, filename)
+            if existing is not None:
+                conn.execute(
+                    "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
+                )
+            return existing
+
+    def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE files SET yanked = ? WHERE project = ? AND filename = ?",
+                (reason, project, filename),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No file {filename!r} in project {project!r}.")
+            record = self.get_file(project, filename)
+            assert record is not None
+            return record
+
+    def _last_sequencer(self, conn: sqlite3.Connection, project: str, filename: str) -> str:
+        row = conn.execute(
+            "SELECT sequencer FROM files WHERE project = ? AND filename = ? "
+            "UNION ALL SELECT sequencer FROM tombstones WHERE project = ? AND filename = ?",
+            (project, filename, project, filename),
+        ).fetchall()
+        return max((sequencer_key(r[0] or "") for r in row), default=sequencer_key(""))
+
+    def sync_upsert(self, record: FileRecord) -> bool:
+        with self._write() as conn:
+            if self._last_sequencer(conn, record.project, record.filename) >= sequencer_key(
+                record.sequencer
+            ):
+                return False
+            existing = self.get_file(record.project, record.filename)
+            if existing is not None and existing.sha256 == record.sha256:
+                return False
+            conn.execute(_UPSERT, astuple(record))
+            conn.execute(
+                "DELETE FROM tombstones WHERE project = ? AND filename = ?",
+                (record.project, record.filename),
+            )
+            return True
+
+    def sync_delete(self, project: str, filename: str, sequencer: str) -> bool:
+        with self._write() as conn:
+            existing = self.get_file(project, filename)
+            if existing is not None and sequencer_key(existing.sequencer) > sequencer_key(
+                sequencer
+            ):
+                return False
+            tomb = conn.execute(
+                "SELECT sequencer FROM tombstones WHERE project = ? AND filename = ?",
+                (project, filename),
+            ).fetchone()
+            if tomb is None or sequencer_key(tomb[0]) < sequencer_key(sequencer):
+                conn.execute(
+                    "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?)",
+                    (project, filename, sequencer),
+                )
+            if existing is None:
+                return False
+            conn.execute(
+                "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
+            )
+            return True
+
+    def health(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.conn = conn
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()

@@ -1,0 +1,88 @@
+"""The ``stratus`` command: serve | hash-password | create-dev-resources."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..web.app import create_app
+    from ..wiring import services_local
+
+    config = Path(args.config) if args.config else None
+    if config is not None and not config.is_file():
+        print(f"stratus serve: config file {config} not found", file=sys.stderr)
+        return 2
+    services = services_local(Path(args.data_dir), config)
+    app = create_app(services)
+    print(
+        f"Stratus serving {Path(args.data_dir).resolve()} on http://{args.host}:{args.port}/simple/",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    from ..passwords import hash_password
+
+    if args.password is not None:
+        password = args.password
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("stratus hash-password: passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("stratus hash-password: empty password", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+def _create_dev_resources(_: argparse.Namespace) -> int:
+    from .dev_resources import create_dev_resources
+
+    for line in create_dev_resources():
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stratus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the index locally (files on disk, SQLite index)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", default="./stratus-data", help="default: ./stratus-data")
+    serve.add_argument("--config", help="pypicloud-style INI file: users, groups, pypi.* options")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    hp = sub.add_parser("hash-password", help="print an argon2id hash for a user.<name> line")
+    hp.add_argument("--password", help="(default: prompt, or read one line from stdin)")
+    hp.set_defaults(func=_hash_password)
+
+    dev = sub.add_parser(
+        "create-dev-resources",
+        help="create the DynamoDB table and S3 bucket on an emulator (AWS_ENDPOINT_URL*)",
+    )
+    dev.set_defaults(func=_create_dev_resources)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

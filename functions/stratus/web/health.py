@@ -1,0 +1,26 @@
+"""``GET /health``: checks each backend and says which one failed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from .context import app_context
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health(request: Request) -> JSONResponse:
+    services = app_context(request).services
+    checks: dict[str, str] = {}
+    for name in ("catalog", "storage", "access"):
+        try:
+            getattr(services, name).health()
+            checks[name] = "ok"
+        except Exception as exc:  # report, never raise: this endpoint is for monitoring
+            checks[name] = f"error: {type(exc).__name__}: {exc}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "error", "checks": checks}, status_code=200 if ok else 503
+    )

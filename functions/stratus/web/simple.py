@@ -1,0 +1,201 @@
+"""The simple repository API: PEP 503 HTML and PEP 691 JSON (with PEPs 592, 629, 658/714, 700).
+
+Links are relative (``../../files/<project>/<file>``) so the pages work behind any stage
+path or custom domain, and never presigned: pip appends ``.metadata`` to file URLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ..domain.models import FileRecord, Identity, ProjectSummary
+from ..domain.names import normalize
+from . import negotiation
+from .context import app_context, identity
+from .errors import AuthRequired
+
+API_VERSION = "1.1"
+router = APIRouter()
+
+
+def _not_acceptable() -> Response:
+    return Response(
+        "406 Not Acceptable: supported types are text/html, "
+        f"{negotiation.HTML_V1} and {negotiation.JSON_V1}.",
+        status_code=406,
+        media_type="text/plain",
+        headers={"Vary": "Accept"},
+    )
+
+
+def _respond(request: Request, body: bytes, media_type: str) -> Response:
+    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    headers = {
+        "Vary": "Accept, Authorization",
+        "ETag": etag,
+        "Cache-Control": "private, max-age=0, must-revalidate",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    content_type = media_type if media_type.endswith("json") else f"{media_type}; charset=utf-8"
+    return Response(body, headers=headers, media_type=content_type)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sort_key(record: FileRecord):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (Version(record.version), record.filename)
+    except InvalidVersion:  # pragma: no cover - versions are validated at upload
+        return (Version("0"), record.filename)
+
+
+# --- root page ---
+
+
+def render_root_html(projects: list[ProjectSummary]) -> bytes:
+    links = "\n".join(
+        f'    <a href="{p.name}/">{html.escape(p.display_name)}</a><br/>' for p in projects
+    )
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+        f"{links}\n  </body>\n</html>\n"
+    ).encode()
+
+
+def render_root_json(projects: list[ProjectSummary]) -> bytes:
+    return json.dumps(
+        {
+            "meta": {"api-version": API_VERSION},
+            "projects": [{"name": p.display_name} for p in projects],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+@router.get("/simple/")
+def simple_root(request: Request, format: str | None = None) -> Response:
+    media = negotiation.choose(request.headers.get("accept"), format)
+    if media is None:
+        return _not_acceptable()
+    ctx = app_context(request)
+    who = identity(request)
+    projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
+    if media == negotiation.JSON_V1:
+        return _respond(request, render_root_json(projects), media)
+    return _respond(request, render_root_html(projects), media)
+
+
+# --- project page ---
+
+
+def _file_url(record: FileRecord) -> str:
+    return f"../../files/{record.project}/{record.filename}"
+
+
+def render_project_html(project: str, files: list[FileRecord]) -> bytes:
+    lines = []
+    for f in files:
+        attrs = [f'href="{html.escape(_file_url(f))}#sha256={f.sha256}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
+        if f.yanked is not None:
+            attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
+        if f.metadata_sha256:
+            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+        lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
+    title = html.escape(f"Links for {project}")
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
+        + "\n".join(lines)
+        + "\n  </body>\n</html>\n"
+    ).encode()
+
+
+def render_project_json(project: str, files: list[FileRecord]) -> bytes:
+    entries = []
+    for f in files:
+        core = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
+        entries.append(
+            {
+                "filename": f.filename,
+                "url": _file_url(f),
+                "hashes": {"sha256": f.sha256},
+                "requires-python": f.requires_python,
+                "yanked": (f.yanked or True) if f.yanked is not None else False,
+                "core-metadata": core,
+                "dist-info-metadata": core,
+                "size": f.size,
+                "upload-time": _iso(f.upload_time),
+            }
+        )
+    versions = sorted({f.version for f in files}, key=lambda v: _sort_key_version(v))
+    return json.dumps(
+        {
+            "meta": {"api-version": API_VERSION},
+            "name": project,
+            "versions": versions,
+            "files": entries,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _sort_key_version(version: str):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version), version)
+    except InvalidVersion:  # pragma: no cover
+        return (1, None, version)
+
+
+def readable_files(request: Request, who: Identity, project: str) -> list[FileRecord]:
+    """The project's files, if the caller may read it: 401 anonymous / 404 otherwise."""
+    ctx = app_context(request)
+    if not ctx.policy.can_read(who, project):
+        if not who.authenticated:
+            raise AuthRequired(f"Authentication required to read {project!r}.")
+        files: list[FileRecord] = []
+    else:
+        files = ctx.services.catalog.list_files(project)
+    if not files:
+        from ..domain.errors import NotFound
+
+        raise NotFound(f"No project named {project!r}.")
+    return files
+
+
+@router.get("/simple/{project}/")
+@router.get("/simple/{project}")
+def simple_project(request: Request, project: str, format: str | None = None) -> Response:
+    normalized = normalize(project)
+    if normalized != project or not request.url.path.endswith("/"):
+        # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
+        target = f"../{normalized}/" if request.url.path.endswith("/") else f"{normalized}/"
+        if request.url.query:
+            target += f"?{request.url.query}"
+        return Response(status_code=301, headers={"Location": target})
+    media = negotiation.choose(request.headers.get("accept"), format)
+    if media is None:
+        return _not_acceptable()
+    files = readable_files(request, identity(request), project)
+    files.sort(key=_sort_key)
+    if media == negotiation.JSON_V1:
+        return _respond(request, render_project_json(project, files), media)
+    return _respond(request, render_project_html(project, files), media)

@@ -1,0 +1,168 @@
+"""Build real, installable wheels and sdists for tests, offline and fast.
+
+Sdists carry a tiny in-tree PEP 517 backend (``requires = []``), so pip and uv can
+build them with build isolation and no index other than the one under test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+
+def _dist_name(name: str) -> str:
+    return canonicalize_name(name).replace("-", "_")
+
+
+def core_metadata(
+    name: str,
+    version: str,
+    *,
+    requires_dist: tuple[str, ...] = (),
+    requires_python: str | None = None,
+    metadata_version: str = "2.3",
+    summary: str = "A test package",
+) -> str:
+    lines = [f"Metadata-Version: {metadata_version}", f"Name: {name}", f"Version: {version}"]
+    lines.append(f"Summary: {summary}")
+    if requires_python:
+        lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {req}" for req in requires_dist]
+    return "\n".join(lines) + "\n\n"
+
+
+def wheel_bytes(
+    name: str,
+    version: str,
+    *,
+    requires_dist: tuple[str, ...] = (),
+    requires_python: str | None = None,
+    module_body: str = "",
+) -> tuple[str, bytes]:
+    """(filename, bytes) of a py3-none-any wheel with one module named after the project."""
+    dist = _dist_name(name)
+    files = {
+        f"{dist}/__init__.py": (module_body or f"VERSION = {version!r}\n").encode(),
+        f"{dist}-{version}.dist-info/METADATA": core_metadata(
+            name, version, requires_dist=requires_dist, requires_python=requires_python
+        ).encode(),
+        f"{dist}-{version}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: stratus-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n\n"
+        ),
+    }
+    record_name = f"{dist}-{version}.dist-info/RECORD"
+    record_lines = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{path},sha256={digest},{len(data)}")
+    record_lines.append(f"{record_name},,")
+    files[record_name] = ("\n".join(record_lines) + "\n").encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files.items():
+            zf.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
+    return f"{dist}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+_BACKEND = '''
+"""In-tree PEP 517 backend: builds the wheel from PKG-INFO and the package folder."""
+import base64, hashlib, os, zipfile
+
+def _meta():
+    with open("PKG-INFO", encoding="utf-8") as fh:
+        text = fh.read()
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return text, fields["Name"], fields["Version"]
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    text, name, version = _meta()
+    dist = name.lower().replace("-", "_").replace(".", "_")
+    info = os.path.join(metadata_directory, f"{dist}-{version}.dist-info")
+    os.makedirs(info, exist_ok=True)
+    with open(os.path.join(info, "METADATA"), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return os.path.basename(info)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    text, name, version = _meta()
+    dist = name.lower().replace("-", "_").replace(".", "_")
+    files = {}
+    for root, _dirs, names in os.walk(dist):
+        for n in names:
+            p = os.path.join(root, n)
+            with open(p, "rb") as fh:
+                files[p.replace(os.sep, "/")] = fh.read()
+    info = f"{dist}-{version}.dist-info"
+    files[f"{info}/METADATA"] = text.encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n\\n"
+    rec = []
+    for p, d in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        rec.append(f"{p},sha256={h},{len(d)}")
+    rec.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\\n".join(rec) + "\\n").encode()
+    wheel = f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return wheel
+'''
+
+
+def sdist_bytes(
+    name: str,
+    version: str,
+    *,
+    requires_dist: tuple[str, ...] = (),
+    requires_python: str | None = None,
+    metadata_version: str = "2.2",
+) -> tuple[str, bytes]:
+    """(filename, bytes) of a buildable .tar.gz sdist (PEP 625 name)."""
+    dist = _dist_name(name)
+    base = f"{dist}-{version}"
+    files = {
+        "PKG-INFO": core_metadata(
+            name,
+            version,
+            requires_dist=requires_dist,
+            requires_python=requires_python,
+            metadata_version=metadata_version,
+        ),
+        "pyproject.toml": textwrap.dedent(
+            """\
+            [build-system]
+            requires = []
+            build-backend = "backend"
+            backend-path = ["."]
+            """
+        ),
+        "backend.py": _BACKEND,
+        f"{dist}/__init__.py": f"VERSION = {version!r}\n",
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{path}")
+            info.size = len(data)
+            info.mtime = 1577836800
+            tf.addfile(info, io.BytesIO(data))
+    return f"{base}.tar.gz", buf.getvalue()
+
+
+def write(directory: Path, built: tuple[str, bytes]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / built[0]
+    path.write_bytes(built[1])
+    return path
