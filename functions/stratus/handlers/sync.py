@@ -1,0 +1,50 @@
+"""Lambda entry point of the S3 → SQS → catalog sync.
+
+Each SQS message carries one S3 event notification; ``stratus.sync`` applies it.
+Powertools' BatchProcessor reports the messages that failed (partial batch response),
+so only those are retried, and SQS moves a message to the dead-letter queue after the
+queue's ``maxReceiveCount``. Adapters are built on first use, once per container.
+
+``stratus.sync`` logs through the standard ``logging`` module; with the function's JSON
+log format (set by the stack) Lambda writes those lines as JSON next to this Logger's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from .. import sync
+
+logger = Logger(service="stratus-sync")
+processor = BatchProcessor(event_type=EventType.SQS)
+_services: Any = None
+
+
+def services() -> Any:
+    global _services
+    if _services is None:
+        from ..wiring import services_from_env
+
+        _services = services_from_env()
+    return _services
+
+
+def record_handler(record: SQSRecord) -> list[str]:
+    svc = services()
+    outcomes = sync.apply_message(svc.catalog, svc.storage, record.body)
+    return [outcome.value for outcome in outcomes]
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,183 @@
+"""Repair drift between the bucket (the source of truth) and the catalog.
+
+Events can be lost (a notification misconfigured for a while, a message dropped from the
+dead-letter queue, a table restored from a backup), so a scheduled run lists the bucket,
+lists the catalog and repairs both ways:
+
+* a distribution in the bucket with no catalog entry → described and added;
+* a catalog entry whose object is gone → removed;
+* an entry whose object changed (size differs, or the object is newer than the entry; with
+  ``deep`` every object is checked by sha256) → replaced by the object's record, keeping
+  its yank state;
+* a PEP 658 core metadata file missing next to its distribution → written again.
+
+Every repair re-reads the key just before acting, so an upload or delete racing with the
+run is not undone. The returned report says what was fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .domain.errors import Conflict, InvalidInput
+from .domain.keys import METADATA_SUFFIX, PACKAGE_PREFIX, file_key, metadata_key, split_key
+from .domain.models import FileRecord
+from .indexing import describe_distribution
+from .ports import Catalog, ObjectInfo, Storage
+from .sync import describe_object, store_core_metadata
+
+log = logging.getLogger(__name__)
+
+# Objects written within this many seconds after their entry's upload_time are the
+# upload itself (the API records the time before it stores the bytes).
+CLOCK_SLACK_SECONDS = 5.0
+
+
+@dataclass
+class ReconcileReport:
+    dry_run: bool = False
+    deep: bool = False
+    objects: int = 0  # distributions found in the bucket
+    entries: int = 0  # files found in the catalog
+    added: list[str] = field(default_factory=list)  # keys indexed
+    updated: list[str] = field(default_factory=list)  # keys re-indexed
+    removed: list[str] = field(default_factory=list)  # keys dropped from the catalog
+    metadata_written: list[str] = field(default_factory=list)  # .metadata keys written
+    skipped: dict[str, str] = field(default_factory=dict)  # key → why it is not indexed
+
+    @property
+    def repairs(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.removed) + len(self.metadata_written)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["repairs"] = self.repairs
+        return out
+
+
+def reconcile(
+    catalog: Catalog, storage: Storage, *, dry_run: bool = False, deep: bool = False
+) -> ReconcileReport:
+    report = ReconcileReport(dry_run=dry_run, deep=deep)
+    objects: dict[tuple[str, str], ObjectInfo] = {}
+    metadata_keys: set[str] = set()
+    for info in storage.list(PACKAGE_PREFIX):
+        if info.key.endswith(METADATA_SUFFIX):
+            metadata_keys.add(info.key)
+            continue
+        parts = split_key(info.key)
+        if parts is None:
+            report.skipped[info.key] = "not a distribution key"
+            continue
+        objects[parts] = info
+    report.objects = len(objects)
+
+    entries: dict[tuple[str, str], FileRecord] = {}
+    for project in catalog.list_projects():
+        for record in catalog.list_files(project.name):
+            entries[(record.project, record.filename)] = record
+    report.entries = len(entries)
+
+    for (project, filename), record in sorted(entries.items()):
+        if (project, filename) not in objects:
+            _remove(catalog, storage, record, report)
+
+    for (project, filename), listed in sorted(objects.items()):
+        key = file_key(project, filename)
+        entry = entries.get((project, filename))
+        if entry is not None and not deep and not _looks_changed(entry, listed):
+            _ensure_metadata(storage, entry, metadata_keys, report)
+            continue
+        info = storage.head(key)  # current state, with the object metadata
+        if info is None:
+            continue  # deleted since the listing; its event will settle it
+        try:
+            current, core_metadata = describe_object(storage, info)
+        except InvalidInput as exc:
+            report.skipped[key] = str(exc)
+            log.warning("reconcile: skipping %r: %s", key, exc)
+            continue
+        if entry is None:
+            _add(catalog, current, key, report)
+        elif current.sha256 != entry.sha256:
+            _update(catalog, entry, current, key, report)
+        else:
+            _ensure_metadata(storage, entry, metadata_keys, report)
+            continue
+        if core_metadata is not None:
+            meta_key = metadata_key(project, filename)
+            changed = entry is not None or meta_key not in metadata_keys
+            if changed and not dry_run:
+                store_core_metadata(storage, current, core_metadata, replace=True)
+            if changed:
+                report.metadata_written.append(meta_key)
+    log.info(
+        "reconcile: %d objects, %d entries, %d repairs",
+        report.objects,
+        report.entries,
+        report.repairs,
+    )
+    return report
+
+
+def _looks_changed(entry: FileRecord, listed: ObjectInfo) -> bool:
+    if entry.size != listed.size:
+        return True
+    return bool(listed.last_modified) and (
+        listed.last_modified > entry.upload_time + CLOCK_SLACK_SECONDS
+    )
+
+
+def _remove(catalog: Catalog, storage: Storage, entry: FileRecord, report: ReconcileReport) -> None:
+    key = file_key(entry.project, entry.filename)
+    if storage.head(key) is not None:
+        return  # uploaded after the listing
+    report.removed.append(key)
+    log.info("reconcile: %r is not in the bucket; removing its entry", key)
+    if not report.dry_run:
+        catalog.delete_file(entry.project, entry.filename)
+
+
+def _add(catalog: Catalog, record: FileRecord, key: str, report: ReconcileReport) -> None:
+    log.info("reconcile: %r is not in the catalog; adding it", key)
+    if not report.dry_run:
+        try:
+            catalog.add_file(record)
+        except Conflict:
+            return  # indexed meanwhile (by the sync or an upload)
+    report.added.append(key)
+
+
+def _update(
+    catalog: Catalog, entry: FileRecord, current: FileRecord, key: str, report: ReconcileReport
+) -> None:
+    log.info("reconcile: %r changed in the bucket; re-indexing it", key)
+    report.updated.append(key)
+    if not report.dry_run:
+        kept = {"yanked": entry.yanked, "sequencer": entry.sequencer}
+        catalog.add_file(current.with_changes(**kept), overwrite=True)
+
+
+def _ensure_metadata(
+    storage: Storage, entry: FileRecord, metadata_keys: set[str], report: ReconcileReport
+) -> None:
+    """Write the PEP 658 file again if the entry promises one that the bucket lacks."""
+    meta_key = metadata_key(entry.project, entry.filename)
+    if entry.metadata_sha256 is None or meta_key in metadata_keys:
+        return
+    if report.dry_run:
+        report.metadata_written.append(meta_key)
+        return
+    key = file_key(entry.project, entry.filename)
+    try:
+        described = describe_distribution(entry.filename, storage.read(key))
+    except InvalidInput as exc:
+        report.skipped[key] = f"core metadata not recoverable: {exc}"
+        return
+    if described.core_metadata is None:
+        return
+    storage.put(meta_key, described.core_metadata, content_type="text/plain; charset=utf-8")
+    report.metadata_written.append(meta_key)
+    log.info("reconcile: wrote missing core metadata %r", meta_key)
