@@ -1,0 +1,93 @@
+"""The DynamoDB single-table schema, as plain data.
+
+One source for the pynamodb models (``dynamo_catalog``), ``stratus create-dev-resources``
+and the CDK stack. No boto3, pynamodb or CDK imports here: the CDK app and the Lambda
+code both read these constants and build their own objects from them.
+
+Item layout (owned by ``stratus.adapters.dynamo_catalog``; listed here for reference):
+
+=================  ====================  ====================  ============================
+item               pk                    sk                    attributes
+=================  ====================  ====================  ============================
+file               ``P#<project>``       ``F#<filename>``      the FileRecord fields
+sync tombstone     ``P#<project>``       ``T#<filename>``      seq, seq_key
+project entry      ``PROJECTS``          ``P#<project>``       display_name, file_count,
+                                                               last_modified, rev
+=================  ====================  ====================  ============================
+
+Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
+root page = Query ``pk = PROJECTS``; file lookup = GetItem. No GSI is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+AttributeType = Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAttribute:
+    name: str
+    type: AttributeType = "S"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalSecondaryIndex:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    projection: Literal["ALL", "KEYS_ONLY"] = "ALL"
+
+
+PARTITION_KEY = KeyAttribute("pk", "S")
+SORT_KEY = KeyAttribute("sk", "S")
+GLOBAL_SECONDARY_INDEXES: tuple[GlobalSecondaryIndex, ...] = ()
+
+BILLING_MODE = "PAY_PER_REQUEST"  # on-demand
+POINT_IN_TIME_RECOVERY = True  # DESIGN.md; encryption and retention are the stack's
+
+
+def _key_schema(partition: KeyAttribute, sort: KeyAttribute | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+    if sort is not None:
+        schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+    return schema
+
+
+def key_attributes() -> list[KeyAttribute]:
+    """Every attribute that is a key of the table or of an index, each once."""
+    seen: dict[str, KeyAttribute] = {}
+    candidates = [PARTITION_KEY, SORT_KEY]
+    for index in GLOBAL_SECONDARY_INDEXES:
+        candidates.append(index.partition_key)
+        if index.sort_key is not None:
+            candidates.append(index.sort_key)
+    for attribute in candidates:
+        previous = seen.setdefault(attribute.name, attribute)
+        if previous.type != attribute.type:
+            raise ValueError(f"key attribute {attribute.name!r} declared with two types")
+    return list(seen.values())
+
+
+def create_table_kwargs(table_name: str) -> dict[str, Any]:
+    """Arguments for boto3 ``client("dynamodb").create_table(**kwargs)``."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": [
+            {"AttributeName": a.name, "AttributeType": a.type} for a in key_attributes()
+        ],
+        "KeySchema": _key_schema(PARTITION_KEY, SORT_KEY),
+        "BillingMode": BILLING_MODE,
+    }
+    if GLOBAL_SECONDARY_INDEXES:
+        kwargs["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": _key_schema(index.partition_key, index.sort_key),
+                "Projection": {"ProjectionType": index.projection},
+            }
+            for index in GLOBAL_SECONDARY_INDEXES
+        ]
+    return kwargs
