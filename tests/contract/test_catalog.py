@@ -1,0 +1,488 @@
+"""The Catalog port's contract: every adapter passes every test here.
+
+Semantics beyond the docstrings of ``stratus.ports.Catalog`` that this suite fixes:
+``ProjectSummary.last_modified`` is the newest ``upload_time`` of the project's current
+files; ``display_name`` is the last added file's non-empty ``display_name``, else the
+normalized name; ``file_count`` counts files (never tombstones).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from stratus.domain.errors import Conflict, NotFound
+from stratus.domain.models import FileRecord, ProjectSummary
+from stratus.ports import Catalog
+
+THREADS = 8
+
+
+@pytest.fixture(params=["sqlite", "dynamo"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "sqlite":
+        from stratus.adapters.sqlite_catalog import SqliteCatalog
+
+        yield SqliteCatalog(tmp_path / "index.sqlite3")
+    else:
+        from stratus.adapters.dynamo_catalog import DynamoCatalog
+
+        yield DynamoCatalog(request.getfixturevalue("dynamo_table"))
+
+
+def record(
+    filename: str = "demo-1.0.tar.gz",
+    project: str = "demo",
+    *,
+    sha: str = "a",
+    upload_time: float = 1_700_000_000.0,
+    **changes: object,
+) -> FileRecord:
+    base = FileRecord(
+        project=project,
+        filename=filename,
+        version=changes.pop("version", "1.0"),  # type: ignore[arg-type]
+        sha256=sha * 64 if len(sha) == 1 else sha,
+        size=1234,
+        upload_time=upload_time,
+        display_name=changes.pop("display_name", "Demo"),  # type: ignore[arg-type]
+    )
+    return base.with_changes(**changes) if changes else base
+
+
+def run_concurrently(calls: list[Callable[[], object]]) -> list[object]:
+    """Start all calls at once (a barrier), return each result or raised exception."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], object]) -> object:
+        barrier.wait()
+        try:
+            return call()
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_is_a_catalog(catalog: Catalog) -> None:
+    assert isinstance(catalog, Catalog)
+
+
+# --- add / get / list ------------------------------------------------------------------
+
+
+def test_add_then_get_round_trips_every_field(catalog: Catalog) -> None:
+    full = record(
+        "Demo_Pkg-2.0-py3-none-any.whl",
+        project="demo-pkg",
+        version="2.0",
+        display_name="Demo_Pkg",
+        packagetype="bdist_wheel",
+        requires_python=">=3.9",
+        summary="A demo package, with ünïcode",
+        metadata_sha256="b" * 64,
+        yanked="broken build",
+        uploader="alice",
+        md5="c" * 32,
+        blake2_256="d" * 64,
+        sequencer="0055AED6DCD90281E5",
+        upload_time=1_700_000_123.456789,
+    )
+    catalog.add_file(full)
+    assert catalog.get_file("demo-pkg", "Demo_Pkg-2.0-py3-none-any.whl") == full
+
+
+def test_optional_fields_round_trip_as_none_and_empty(catalog: Catalog) -> None:
+    bare = record(display_name="", yanked="")
+    catalog.add_file(bare)
+    got = catalog.get_file("demo", bare.filename)
+    assert got == bare
+    assert got is not None and got.yanked == "" and got.requires_python is None
+
+
+def test_get_missing_file_is_none(catalog: Catalog) -> None:
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") is None
+    catalog.add_file(record())
+    assert catalog.get_file("demo", "demo-2.0.tar.gz") is None
+    assert catalog.get_file("other", "demo-1.0.tar.gz") is None
+
+
+def test_list_files_sorted_by_filename_and_scoped_to_the_project(catalog: Catalog) -> None:
+    names = ["demo-1.10.tar.gz", "demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.2.zip"]
+    for name in names:
+        catalog.add_file(record(name))
+    catalog.add_file(record("demo_extra-1.0.tar.gz", project="demo-extra"))
+    catalog.add_file(record("dem-1.0.tar.gz", project="dem"))
+    assert [r.filename for r in catalog.list_files("demo")] == sorted(names)
+    assert [r.filename for r in catalog.list_files("demo-extra")] == ["demo_extra-1.0.tar.gz"]
+    assert catalog.list_files("nothing-here") == []
+
+
+def test_list_files_returns_full_records(catalog: Catalog) -> None:
+    one = record(yanked="why", requires_python=">=3.8", sequencer="1F")
+    catalog.add_file(one)
+    assert catalog.list_files("demo") == [one]
+
+
+# --- list_projects ------------------------------------------------------------------------
+
+
+def test_list_projects_empty(catalog: Catalog) -> None:
+    assert catalog.list_projects() == []
+
+
+def test_list_projects_sorted_with_display_name_counts_and_newest_upload(
+    catalog: Catalog,
+) -> None:
+    catalog.add_file(record("zeta-1.0.tar.gz", project="zeta", display_name="Zeta"))
+    catalog.add_file(record("Foo_Bar-1.0.tar.gz", project="foo-bar", display_name="Foo_Bar"))
+    catalog.add_file(
+        record("Foo_Bar-1.1.tar.gz", project="foo-bar", display_name="Foo_Bar", upload_time=50.0)
+    )
+    catalog.add_file(
+        record("Foo_Bar-0.9.tar.gz", project="foo-bar", display_name="Foo_Bar", upload_time=10.0)
+    )
+    catalog.add_file(record("alpha-1.0.tar.gz", project="alpha", display_name="Alpha"))
+    assert catalog.list_projects() == [
+        ProjectSummary("alpha", "Alpha", 1_700_000_000.0, 1),
+        ProjectSummary("foo-bar", "Foo_Bar", 1_700_000_000.0, 3),
+        ProjectSummary("zeta", "Zeta", 1_700_000_000.0, 1),
+    ]
+
+
+def test_list_projects_display_name_falls_back_to_the_name(catalog: Catalog) -> None:
+    catalog.add_file(record(display_name=""))
+    assert [p.display_name for p in catalog.list_projects()] == ["demo"]
+
+
+def test_list_projects_follows_deletes(catalog: Catalog) -> None:
+    catalog.add_file(record("demo-1.0.tar.gz", upload_time=100.0))
+    catalog.add_file(record("demo-2.0.tar.gz", upload_time=300.0))
+    catalog.add_file(record("demo-1.5.tar.gz", upload_time=200.0))
+    catalog.add_file(record("other-1.0.tar.gz", project="other", display_name="Other"))
+
+    catalog.delete_file("demo", "demo-2.0.tar.gz")  # the newest: last_modified goes back
+    assert catalog.list_projects()[0] == ProjectSummary("demo", "Demo", 200.0, 2)
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    assert catalog.list_projects()[0] == ProjectSummary("demo", "Demo", 200.0, 1)
+    catalog.delete_file("demo", "demo-1.5.tar.gz")
+    assert [p.name for p in catalog.list_projects()] == ["other"]
+    assert catalog.list_files("demo") == []
+
+
+def test_project_comes_back_after_being_emptied(catalog: Catalog) -> None:
+    catalog.add_file(record())
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    catalog.add_file(record("demo-2.0.tar.gz", upload_time=5.0))
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 5.0, 1)]
+
+
+def test_overwrite_keeps_the_count_and_follows_the_upload_time(catalog: Catalog) -> None:
+    catalog.add_file(record("demo-1.0.tar.gz", upload_time=100.0))
+    catalog.add_file(record("demo-2.0.tar.gz", upload_time=300.0))
+    catalog.add_file(record("demo-2.0.tar.gz", upload_time=200.0, sha="e"), overwrite=True)
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 200.0, 2)]
+
+
+# --- conflicts and overwrite --------------------------------------------------------------
+
+
+def test_duplicate_add_is_a_conflict_and_changes_nothing(catalog: Catalog) -> None:
+    first = record(sha="a")
+    catalog.add_file(first)
+    with pytest.raises(Conflict):
+        catalog.add_file(record(sha="b", upload_time=5.0))
+    assert catalog.get_file("demo", first.filename) == first
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", first.upload_time, 1)]
+
+
+def test_overwrite_replaces(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a", yanked="old"))
+    replacement = record(sha="b", summary="new", upload_time=1_800_000_000.0)
+    catalog.add_file(replacement, overwrite=True)
+    assert catalog.get_file("demo", replacement.filename) == replacement
+    assert catalog.list_files("demo") == [replacement]
+
+
+def test_overwrite_of_a_missing_file_adds_it(catalog: Catalog) -> None:
+    catalog.add_file(record(), overwrite=True)
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 1_700_000_000.0, 1)]
+
+
+def test_concurrent_adds_of_one_file_give_one_success(catalog: Catalog) -> None:
+    candidates = [record(sha=f"{i:064x}") for i in range(THREADS)]
+    results = run_concurrently(
+        [lambda r=r: catalog.add_file(r) for r in candidates]  # type: ignore[misc]
+    )
+    winners = [c for c, res in zip(candidates, results, strict=True) if res is None]
+    losers = [res for res in results if res is not None]
+    assert len(winners) == 1
+    assert len(losers) == THREADS - 1
+    assert all(isinstance(e, Conflict) for e in losers), losers
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") == winners[0]
+    assert [p.file_count for p in catalog.list_projects()] == [1]
+
+
+def test_concurrent_adds_of_different_files_keep_the_count(catalog: Catalog) -> None:
+    files = [record(f"demo-1.{i}.tar.gz", upload_time=float(i)) for i in range(THREADS)]
+    results = run_concurrently(
+        [lambda r=r: catalog.add_file(r) for r in files]  # type: ignore[misc]
+    )
+    assert results == [None] * THREADS
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", THREADS - 1.0, THREADS)]
+    assert len(catalog.list_files("demo")) == THREADS
+
+
+def test_concurrent_deletes_remove_the_project_once(catalog: Catalog) -> None:
+    files = [record(f"demo-1.{i}.tar.gz") for i in range(4)]
+    for f in files:
+        catalog.add_file(f)
+    results = run_concurrently(
+        [lambda r=r: catalog.delete_file("demo", r.filename) for r in files * 2]  # type: ignore[misc]
+    )
+    removed = [r for r in results if isinstance(r, FileRecord)]
+    assert sorted(r.filename for r in removed) == sorted(f.filename for f in files)
+    assert results.count(None) == len(files)
+    assert catalog.list_projects() == []
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_delete_returns_the_record_then_none(catalog: Catalog) -> None:
+    one = record(yanked="x")
+    catalog.add_file(one)
+    assert catalog.delete_file("demo", one.filename) == one
+    assert catalog.get_file("demo", one.filename) is None
+    assert catalog.delete_file("demo", one.filename) is None
+    assert catalog.delete_file("nothing", "nothing-1.0.tar.gz") is None
+
+
+def test_delete_then_add_again(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    again = record(sha="b")
+    catalog.add_file(again)
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") == again
+
+
+# --- yank -----------------------------------------------------------------------------------
+
+
+def test_set_yanked_with_reason_empty_and_none(catalog: Catalog) -> None:
+    one = record()
+    catalog.add_file(one)
+
+    got = catalog.set_yanked("demo", one.filename, "security issue")
+    assert got == one.with_changes(yanked="security issue")
+    assert catalog.get_file("demo", one.filename) == got
+
+    got = catalog.set_yanked("demo", one.filename, "")
+    assert got.yanked == "" and got.is_yanked
+    assert catalog.get_file("demo", one.filename) == one.with_changes(yanked="")
+
+    got = catalog.set_yanked("demo", one.filename, None)
+    assert got == one
+    assert catalog.list_files("demo") == [one]
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", one.upload_time, 1)]
+
+
+def test_set_yanked_missing_is_not_found(catalog: Catalog) -> None:
+    with pytest.raises(NotFound):
+        catalog.set_yanked("demo", "demo-1.0.tar.gz", "x")
+    catalog.add_file(record())
+    with pytest.raises(NotFound):
+        catalog.set_yanked("demo", "demo-9.0.tar.gz", None)
+    assert [r.filename for r in catalog.list_files("demo")] == ["demo-1.0.tar.gz"]
+
+
+# --- S3 event sync ----------------------------------------------------------------------------
+
+# Sequencers of different lengths: only padded comparison (sequencer_key) orders them right.
+S1, S2, S3, S4, S5 = "9F", "0A1", "1B2", "0000C3D", "2D4E5"
+
+
+def test_sync_upsert_creates(catalog: Catalog) -> None:
+    created = record(sequencer=S1)
+    assert catalog.sync_upsert(created) is True
+    assert catalog.get_file("demo", created.filename) == created
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", created.upload_time, 1)]
+
+
+def test_sync_upsert_ignores_older_and_equal_sequencers(catalog: Catalog) -> None:
+    stored = record(sha="b", sequencer=S3)
+    assert catalog.sync_upsert(stored) is True
+    assert catalog.sync_upsert(record(sha="a", sequencer=S2)) is False
+    assert catalog.sync_upsert(record(sha="c", sequencer=S3)) is False
+    assert catalog.get_file("demo", stored.filename) == stored
+
+
+def test_sync_upsert_newer_replaces(catalog: Catalog) -> None:
+    assert catalog.sync_upsert(record(sha="a", sequencer=S2)) is True
+    newer = record(sha="b", sequencer=S3, upload_time=5.0)
+    assert catalog.sync_upsert(newer) is True
+    assert catalog.get_file("demo", newer.filename) == newer
+    assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 5.0, 1)]
+
+
+def test_sync_upsert_same_sha_is_a_no_op(catalog: Catalog) -> None:
+    uploaded = record(sha="a", uploader="alice", metadata_sha256="f" * 64)  # via the API
+    catalog.add_file(uploaded)
+    event = record(sha="a", sequencer=S2, uploader=None, upload_time=9.0)
+    assert catalog.sync_upsert(event) is False
+    assert catalog.get_file("demo", uploaded.filename) == uploaded
+
+
+def test_sync_upsert_different_sha_replaces_an_api_upload(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    event = record(sha="b", sequencer=S1)
+    assert catalog.sync_upsert(event) is True
+    assert catalog.get_file("demo", event.filename) == event
+
+
+def test_sync_delete_removes_and_drops_an_empty_project(catalog: Catalog) -> None:
+    catalog.sync_upsert(record(sequencer=S1))
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S2) is True
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") is None
+    assert catalog.list_files("demo") == []
+    assert catalog.list_projects() == []
+
+
+def test_sync_delete_of_an_api_upload(catalog: Catalog) -> None:
+    catalog.add_file(record())  # no sequencer: any removal event is newer
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S1) is True
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") is None
+
+
+def test_sync_delete_missing_is_false(catalog: Catalog) -> None:
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S1) is False
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S1) is False
+    assert catalog.list_projects() == []
+    assert catalog.list_files("demo") == []
+
+
+def test_sync_delete_older_than_the_file_keeps_it(catalog: Catalog) -> None:
+    stored = record(sequencer=S3)
+    catalog.sync_upsert(stored)
+    assert catalog.sync_delete("demo", stored.filename, S2) is False
+    assert catalog.get_file("demo", stored.filename) == stored
+
+
+def test_tombstone_blocks_an_older_create(catalog: Catalog) -> None:
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S3) is False  # removal came first
+    assert catalog.sync_upsert(record(sequencer=S2)) is False
+    assert catalog.sync_upsert(record(sequencer=S3)) is False
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") is None
+    assert catalog.list_files("demo") == []
+    assert catalog.list_projects() == []
+    newer = record(sequencer=S4)
+    assert catalog.sync_upsert(newer) is True
+    assert catalog.list_files("demo") == [newer]
+
+
+def test_tombstones_stay_out_of_other_files(catalog: Catalog) -> None:
+    catalog.add_file(record("demo-2.0.tar.gz"))
+    catalog.sync_delete("demo", "demo-1.0.tar.gz", S3)
+    assert [r.filename for r in catalog.list_files("demo")] == ["demo-2.0.tar.gz"]
+    assert [p.file_count for p in catalog.list_projects()] == [1]
+
+
+def test_older_removal_does_not_lower_a_tombstone(catalog: Catalog) -> None:
+    catalog.sync_delete("demo", "demo-1.0.tar.gz", S4)
+    catalog.sync_delete("demo", "demo-1.0.tar.gz", S2)
+    assert catalog.sync_upsert(record(sequencer=S3)) is False
+
+
+def test_add_file_clears_the_tombstone(catalog: Catalog) -> None:
+    catalog.sync_upsert(record(sha="a", sequencer=S1))
+    catalog.sync_delete("demo", "demo-1.0.tar.gz", S4)
+    uploaded = record(sha="b")
+    catalog.add_file(uploaded)  # the API uploads the file again
+    assert catalog.get_file("demo", uploaded.filename) == uploaded
+    catalog.delete_file("demo", uploaded.filename)
+    # Without the tombstone of S4, an event older than S4 is no longer blocked.
+    late = record(sha="c", sequencer=S2)
+    assert catalog.sync_upsert(late) is True
+    assert catalog.get_file("demo", late.filename) == late
+
+
+# The life of one key in S3, in order: the state after the last event is the truth.
+def _events(filename: str) -> list[tuple[str, FileRecord]]:
+    return [
+        ("put", record(filename, sha="1", sequencer=S1, upload_time=1.0)),
+        ("del", record(filename, sequencer=S2)),
+        ("put", record(filename, sha="2", sequencer=S3, upload_time=3.0)),
+        ("put", record(filename, sha="3", sequencer=S4, upload_time=4.0)),
+        ("del", record(filename, sequencer=S5)),
+    ]
+
+
+def _apply(catalog: Catalog, event: tuple[str, FileRecord]) -> bool:
+    kind, rec = event
+    if kind == "put":
+        return catalog.sync_upsert(rec)
+    return catalog.sync_delete(rec.project, rec.filename, rec.sequencer)
+
+
+@pytest.mark.parametrize("ending", ["deleted", "created"])
+def test_reordered_and_duplicated_events_converge(catalog: Catalog, ending: str) -> None:
+    rng = random.Random(1234)
+    expected: list[FileRecord] = []
+    for trial in range(6):
+        filename = f"demo-{trial}.0.tar.gz"
+        events = _events(filename)
+        if ending == "created":
+            events = events[:-1]
+            expected.append(events[-1][1])
+        shuffled = events + rng.sample(events, 3)  # at least once, out of order
+        rng.shuffle(shuffled)
+        for event in shuffled:
+            _apply(catalog, event)
+    assert catalog.list_files("demo") == expected
+    if expected:
+        assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 4.0, len(expected))]
+    else:
+        assert catalog.list_projects() == []
+
+
+@pytest.mark.parametrize("ending", ["deleted", "created"])
+def test_concurrent_events_on_one_key_do_not_regress(catalog: Catalog, ending: str) -> None:
+    rng = random.Random(99)
+    for trial in range(3):
+        events = _events(f"demo-{trial}.0.tar.gz")
+        if ending == "created":
+            events = events[:-1]
+        batch = events * 2
+        rng.shuffle(batch)
+        results = run_concurrently(
+            [lambda e=e: _apply(catalog, e) for e in batch]  # type: ignore[misc]
+        )
+        assert not [r for r in results if isinstance(r, Exception)], results
+    files = catalog.list_files("demo")
+    if ending == "created":
+        assert [(f.sha256, f.sequencer) for f in files] == [("3" * 64, S4)] * 3
+        assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 4.0, 3)]
+    else:
+        assert files == []
+        assert catalog.list_projects() == []
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+def test_health(catalog: Catalog) -> None:
+    catalog.health()
+
+
+def test_dynamo_health_raises_when_the_table_is_missing(dynamodb_endpoint: str) -> None:
+    from stratus.adapters.dynamo_catalog import DynamoCatalog
+    from stratus.domain.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable):
+        DynamoCatalog("stratus-test-no-such-table").health()
