@@ -91,6 +91,9 @@ def test_pynamodb_models_use_the_schema_keys() -> None:
         assert model.sk.attr_name == table_schema.SORT_KEY.name
         assert model.pk.is_hash_key and model.sk.is_range_key
     assert models_for("schema-check-table") is models  # cached per table name
+    # One connection (one botocore client) for the three models and the transactions.
+    connections = {model._get_connection() for model in (models.file, models.project)}
+    assert [c.connection for c in connections] == [models.connection]
 
 
 def _imported_modules(module: str) -> set[str]:
