@@ -1,0 +1,1 @@
+"""The Stratus CDK app (see app.py)."""

@@ -1,0 +1,75 @@
+"""The Stratus CDK app: ``npx cdk synth`` / ``npx cdk deploy`` run this (see cdk.json).
+
+Five stacks: <prefix>Storage (bucket, table, event queue; retained), <prefix>Api,
+<prefix>Sync, <prefix>Reconcile, <prefix>Monitoring. Settings: infra/settings.py.
+cdk-nag's AwsSolutions pack validates the app on every synth; each acknowledged finding
+carries its one-line reason next to the resource it concerns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+for path in (REPO_ROOT, REPO_ROOT / "functions"):  # run from a checkout, installed or not
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.api import ApiStack  # noqa: E402
+from infra.functions import LayerNotBuilt  # noqa: E402
+from infra.monitoring import MonitoringStack  # noqa: E402
+from infra.reconcile import ReconcileStack  # noqa: E402
+from infra.settings import DeploySettings  # noqa: E402
+from infra.storage import StorageStack  # noqa: E402
+from infra.sync import SyncStack  # noqa: E402
+
+
+def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
+    app = app or cdk.App()
+    settings = DeploySettings.from_node(app.node)
+    env = None
+    if os.environ.get("CDK_DEFAULT_ACCOUNT") and os.environ.get("CDK_DEFAULT_REGION"):
+        env = cdk.Environment(
+            account=os.environ["CDK_DEFAULT_ACCOUNT"], region=os.environ["CDK_DEFAULT_REGION"]
+        )
+    prefix = settings.stack_prefix
+    common: dict[str, Any] = {"settings": settings, "env": env}
+    storage = StorageStack(app, f"{prefix}Storage", **common)
+    api = ApiStack(app, f"{prefix}Api", **common, storage=storage)
+    sync = SyncStack(app, f"{prefix}Sync", **common, storage=storage)
+    reconcile = ReconcileStack(app, f"{prefix}Reconcile", **common, storage=storage)
+    MonitoringStack(
+        app,
+        f"{prefix}Monitoring",
+        **common,
+        dead_letters=storage.dead_letters,
+        events_queue=storage.events,
+        http_api=api.http_api,
+        functions={
+            "Api": api.api_function.function,
+            "Sync": sync.sync_function.function,
+            "Reconcile": reconcile.reconcile_function.function,
+        },
+    )
+    cdk.Tags.of(app).add("project", "stratus")
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app
+
+
+def main() -> None:
+    try:
+        app = build_app()
+    except LayerNotBuilt as exc:
+        sys.exit(str(exc))
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""What every Stratus Lambda function shares: code, dependency layer, role, log group.
+
+* Code: the ``functions/`` folder (the ``stratus`` package), without caches and build
+  leftovers. Dependencies come from the layer built by ``layers/build.py``; boto3 comes
+  from the python3.12 runtime.
+* Role: no managed policy. Each function's role may write to its own log group and gets
+  exactly the statements its stack adds (see each stack).
+* Logs: an explicit log group with the configured retention, JSON log format, so the
+  ``logging`` lines of ``stratus.*`` modules come out as JSON too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct, IConstruct
+
+from .settings import DeploySettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+LAYER_DIR = REPO_ROOT / "layers" / "build"
+LAYER_LOCK = REPO_ROOT / "layers" / "requirements.txt"
+LAYER_STAMP = LAYER_DIR / "STAMP"
+CONFIG_STAGING = REPO_ROOT / "layers" / "build-config"
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layer is built for cp312: change both together
+ARCHITECTURE = lambda_.Architecture.ARM_64
+CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache", "**/tests"]
+CONFIG_MOUNT = "/opt/stratus-config"  # where the access-config layer's files appear
+
+LAYER_MISSING = (
+    "The Lambda dependency layer is not built (or is older than layers/requirements.txt).\n"
+    "Build it first:  python layers/build.py\n"
+    "(it downloads manylinux aarch64 wheels for Python 3.12 into layers/build/python)"
+)
+
+
+class LayerNotBuilt(RuntimeError):
+    pass
+
+
+def check_layer_built() -> None:
+    """Refuse to synthesize with a missing or stale dependency layer."""
+    digest = hashlib.sha256(LAYER_LOCK.read_bytes()).hexdigest()
+    if not (LAYER_DIR / "python").is_dir() or not LAYER_STAMP.is_file():
+        raise LayerNotBuilt(LAYER_MISSING)
+    if LAYER_STAMP.read_text().strip() != digest:
+        raise LayerNotBuilt(LAYER_MISSING)
+
+
+def code_asset() -> lambda_.Code:
+    return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=CODE_EXCLUDES)
+
+
+def dependency_layer(scope: Construct) -> lambda_.LayerVersion:
+    check_layer_built()
+    return lambda_.LayerVersion(
+        scope,
+        "Dependencies",
+        code=lambda_.Code.from_asset(str(LAYER_DIR), exclude=["STAMP"]),
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        description="Stratus dependencies (layers/requirements.txt), without boto3",
+    )
+
+
+def config_layer(scope: Construct, config_file: str) -> tuple[lambda_.LayerVersion, str]:
+    """A layer holding the access config file; returns it and the file's path in Lambda.
+
+    The file holds password *hashes* (``stratus hash-password``), never plain passwords;
+    it stays out of environment variables and out of the function code asset.
+    """
+    source = Path(config_file)
+    if not source.is_absolute():
+        source = REPO_ROOT / source
+    if not source.is_file():
+        raise FileNotFoundError(f"access_config_file: {source} does not exist")
+    staging = CONFIG_STAGING / "stratus-config"
+    if staging.parent.exists():
+        shutil.rmtree(staging.parent)
+    staging.mkdir(parents=True)
+    shutil.copyfile(source, staging / source.name)
+    layer = lambda_.LayerVersion(
+        scope,
+        "AccessConfig",
+        code=lambda_.Code.from_asset(str(CONFIG_STAGING)),
+        compatible_runtimes=[RUNTIME],
+        description="Stratus access configuration (users, groups, package permissions)",
+    )
+    return layer, f"{CONFIG_MOUNT}/{source.name}"
+
+
+class StratusFunction(Construct):
+    """A python3.12 arm64 function of the ``stratus`` package with its own role and logs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploySettings,
+        handler: str,
+        description: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        environment: dict[str, str],
+        layers: list[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", removal_policy=RemovalPolicy.DESTROY)
+        cfn_log_group = self.log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
+        cfn_log_group.retention_in_days = settings.log_retention_days or None
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (least privilege; no managed policies)",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=code_asset(),
+            layers=layers,
+            description=description,
+            memory_size=memory_mb,
+            timeout=Duration.seconds(timeout_seconds),
+            environment={"PYTHONDONTWRITEBYTECODE": "1", **environment},
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+        )
+        ack(
+            self.function,
+            "AwsSolutions-L1",
+            "python3.12 is pinned: layers/build.py fetches cp312 wheels; upgrade both together",
+        )
+
+    def allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
+        self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+
+
+def ack(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on ``scope``, with its one-line reason."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))

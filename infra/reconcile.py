@@ -1,0 +1,62 @@
+"""The reconcile function: on a schedule (and by hand), repair drift bucket ↔ index."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from constructs import Construct
+
+from .functions import StratusFunction, dependency_layer
+from .permissions import PackageFiles, allow_indexing
+from .settings import DeploySettings
+from .storage import StorageStack
+
+
+class ReconcileStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploySettings,
+        storage: StorageStack,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Stratus package index: scheduled bucket/index reconcile",
+            **kwargs,
+        )
+        self.reconcile_function = StratusFunction(
+            self,
+            "Reconcile",
+            settings=settings,
+            handler="stratus.handlers.reconcile.handler",
+            description="Stratus reconcile: list the bucket, diff the index, repair drift",
+            memory_mb=settings.reconcile_memory_mb,
+            timeout_seconds=settings.reconcile_timeout_seconds,
+            environment={
+                "STRATUS_TABLE_NAME": storage.table.table_name,
+                "STRATUS_BUCKET_NAME": storage.bucket.bucket_name,
+            },
+            layers=[dependency_layer(self)],
+        )
+        fn = self.reconcile_function
+        files = PackageFiles(storage.bucket_arn_for(self), storage.bucket.bucket_name)
+        allow_indexing(fn, files, storage.table)
+        if settings.reconcile_schedule:
+            self.schedule = events.Rule(
+                self,
+                "Schedule",
+                description="Run the Stratus reconcile",
+                schedule=events.Schedule.expression(settings.reconcile_schedule),
+                targets=[events_targets.LambdaFunction(fn.function, retry_attempts=2)],
+            )
+        CfnOutput(
+            self,
+            "ReconcileFunctionName",
+            value=fn.function.function_name,
+            description="aws lambda invoke --function-name <this> --payload '{}' report.json",
+        )

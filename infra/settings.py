@@ -1,0 +1,140 @@
+"""Deployment settings: CDK context values, each with a documented default.
+
+Set them in ``cdk.json`` (``"context"``) or per command (``npx cdk deploy -c name=value``);
+a platform team changes behaviour here, not in code. Values given with ``-c`` arrive as
+strings and are converted to the default's type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from constructs import Node
+
+# CloudWatch Logs accepts only these retention periods (0 = never expire).
+LOG_RETENTION_DAYS = (
+    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+_SECRET_WORDS = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    # --- names ---
+    stack_prefix: str = "Stratus"  # stacks are <prefix>Storage, <prefix>Api, ...
+    # --- application options (pypicloud's names; STRATUS_<OPTION> in the API function) ---
+    fallback: str = "none"  # only "none" is implemented
+    allow_overwrite: bool = False  # let uploads replace an existing file
+    default_read: str = "authenticated"  # groups that may read packages without an ACL entry
+    default_write: str = ""  # groups that may upload packages without an ACL entry
+    presign_expiry: int = 300  # seconds a presigned download URL stays valid
+    options: dict[str, str] = field(default_factory=dict)  # further STRATUS_<OPTION> values
+    # A pypicloud-style INI (users with password *hashes*, groups, package ACLs), bundled
+    # into a small layer and passed as STRATUS_CONFIG; "" = no users (anonymous only).
+    access_config_file: str = ""
+    # --- API ---
+    api_memory_mb: int = 1024  # memory is also CPU: 1024 MB keeps cold starts short
+    api_timeout_seconds: int = 29  # an HTTP API integration times out at 30 s
+    api_throttle_rate: int = 200  # requests per second, steady state (stage default route)
+    api_throttle_burst: int = 400
+    custom_domain: str = ""  # e.g. "pypi.example.com"; needs certificate_arn
+    certificate_arn: str = ""  # ACM certificate for custom_domain, in the stack's region
+    hosted_zone_id: str = ""  # optional: Route 53 zone in which to create the alias records
+    hosted_zone_name: str = ""
+    # --- sync (S3 events → SQS → Lambda) ---
+    sync_memory_mb: int = 1024  # files uploaded with `aws s3 cp` are read whole to index them
+    sync_timeout_seconds: int = 120
+    sync_batch_size: int = 10
+    sync_max_concurrency: int = 5  # concurrent sync invocations (2..1000)
+    sync_max_receive_count: int = 5  # attempts before a message goes to the dead-letter queue
+    # --- reconcile ---
+    reconcile_schedule: str = "rate(1 day)"  # EventBridge schedule expression; "" = by hand only
+    reconcile_memory_mb: int = 1024
+    reconcile_timeout_seconds: int = 900
+    # --- storage and logs ---
+    noncurrent_version_retention_days: int = 30  # old versions of overwritten/deleted files
+    access_log_retention_days: int = 365  # S3 server access logs
+    log_retention_days: int = 30  # Lambda and API access logs (a CloudWatch Logs value)
+    storage_termination_protection: bool = True  # the stack holding the bucket and table
+    # --- monitoring ---
+    alarm_email: str = ""  # subscribed to the alarm topic when set
+    api_5xx_alarm_threshold: int = 5  # 5xx answers per 5 minutes that raise the alarm
+
+    @classmethod
+    def from_node(cls, node: Node) -> DeploySettings:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = node.try_get_context(f.name)
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, raw, cls.__dataclass_fields__[f.name])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.fallback != "none":
+            raise ValueError("fallback: only 'none' is supported in this version")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
+        if bool(self.custom_domain) != bool(self.certificate_arn):
+            raise ValueError("custom_domain and certificate_arn go together")
+        if bool(self.hosted_zone_id) != bool(self.hosted_zone_name):
+            raise ValueError("hosted_zone_id and hosted_zone_name go together")
+        if self.hosted_zone_id and not self.custom_domain:
+            raise ValueError("hosted_zone_id needs custom_domain")
+        if not 1 <= self.api_timeout_seconds <= 30:
+            raise ValueError("api_timeout_seconds: an HTTP API waits at most 30 s")
+        if not 2 <= self.sync_max_concurrency <= 1000:
+            raise ValueError("sync_max_concurrency must be within 2..1000 (SQS event sources)")
+        if self.noncurrent_version_retention_days < 1:
+            raise ValueError("noncurrent_version_retention_days must be at least 1")
+        for name in self.options:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"options: {name!r} is not an option name")
+            if _SECRET_WORDS.search(name):
+                raise ValueError(
+                    f"options: {name!r} looks like a secret; secrets never go into "
+                    "environment variables (put password hashes in access_config_file)"
+                )
+
+    def app_environment(self) -> dict[str, str]:
+        """STRATUS_<OPTION> variables of the API function (not the table/bucket names)."""
+        env = {
+            "STRATUS_FALLBACK": self.fallback,
+            "STRATUS_ALLOW_OVERWRITE": "true" if self.allow_overwrite else "false",
+            "STRATUS_DEFAULT_READ": self.default_read,
+            "STRATUS_DEFAULT_WRITE": self.default_write,
+            "STRATUS_PRESIGN_EXPIRY": str(self.presign_expiry),
+        }
+        for name, value in sorted(self.options.items()):
+            env.setdefault(f"STRATUS_{name.upper()}", str(value))
+        return env
+
+
+def _convert(name: str, raw: Any, f: Any) -> Any:
+    kind = f.type
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"true", "1", "yes", "on"}:
+                return True
+            if text in {"false", "0", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind.startswith("dict"):
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, dict):
+                raise ValueError(raw)
+            return {str(k): str(v) for k, v in value.items()}
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"context {name}: {raw!r} is not a valid {kind}") from None

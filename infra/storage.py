@@ -1,0 +1,204 @@
+"""Stateful resources: the package bucket, the index table, and the S3 event queue.
+
+Everything here is retained when the stack is deleted. The event queue and its
+dead-letter queue live here (not in the sync stack) because the bucket's notification
+configuration and the queue's policy refer to each other; keeping them in one stack
+avoids a dependency cycle between stacks, and the sync stack only consumes the queue.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from stratus.adapters import table_schema
+from stratus.domain.keys import PACKAGE_PREFIX
+
+from .functions import ack
+from .settings import DeploySettings
+
+# Only distributions under packages/ notify: core metadata files (``.metadata``) written
+# next to them by the API and the sync itself never reach the queue. S3 allows one
+# prefix and one suffix per configuration, hence one configuration per suffix.
+DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip")
+NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
+BUCKET_ARN_OUTPUT = "PackagesBucketArn"
+
+
+def notification_filters() -> list[tuple[str, str]]:
+    """``(prefix, suffix)`` pairs of the bucket's notification configurations."""
+    return [(PACKAGE_PREFIX, suffix) for suffix in DISTRIBUTION_SUFFIXES]
+
+
+def _attribute_type(kind: str) -> dynamodb.AttributeType:
+    return {
+        "S": dynamodb.AttributeType.STRING,
+        "N": dynamodb.AttributeType.NUMBER,
+        "B": dynamodb.AttributeType.BINARY,
+    }[kind]
+
+
+def _attribute(key: table_schema.KeyAttribute) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_attribute_type(key.type))
+
+
+class StorageStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: DeploySettings, **kwargs
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Stratus package index: bucket, index table, S3 event queue",
+            termination_protection=settings.storage_termination_protection,
+            **kwargs,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery requires SSE-S3
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(settings.access_log_retention_days),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        ack(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the server access log bucket; logging it into itself would loop",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Packages",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="packages-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(
+                        settings.noncurrent_version_retention_days
+                    ),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+                s3.LifecycleRule(
+                    id="remove-expired-delete-markers", expired_object_delete_marker=True
+                ),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.table = dynamodb.Table(
+            self,
+            "Index",
+            partition_key=_attribute(table_schema.PARTITION_KEY),
+            sort_key=_attribute(table_schema.SORT_KEY) if table_schema.SORT_KEY else None,
+            billing_mode=(
+                dynamodb.BillingMode.PAY_PER_REQUEST
+                if table_schema.BILLING_MODE == "PAY_PER_REQUEST"
+                else dynamodb.BillingMode.PROVISIONED
+            ),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=table_schema.POINT_IN_TIME_RECOVERY
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for index in table_schema.GLOBAL_SECONDARY_INDEXES:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(index.partition_key),
+                sort_key=_attribute(index.sort_key) if index.sort_key else None,
+                projection_type=(
+                    dynamodb.ProjectionType.ALL
+                    if index.projection == "ALL"
+                    else dynamodb.ProjectionType.KEYS_ONLY
+                ),
+            )
+
+        self.dead_letters = sqs.Queue(
+            self,
+            "SyncDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        ack(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This is the dead-letter queue of the S3 event queue",
+        )
+        self.events = sqs.Queue(
+            self,
+            "SyncEvents",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,  # S3 can send to SSE-SQS queues
+            enforce_ssl=True,
+            # AWS's advice for Lambda event sources: six times the function timeout.
+            visibility_timeout=Duration.seconds(6 * settings.sync_timeout_seconds),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letters, max_receive_count=settings.sync_max_receive_count
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        destination = s3n.SqsDestination(self.events)
+        for event in NOTIFIED_EVENTS:
+            for prefix, suffix in notification_filters():
+                self.bucket.add_event_notification(
+                    event, destination, s3.NotificationKeyFilter(prefix=prefix, suffix=suffix)
+                )
+        self._acknowledge_notification_handler()
+        # Exported under a fixed name and imported by name (``bucket_arn_for``): the IAM
+        # statements built on it then read "<export>/packages/*" in every synth, which is
+        # how cdk-nag's acknowledgments of those wildcards name them.
+        CfnOutput(
+            self,
+            BUCKET_ARN_OUTPUT,
+            value=self.bucket.bucket_arn,
+            export_name=self.bucket_arn_export,
+        )
+        CfnOutput(self, "PackagesBucketName", value=self.bucket.bucket_name)
+        CfnOutput(self, "IndexTableName", value=self.table.table_name)
+        CfnOutput(self, "SyncDeadLetterQueueUrl", value=self.dead_letters.queue_url)
+
+    @property
+    def bucket_arn_export(self) -> str:
+        return f"{self.stack_name}-{BUCKET_ARN_OUTPUT}"
+
+    def bucket_arn_for(self, consumer: Stack) -> str:
+        """The bucket's ARN as another stack reads it (Fn::ImportValue of a fixed name)."""
+        consumer.add_stack_dependency(self)
+        return Fn.import_value(self.bucket_arn_export)
+
+    def _acknowledge_notification_handler(self) -> None:
+        """CDK's own custom resource that writes the bucket's notification configuration."""
+        handler = next(
+            child
+            for child in self.node.children
+            if child.node.id.startswith("BucketNotificationsHandler")
+        )
+        reasons = {
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]": "CDK's bucket-notification custom resource "
+            "(runs at deploy time only) uses the basic execution role for its logs",
+            "AwsSolutions-L1": "CDK's bucket-notification custom resource; its runtime is "
+            "chosen by aws-cdk-lib",
+        }
+        for rule_id, reason in reasons.items():
+            ack(handler, rule_id, reason)
