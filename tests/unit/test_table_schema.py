@@ -112,3 +112,17 @@ def test_dynamo_catalog_import_defers_pynamodb() -> None:
     """Cold starts: pynamodb/botocore load on first use, not when the module is imported."""
     loaded = _imported_modules("stratus.adapters.dynamo_catalog")
     assert not {m for m in loaded if m.split(".")[0] in {"boto3", "botocore", "pynamodb"}}
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"])
+def test_pynamodb_client_takes_the_endpoint_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """DynamoCatalog passes no host: botocore must read the standard variables itself."""
+    from stratus.adapters.dynamo_catalog import models_for
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv(variable, "http://127.0.0.1:4567")
+    models = models_for(f"endpoint-check-{variable}")
+    assert models.connection.client.meta.endpoint_url == "http://127.0.0.1:4567"
