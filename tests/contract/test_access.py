@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from passlib.hash import sha256_crypt, sha512_crypt
-
 from stratus import passwords
 from stratus.adapters.config_access import ConfigAccess
 from stratus.domain.permissions import EMPTY_ACL

@@ -6,11 +6,11 @@ import io
 import zipfile
 
 import pytest
-
 from stratus.domain import distributions, metadata, names
 from stratus.domain.errors import InvalidInput
 from stratus.domain.keys import file_key, metadata_key, sequencer_key, split_key
 from stratus.indexing import describe_distribution
+
 from tests.support.distributions import sdist_bytes, wheel_bytes
 
 
@@ -53,7 +53,9 @@ def test_parse_wheel_and_sdist():
     assert (s.project, str(s.version), s.kind) == ("foo-bar", "2.0rc1", "sdist")
 
 
-@pytest.mark.parametrize("bad", ["foo.exe", "foo-1.0.egg", "foo-1.0-xx.whl", "foo-notaversion.tar.gz"])
+@pytest.mark.parametrize(
+    "bad", ["foo.exe", "foo-1.0.egg", "foo-1.0-xx.whl", "foo-notaversion.tar.gz"]
+)
 def test_unsupported_or_broken_filenames(bad):
     with pytest.raises(InvalidInput):
         distributions.parse(bad)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from stratus.web.negotiation import HTML, HTML_V1, JSON_V1, choose
 
 PIP = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
     "text/html; q=0.01"
 )
-UV = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+UV = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stratus.domain.models import ANONYMOUS, Identity
 from stratus.domain.permissions import EMPTY_ACL, PackageAcl, effective, parse_perm
 
