@@ -15,22 +15,14 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from stratus.adapters import table_schema
-from stratus.domain.keys import PACKAGE_PREFIX
 
 from .functions import ack
+from .notifications import notification_filters
 from .settings import DeploySettings
 
-# Only distributions under packages/ notify: core metadata files (``.metadata``) written
-# next to them by the API and the sync itself never reach the queue. S3 allows one
-# prefix and one suffix per configuration, hence one configuration per suffix.
-DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip")
+# Must match infra.notifications.EVENTS (tests/infra checks the template against it).
 NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
 BUCKET_ARN_OUTPUT = "PackagesBucketArn"
-
-
-def notification_filters() -> list[tuple[str, str]]:
-    """``(prefix, suffix)`` pairs of the bucket's notification configurations."""
-    return [(PACKAGE_PREFIX, suffix) for suffix in DISTRIBUTION_SUFFIXES]
 
 
 def _attribute_type(kind: str) -> dynamodb.AttributeType:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,11 +42,14 @@ def built_layer() -> None:
     """The dependency layer must exist for synth; build it if missing or stale."""
     from infra.functions import LayerNotBuilt, check_layer_built
 
-    try:
-        check_layer_built()
-    except LayerNotBuilt:
-        subprocess.run([sys.executable, str(REPO_ROOT / "layers" / "build.py")], check=True)
-        check_layer_built()
+    lock_path = Path(tempfile.gettempdir()) / "stratus-layer-build.lock"
+    with open(lock_path, "w") as lock:  # one builder at a time (pytest-xdist workers)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            check_layer_built()
+        except LayerNotBuilt:
+            subprocess.run([sys.executable, str(REPO_ROOT / "layers" / "build.py")], check=True)
+            check_layer_built()
 
 
 @pytest.fixture(scope="session")

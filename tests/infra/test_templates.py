@@ -148,7 +148,7 @@ def test_event_queue_has_a_dead_letter_queue_and_sse(templates):
 
 
 def test_bucket_notifies_the_event_queue_of_distributions_only(templates):
-    from infra.storage import DISTRIBUTION_SUFFIXES
+    from infra.notifications import DISTRIBUTION_SUFFIXES, EVENTS
 
     storage = templates["Storage"]
     notifications = only(storage, "Custom::S3BucketNotifications")["Properties"]
@@ -163,11 +163,8 @@ def test_bucket_notifies_the_event_queue_of_distributions_only(templates):
         assert rules["prefix"] == "packages/"
         seen.add((config["Events"][0], rules["suffix"]))
         assert len(config["Events"]) == 1
-    assert seen == {
-        (event, suffix)
-        for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
-        for suffix in DISTRIBUTION_SUFFIXES
-    }
+    assert set(EVENTS) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    assert seen == {(event, suffix) for event in EVENTS for suffix in DISTRIBUTION_SUFFIXES}
     assert "LambdaFunctionConfigurations" not in notifications["NotificationConfiguration"]
 
 
