@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
@@ -72,9 +73,28 @@ def parse_s3_record(record: Mapping[str, Any]) -> S3Change:
         event_name=str(record.get("eventName", "")),
         bucket=str(s3.get("bucket", {}).get("name", "")),
         key=unquote_plus(obj["key"]),
-        sequencer=str(obj.get("sequencer") or ""),
+        sequencer=str(obj.get("sequencer") or "") or _sequencer_from_time(record),
         size=obj.get("size"),
     )
+
+
+def _sequencer_from_time(record: Mapping[str, Any]) -> str:
+    """A stand-in for a missing ``sequencer``: the event time in microseconds, as hex.
+
+    S3 always sends a sequencer; some emulators do not. Ordering by event time is the
+    best they allow (and ties are harmless: each event applies the key's current state).
+    """
+    raw = record.get("eventTime")
+    if not raw:
+        return ""
+    try:
+        when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    micros = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return f"{micros:x}"
 
 
 def changes_from_message(body: str) -> list[S3Change]:
