@@ -58,7 +58,7 @@ def published(client):
     sdist = sdist_bytes("Demo_App", "1.0")
     old_sdist = sdist_bytes("Demo_App", "0.9", metadata_version="2.1")
     for built in (wheel, sdist, old_sdist):
-        assert upload(client, built).status_code == 200
+        assert upload(client, built, name="Demo_App").status_code == 200
     return {"wheel": wheel, "sdist": sdist, "old": old_sdist}
 
 
@@ -141,7 +141,7 @@ def test_index_pages_never_contain_presigned_urls(client, published):
 
 
 def test_root_page_lists_only_readable_projects(client, published):
-    assert upload(client, wheel_bytes("secret-lib", "1.0")).status_code == 200
+    assert upload(client, wheel_bytes("secret-lib", "1.0"), name="secret-lib").status_code == 200
     bob = client.get("/simple/", headers={**auth("bob"), "Accept": JSON}).json()
     assert [p["name"] for p in bob["projects"]] == ["Demo_App"]
     alice = client.get("/simple/", headers={**auth("alice"), "Accept": JSON}).json()

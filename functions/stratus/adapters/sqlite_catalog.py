@@ -31,6 +31,7 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
 
 class SqliteCatalog:
     def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
