@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
@@ -28,7 +29,6 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 LAYER_DIR = REPO_ROOT / "layers" / "build"
 LAYER_LOCK = REPO_ROOT / "layers" / "requirements.txt"
 LAYER_STAMP = LAYER_DIR / "STAMP"
-CONFIG_STAGING = REPO_ROOT / "layers" / "build-config"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layer is built for cp312: change both together
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -82,15 +82,24 @@ def config_layer(scope: Construct, config_file: str) -> tuple[lambda_.LayerVersi
         source = REPO_ROOT / source
     if not source.is_file():
         raise FileNotFoundError(f"access_config_file: {source} does not exist")
-    staging = CONFIG_STAGING / "stratus-config"
-    if staging.parent.exists():
-        shutil.rmtree(staging.parent)
-    staging.mkdir(parents=True)
-    shutil.copyfile(source, staging / source.name)
+    data = source.read_bytes()
+    # Staged outside the checkout, named by content: concurrent synths agree, nothing to
+    # clean up in the repository, and the asset hash follows the file's content.
+    digest = hashlib.sha256(source.name.encode() + b"\0" + data).hexdigest()[:16]
+    staging = Path(tempfile.gettempdir()) / f"stratus-config-layer-{digest}"
+    if not staging.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix="stratus-config-layer-"))
+        (partial / "stratus-config").mkdir(mode=0o755)
+        (partial / "stratus-config" / source.name).write_bytes(data)
+        (partial / "stratus-config" / source.name).chmod(0o644)  # readable in Lambda
+        try:
+            partial.rename(staging)
+        except OSError:  # another synth staged the same content first
+            shutil.rmtree(partial, ignore_errors=True)
     layer = lambda_.LayerVersion(
         scope,
         "AccessConfig",
-        code=lambda_.Code.from_asset(str(CONFIG_STAGING)),
+        code=lambda_.Code.from_asset(str(staging)),
         compatible_runtimes=[RUNTIME],
         description="Stratus access configuration (users, groups, package permissions)",
     )
