@@ -64,7 +64,7 @@ class Deployment:
         ):
             for item in page.get("Contents", ()):
                 parts = split_key(item["Key"])
-                if parts is None:
+                if parts is None or not is_distribution(*parts):
                     continue
                 body = self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
                 out[parts] = hashlib.sha256(body).hexdigest()
@@ -127,6 +127,17 @@ class Deployment:
                 )
             else:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def is_distribution(project: str, filename: str) -> bool:
+    """What the index should list: a valid distribution stored under its own project."""
+    from stratus.domain.distributions import parse
+    from stratus.domain.errors import InvalidInput
+
+    try:
+        return parse(filename).project == project
+    except InvalidInput:
+        return False
 
 
 def split_filename_project(filename: str) -> str:
