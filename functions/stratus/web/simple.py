@@ -10,10 +10,13 @@ import hashlib
 import html
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from packaging.version import InvalidVersion, Version
 
+from ..domain.errors import NotFound
 from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
@@ -51,13 +54,17 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _sort_key(record: FileRecord):
-    from packaging.version import InvalidVersion, Version
-
+@lru_cache(maxsize=65536)
+def version_key(version: str) -> tuple:
+    """Sort key of a version string (parsed once per process: pages are sorted per request)."""
     try:
-        return (Version(record.version), record.filename)
+        return (0, Version(version))
     except InvalidVersion:  # pragma: no cover - versions are validated at upload
-        return (Version("0"), record.filename)
+        return (1, version)
+
+
+def _sort_key(record: FileRecord) -> tuple:
+    return (version_key(record.version), record.filename)
 
 
 # --- root page ---
@@ -86,7 +93,7 @@ def render_root_json(projects: list[ProjectSummary]) -> bytes:
 
 
 @router.get("/simple/")
-def simple_root(request: Request, format: str | None = None) -> Response:
+async def simple_root(request: Request, format: str | None = None) -> Response:
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
@@ -144,7 +151,7 @@ def render_project_json(project: str, files: list[FileRecord]) -> bytes:
                 "upload-time": _iso(f.upload_time),
             }
         )
-    versions = sorted({f.version for f in files}, key=lambda v: _sort_key_version(v))
+    versions = sorted({f.version for f in files}, key=version_key)
     return json.dumps(
         {
             "meta": {"api-version": API_VERSION},
@@ -154,15 +161,6 @@ def render_project_json(project: str, files: list[FileRecord]) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-
-
-def _sort_key_version(version: str):
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (0, Version(version), version)
-    except InvalidVersion:  # pragma: no cover
-        return (1, None, version)
 
 
 def readable_files(request: Request, who: Identity, project: str) -> list[FileRecord]:
@@ -175,15 +173,13 @@ def readable_files(request: Request, who: Identity, project: str) -> list[FileRe
     else:
         files = ctx.services.catalog.list_files(project)
     if not files:
-        from ..domain.errors import NotFound
-
         raise NotFound(f"No project named {project!r}.")
     return files
 
 
 @router.get("/simple/{project}/")
 @router.get("/simple/{project}")
-def simple_project(request: Request, project: str, format: str | None = None) -> Response:
+async def simple_project(request: Request, project: str, format: str | None = None) -> Response:
     normalized = normalize(project)
     if normalized != project or not request.url.path.endswith("/"):
         # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
