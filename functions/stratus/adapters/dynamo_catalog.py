@@ -499,6 +499,8 @@ class DynamoCatalog:
         if count <= 0:
             if entry is not None:
                 tx.delete("project", entry, condition)
+            else:  # still assert what was read: the entry must still be absent
+                tx.check("project", m.project, PROJECTS_PK, entry_sk(project), condition)
             return
         last_modified = float(entry.last_modified) if entry is not None else None
         if removed is not None and (
