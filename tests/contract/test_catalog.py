@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from stratus.domain.errors import Conflict, NotFound
 from stratus.domain.models import FileRecord, ProjectSummary
 from stratus.ports import Catalog
 
 THREADS = 8
+TRIALS = 5  # keys per concurrency test: each is a fresh race
 
 
 @pytest.fixture(params=["sqlite", "dynamo"])
@@ -454,7 +454,7 @@ def test_reordered_and_duplicated_events_converge(catalog: Catalog, ending: str)
 @pytest.mark.parametrize("ending", ["deleted", "created"])
 def test_concurrent_events_on_one_key_do_not_regress(catalog: Catalog, ending: str) -> None:
     rng = random.Random(99)
-    for trial in range(3):
+    for trial in range(TRIALS):
         events = _events(f"demo-{trial}.0.tar.gz")
         if ending == "created":
             events = events[:-1]
@@ -466,8 +466,8 @@ def test_concurrent_events_on_one_key_do_not_regress(catalog: Catalog, ending: s
         assert not [r for r in results if isinstance(r, Exception)], results
     files = catalog.list_files("demo")
     if ending == "created":
-        assert [(f.sha256, f.sequencer) for f in files] == [("3" * 64, S4)] * 3
-        assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 4.0, 3)]
+        assert [(f.sha256, f.sequencer) for f in files] == [("3" * 64, S4)] * TRIALS
+        assert catalog.list_projects() == [ProjectSummary("demo", "Demo", 4.0, TRIALS)]
     else:
         assert files == []
         assert catalog.list_projects() == []
