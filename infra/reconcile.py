@@ -60,3 +60,4 @@ class ReconcileStack(Stack):
             value=fn.function.function_name,
             description="aws lambda invoke --function-name <this> --payload '{}' report.json",
         )
+        CfnOutput(self, "ReconcileLogGroup", value=fn.log_group.log_group_name)

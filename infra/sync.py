@@ -6,7 +6,7 @@ after ``sync_max_receive_count`` attempts SQS moves a message to the dead-letter
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
@@ -57,4 +57,10 @@ class SyncStack(Stack):
                 report_batch_item_failures=True,
                 max_concurrency=settings.sync_max_concurrency,
             )
+        )
+        CfnOutput(
+            self,
+            "SyncLogGroup",
+            value=fn.log_group.log_group_name,
+            description="aws logs tail <this> --follow: what the sync indexed or skipped",
         )
