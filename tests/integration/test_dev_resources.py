@@ -26,14 +26,6 @@ def no_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(boto3.session.Session, "client", refuse)
 
 
-@pytest.fixture
-def moto_endpoint_or_skip(request: pytest.FixtureRequest) -> str:
-    try:
-        return request.getfixturevalue("moto_endpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("the moto_endpoint fixture (tests/support/moto_server.py) is not there yet")
-
-
 # --- refusals -------------------------------------------------------------------------------
 
 
@@ -159,14 +151,12 @@ def test_refuses_an_existing_table_with_another_key_schema(dynamodb_endpoint: st
 # --- DynamoDB Local + moto server -----------------------------------------------------------
 
 
-def test_creates_table_and_bucket_idempotently(
-    dynamodb_endpoint: str, moto_endpoint_or_skip: str
-) -> None:
+def test_creates_table_and_bucket_idempotently(dynamodb_endpoint: str, moto_endpoint: str) -> None:
     table, bucket = unique("dev-table"), unique("dev-bucket")
     environ = {
         **CREDENTIALS,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "AWS_ENDPOINT_URL_S3": moto_endpoint_or_skip,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
         "STRATUS_TABLE_NAME": table,
         "STRATUS_BUCKET_NAME": bucket,
     }
@@ -176,25 +166,25 @@ def test_creates_table_and_bucket_idempotently(
     second = create_dev_resources(environ)
     assert second == [
         f"DynamoDB table '{table}' already exists at {dynamodb_endpoint}",
-        f"S3 bucket '{bucket}' already exists at {moto_endpoint_or_skip}",
+        f"S3 bucket '{bucket}' already exists at {moto_endpoint}",
     ]
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint_or_skip)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
     s3.head_bucket(Bucket=bucket)
     boto3.client("dynamodb", endpoint_url=dynamodb_endpoint).delete_table(TableName=table)
 
 
-def test_creates_the_bucket_in_another_region(moto_endpoint_or_skip: str) -> None:
+def test_creates_the_bucket_in_another_region(moto_endpoint: str) -> None:
     bucket = unique("dev-bucket")
     environ = {
         **CREDENTIALS,
         "AWS_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL_S3": moto_endpoint_or_skip,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
         "STRATUS_BUCKET_NAME": bucket,
     }
     lines = create_dev_resources(environ)
     assert lines == [
         "no DynamoDB table: STRATUS_TABLE_NAME is not set",
-        f"created S3 bucket '{bucket}' at {moto_endpoint_or_skip} (from AWS_ENDPOINT_URL_S3)",
+        f"created S3 bucket '{bucket}' at {moto_endpoint} (from AWS_ENDPOINT_URL_S3)",
     ]
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint_or_skip, region_name="eu-west-1")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-west-1")
     assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
