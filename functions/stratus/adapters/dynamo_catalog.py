@@ -12,16 +12,20 @@ Project page = one Query on the project's partition (``begins_with(sk, "F#")``, 
 tombstones never show); root page = one Query on the ``PROJECTS`` partition, never a
 Scan; file lookup = GetItem.
 
-Every change to a project's files is one TransactWrite that also rewrites the project
-entry on the condition that ``rev`` is still what was read (or that the entry is still
-absent). That serializes the writers of one project, keeps file counts and
-``last_modified`` exact, and lets the entry go away in the same transaction as the
-project's last file. File puts are conditional too: ``attribute_not_exists`` for a new
-file (two concurrent uploads: one success, one ``Conflict``), and for the S3 sync the
-stored sequencer (``seq_key``, padded by ``sequencer_key`` so DynamoDB's string order is
-S3's order) must be older than the event's. A cancelled transaction is re-planned from
-fresh reads when a condition failed (the state moved) and retried with jittered backoff
-on transaction conflicts and throttling.
+Every change to a project's files is one TransactWrite that also rewrites (or removes)
+the project entry on the condition that ``rev`` is still what was read, or checks that
+the entry is still absent. The entry is read first, so an unchanged entry at commit
+proves the plan's later reads current: writers of one project are serialized, file
+counts and ``last_modified`` stay exact, and the entry goes away in the same
+transaction as the project's last file. (Only ``set_yanked`` changes a file alone: one
+conditional UpdateItem of ``yanked``, which no summary depends on.)
+
+File puts are conditional too: ``attribute_not_exists`` for a new file (two concurrent
+uploads: one success, one ``Conflict``), and for the S3 sync the stored sequencer
+(``seq_key``, padded by ``sequencer_key`` so DynamoDB's string order is S3's order) must
+be older than the event's. A cancelled transaction is re-planned from fresh reads when a
+condition failed (the state moved) and retried with jittered backoff on transaction
+conflicts and throttling.
 
 The endpoint is never passed: botocore reads ``AWS_ENDPOINT_URL_DYNAMODB`` /
 ``AWS_ENDPOINT_URL`` itself (pynamodb leaves ``endpoint_url`` unset). pynamodb is imported
@@ -36,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.keys import sequencer_key
@@ -48,8 +52,6 @@ if TYPE_CHECKING:
     from pynamodb.exceptions import TransactWriteError
     from pynamodb.expressions.condition import Condition
     from pynamodb.models import Model
-
-T = TypeVar("T")
 
 PROJECTS_PK = "PROJECTS"
 PROJECT_PREFIX = "P#"
