@@ -8,6 +8,7 @@ carries its one-line reason next to the resource it concerns.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -63,9 +64,15 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
     return app
 
 
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context: the CLI passes it, a direct ``python infra/app.py`` does not."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {})
+
+
 def main() -> None:
     try:
-        app = build_app()
+        # Context from the CLI (cdk.json, -c) takes precedence over these defaults.
+        app = build_app(cdk.App(context=cdk_json_context()))
     except LayerNotBuilt as exc:
         sys.exit(str(exc))
     app.synth()
