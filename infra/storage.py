@@ -185,12 +185,10 @@ class StorageStack(Stack):
             for child in self.node.children
             if child.node.id.startswith("BucketNotificationsHandler")
         )
-        reasons = {
+        ack(
+            handler,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]": "CDK's bucket-notification custom resource "
-            "(runs at deploy time only) uses the basic execution role for its logs",
-            "AwsSolutions-L1": "CDK's bucket-notification custom resource; its runtime is "
-            "chosen by aws-cdk-lib",
-        }
-        for rule_id, reason in reasons.items():
-            ack(handler, rule_id, reason)
+            "AWSLambdaBasicExecutionRole]",
+            "CDK's bucket-notification custom resource (deploy time only) logs with the basic "
+            "execution role",
+        )

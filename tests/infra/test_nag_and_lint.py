@@ -53,7 +53,7 @@ def test_every_acknowledgment_has_a_one_line_reason(default_synth):
         "AwsSolutions-SQS3",  # the dead-letter queue itself
         "AwsSolutions-IAM4",  # CDK's bucket-notification custom resource
         "AwsSolutions-IAM5",  # object ARNs under packages/ only
-        "AwsSolutions-L1",  # python3.12 pinned with the layer; CDK's custom resource
+        "AwsSolutions-L1",  # python3.12 pinned together with the layer
         "AwsSolutions-APIG4",  # the app authenticates requests itself
         "AwsSolutions-SNS2",  # alarm topic: CloudWatch cannot use the AWS-managed key
     }
