@@ -27,7 +27,10 @@ def test_layer_inputs_are_the_runtime_dependencies_minus_boto3():
         for line in (LAYERS / "requirements.in").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert {str(Requirement(line)) for line in lines} == wanted
+    assert {str(Requirement(line)) for line in lines} == wanted, (
+        "layers/requirements.in must list pyproject's dependencies minus boto3; after "
+        "editing it run: python layers/build.py --lock && python layers/build.py"
+    )
 
 
 def test_lock_is_complete_pinned_hashed_and_without_boto():
