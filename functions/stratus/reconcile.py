@@ -98,6 +98,10 @@ def reconcile(
         except InvalidInput as exc:
             report.skipped[key] = str(exc)
             log.warning("reconcile: skipping %r: %s", key, exc)
+            if entry is not None:  # replaced by something that is no distribution
+                report.removed.append(key)
+                if not dry_run:
+                    catalog.delete_file(project, filename)
             continue
         if entry is None:
             _add(catalog, current, key, report)

@@ -183,6 +183,9 @@ def apply_change(catalog: Catalog, storage: Storage, change: S3Change) -> Outcom
         record, core_metadata = describe_object(storage, info)
     except InvalidInput as exc:
         log.warning("skipping %r: not a valid distribution: %s", change.key, exc)
+        # Nothing valid is stored at this key (any more): it must not stay listed.
+        if catalog.sync_delete(project, filename, change.sequencer):
+            log.warning("%r: removed the entry of the distribution it replaced", change.key)
         return Outcome.SKIPPED
     if core_metadata is not None:
         # Before the entry, so an entry never promises a metadata file that is not there;

@@ -150,6 +150,17 @@ def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     new_content = wheel_bytes("gamma", "1.2", module_body="X = 2  # rebuilt, longer\n")
     setup.put(new_content, "gamma")  # a file replaced in the bucket, no event
     setup.s3.delete_object(Bucket=setup.bucket, Key=metadata_key("delta", meta_gone[0]))
+    spoiled = wheel_bytes("delta", "2.2")
+    setup.put(spoiled, "delta")
+    catalog.add_file(
+        FileRecord(
+            project="delta", filename=spoiled[0], version="2.2",
+            sha256=hashlib.sha256(spoiled[1]).hexdigest(), size=len(spoiled[1]), upload_time=1.0,
+        )
+    )  # fmt: skip
+    setup.s3.put_object(  # then replaced by junk in the bucket
+        Bucket=setup.bucket, Key=file_key("delta", spoiled[0]), Body=b"junk"
+    )
     current = catalog.get_file("delta", tampered[0])
     catalog.add_file(current.with_changes(sha256="f" * 64), overwrite=True)  # same size
 
@@ -162,7 +173,13 @@ def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     report = run()
     assert report == {**preview, "dry_run": False}  # the dry run told the truth
     assert report["added"] == [file_key("gamma", lost[0])]
-    assert report["removed"] == [file_key("ghost", ghost.filename)]
+    assert report["removed"] == [
+        file_key("ghost", ghost.filename),
+        file_key("delta", spoiled[0]),
+    ]
+    assert file_key("delta", spoiled[0]) in report["skipped"]
+    assert catalog.get_file("delta", spoiled[0]) is None
+    setup.s3.delete_object(Bucket=setup.bucket, Key=file_key("delta", spoiled[0]))  # tidy up
     assert report["updated"] == [file_key("gamma", replaced[0])]
     assert report["metadata_written"] == [
         metadata_key("delta", meta_gone[0]),

@@ -401,6 +401,16 @@ def test_keys_that_are_not_distributions_are_logged_and_skipped(deployment, capl
     assert catalog_files(deployment.table) == {}
 
 
+def test_a_distribution_overwritten_with_junk_leaves_the_index(deployment):
+    built = wheel_bytes("spoiled", "1.0")
+    key = deployment.put(built)
+    sync_all(deployment)
+    assert catalog_files(deployment.table)
+    deployment.s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"not a zip any more")
+    sync_all(deployment)  # skipped (logged), and the stale entry is gone
+    assert catalog_files(deployment.table) == {}
+
+
 def test_delete_marker_events_remove_the_entry(deployment):
     """The real bucket is versioned: a delete there is ObjectRemoved:DeleteMarkerCreated."""
     built = wheel_bytes("marked", "1.0")
