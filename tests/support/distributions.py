@@ -105,7 +105,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
                 files[p.replace(os.sep, "/")] = fh.read()
     info = f"{dist}-{version}.dist-info"
     files[f"{info}/METADATA"] = text.encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n\\n"
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n\\n"
+    )
     rec = []
     for p, d in files.items():
         h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
