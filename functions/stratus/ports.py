@@ -124,3 +124,114 @@ class AccessBackend(Protocol):
         """Explicit user and group permissions on a (normalized) project."""
 
     def health(self) -> None: ...
+
+
+@dataclass(slots=True)
+class UserInfo:
+    username: str
+    admin: bool = False
+    groups: list[str] = field(default_factory=list)
+    pending: bool = False
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """An API token. The secret is never stored: only its SHA-256 hex digest."""
+
+    token_id: str  # public part, the lookup key
+    username: str
+    name: str
+    secret_sha256: str
+    created: float
+    expires: float | None = None  # epoch seconds, None = never
+    projects: list[str] | None = None  # normalized names it may upload to; None = as the user
+
+
+@runtime_checkable
+class AccessDirectory(Protocol):
+    """Read side of the admin API (pypicloud's user_data / groups / *_package_permissions).
+
+    Every access backend implements it, read-only ones included.
+    """
+
+    def list_users(self) -> list[UserInfo]:
+        """Every approved user (username, admin), sorted by name; no pending ones."""
+
+    def get_user(self, username: str) -> UserInfo | None:
+        """One approved user with ``groups`` filled in, or None."""
+
+    def list_groups(self) -> list[str]:
+        """Every group name, sorted."""
+
+    def group_members(self, group: str) -> list[str]:
+        """Sorted member names; raise ``NotFound`` for an unknown group."""
+
+    def user_package_permissions(self, username: str) -> dict[str, frozenset[str]]:
+        """``{project: {"r", "w"}}`` for every project with an explicit entry for the user."""
+
+    def group_package_permissions(self, group: str) -> dict[str, frozenset[str]]: ...
+
+
+@runtime_checkable
+class MutableAccessBackend(AccessBackend, AccessDirectory, Protocol):
+    """A backend the admin API can change (SQLite, DynamoDB, Secrets Manager).
+
+    Names are case-sensitive; project names are normalized by the caller. Every write is
+    idempotent where pypicloud's is (granting twice, removing an absent member).
+    """
+
+    # --- users ---
+    def create_user(
+        self, username: str, password_hash: str, *, admin: bool = False, pending: bool = False
+    ) -> None:
+        """Raise ``Conflict`` if the name exists (approved or pending)."""
+
+    def delete_user(self, username: str) -> None:
+        """Remove the user (approved or pending), its memberships, permissions and tokens."""
+
+    def get_password_hash(self, username: str) -> str | None:
+        """The stored hash of an approved or pending user."""
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Raise ``NotFound`` for an unknown user."""
+
+    def set_admin(self, username: str, admin: bool) -> None: ...
+
+    def pending_users(self) -> list[str]:
+        """Registered users waiting for approval, sorted."""
+
+    def approve_user(self, username: str) -> None:
+        """Raise ``NotFound`` unless the user is pending."""
+
+    def has_admin(self) -> bool:
+        """Whether any admin exists (the first registered user becomes one if not)."""
+
+    # --- groups ---
+    def create_group(self, group: str) -> None:
+        """No error if it exists."""
+
+    def delete_group(self, group: str) -> None:
+        """Remove the group, its memberships and its package permissions."""
+
+    def add_member(self, username: str, group: str) -> None:
+        """Creates the group if needed; raise ``NotFound`` for an unknown user."""
+
+    def remove_member(self, username: str, group: str) -> None: ...
+
+    # --- package permissions ---
+    def set_permission(self, project: str, kind: str, name: str, perm: str, granted: bool) -> None:
+        """Grant (``granted``) or revoke ``perm`` ("r" or "w") for ``kind`` "user"|"group"."""
+
+    # --- registration ---
+    def allow_register(self) -> bool: ...
+
+    def set_allow_register(self, allow: bool) -> None: ...
+
+    # --- API tokens ---
+    def add_token(self, token: TokenRecord) -> None: ...
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def list_tokens(self, username: str) -> list[TokenRecord]: ...
+
+    def delete_token(self, token_id: str) -> None: ...
