@@ -1,0 +1,403 @@
+"""Mutable access control on SQLite, for local mode (pypicloud's SQL access backend).
+
+Its own tables, so the file may be the local index file or one of its own. WAL journal,
+one connection per thread, writes serialized (``BEGIN IMMEDIATE``) like ``SqliteCatalog``.
+Every change that touches several rows (deleting a user or a group with everything that
+refers to it, a membership with its group) is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from .. import passwords
+from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.permissions import EMPTY_ACL, PackageAcl
+from ..ports import TokenRecord, UserInfo
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS access_users (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_groups (
+    name TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_members (
+    groupname TEXT NOT NULL,
+    username TEXT NOT NULL,
+    PRIMARY KEY (groupname, username)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_members_by_user ON access_members (username);
+CREATE TABLE IF NOT EXISTS access_permissions (
+    project TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    name TEXT NOT NULL,
+    perms TEXT NOT NULL CHECK (perms IN ('r', 'w', 'rw')),
+    PRIMARY KEY (project, kind, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_permissions_by_name ON access_permissions (kind, name);
+CREATE TABLE IF NOT EXISTS access_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    name TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL,
+    projects TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens (username);
+"""
+
+KINDS = ("user", "group")
+PERMS = ("r", "w")
+
+
+def check_permission_args(kind: str, perm: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
+    if perm not in PERMS:
+        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
+
+
+def perm_string(perms: frozenset[str] | set[str]) -> str:
+    """``{"w", "r"}`` -> ``"rw"`` (the stored form)."""
+    return "".join(p for p in PERMS if p in perms)
+
+
+class SqliteAccess:
+    """The MutableAccessBackend port on one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"SqliteAccess({self.path!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _write(self) -> _Transaction:
+        """A serialized write transaction (BEGIN IMMEDIATE also guards other processes)."""
+        return _Transaction(self._conn(), self._write_lock)
+
+    def _user_row(
+        self, username: str, conn: sqlite3.Connection | None = None
+    ) -> tuple[str, int, int] | None:
+        return (
+            (conn or self._conn())
+            .execute(
+                "SELECT password_hash, admin, pending FROM access_users WHERE username = ?",
+                (username,),
+            )
+            .fetchone()
+        )
+
+    # --- AccessBackend ---
+    def verify_user(self, username: str, password: str) -> bool:
+        row = self._user_row(username)
+        stored = row[0] if row is not None and not row[2] else None
+        # Unknown and pending users still pay one (dummy) verification: same timing.
+        return passwords.verify(password, stored)
+
+    def groups(self, username: str) -> frozenset[str]:
+        rows = self._conn().execute(
+            "SELECT groupname FROM access_members WHERE username = ?", (username,)
+        )
+        return frozenset(r[0] for r in rows)
+
+    def is_admin(self, username: str) -> bool:
+        row = self._user_row(username)
+        return row is not None and bool(row[1]) and not row[2]
+
+    def package_acl(self, project: str) -> PackageAcl:
+        rows = self._conn().execute(
+            "SELECT kind, name, perms FROM access_permissions WHERE project = ?", (project,)
+        )
+        users: dict[str, frozenset[str]] = {}
+        groups: dict[str, frozenset[str]] = {}
+        for kind, name, perms in rows:
+            (users if kind == "user" else groups)[name] = frozenset(perms)
+        if not users and not groups:
+            return EMPTY_ACL
+        return PackageAcl(users, groups)
+
+    def health(self) -> None:
+        self._conn().execute("SELECT 1 FROM access_settings LIMIT 1").fetchall()
+
+    # --- AccessDirectory ---
+    def list_users(self) -> list[UserInfo]:
+        rows = self._conn().execute(
+            "SELECT username, admin FROM access_users WHERE pending = 0 ORDER BY username"
+        )
+        return [UserInfo(username=name, admin=bool(admin)) for name, admin in rows]
+
+    def get_user(self, username: str) -> UserInfo | None:
+        row = self._user_row(username)
+        if row is None or row[2]:
+            return None
+        return UserInfo(username=username, admin=bool(row[1]), groups=sorted(self.groups(username)))
+
+    def list_groups(self) -> list[str]:
+        rows = self._conn().execute("SELECT name FROM access_groups ORDER BY name")
+        return [r[0] for r in rows]
+
+    def group_members(self, group: str) -> list[str]:
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM access_groups WHERE name = ?", (group,)).fetchone() is None:
+            raise NotFound(f"No group {group!r}.")
+        rows = conn.execute(
+            "SELECT username FROM access_members WHERE groupname = ? ORDER BY username", (group,)
+        )
+        return [r[0] for r in rows]
+
+    def _package_permissions(self, kind: str, name: str) -> dict[str, frozenset[str]]:
+        rows = self._conn().execute(
+            "SELECT project, perms FROM access_permissions WHERE kind = ? AND name = ?",
+            (kind, name),
+        )
+        return {project: frozenset(perms) for project, perms in rows}
+
+    def user_package_permissions(self, username: str) -> dict[str, frozenset[str]]:
+        return self._package_permissions("user", username)
+
+    def group_package_permissions(self, group: str) -> dict[str, frozenset[str]]:
+        return self._package_permissions("group", group)
+
+    # --- users ---
+    def create_user(
+        self, username: str, password_hash: str, *, admin: bool = False, pending: bool = False
+    ) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO access_users (username, password_hash, admin, pending) "
+                    "VALUES (?, ?, ?, ?)",
+                    (username, password_hash, int(admin), int(pending)),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"User {username!r} already exists.") from None
+
+    def delete_user(self, username: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM access_users WHERE username = ?", (username,))
+            conn.execute("DELETE FROM access_members WHERE username = ?", (username,))
+            conn.execute(
+                "DELETE FROM access_permissions WHERE kind = 'user' AND name = ?", (username,)
+            )
+            conn.execute("DELETE FROM access_tokens WHERE username = ?", (username,))
+
+    def get_password_hash(self, username: str) -> str | None:
+        row = self._user_row(username)
+        return None if row is None else row[0]
+
+    def _update_user(self, username: str, column: str, value: object) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                f"UPDATE access_users SET {column} = ? WHERE username = ?", (value, username)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No user {username!r}.")
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        self._update_user(username, "password_hash", password_hash)
+
+    def set_admin(self, username: str, admin: bool) -> None:
+        self._update_user(username, "admin", int(admin))
+
+    def pending_users(self) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT username FROM access_users WHERE pending = 1 ORDER BY username"
+        )
+        return [r[0] for r in rows]
+
+    def approve_user(self, username: str) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE access_users SET pending = 0 WHERE username = ? AND pending = 1",
+                (username,),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No pending user {username!r}.")
+
+    def has_admin(self) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM access_users WHERE admin = 1 AND pending = 0 LIMIT 1")
+            .fetchone()
+        )
+        return row is not None
+
+    # --- groups ---
+    def create_group(self, group: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO access_groups (name) VALUES (?)", (group,))
+
+    def delete_group(self, group: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM access_groups WHERE name = ?", (group,))
+            conn.execute("DELETE FROM access_members WHERE groupname = ?", (group,))
+            conn.execute(
+                "DELETE FROM access_permissions WHERE kind = 'group' AND name = ?", (group,)
+            )
+
+    def add_member(self, username: str, group: str) -> None:
+        with self._write() as conn:
+            if self._user_row(username, conn) is None:
+                raise NotFound(f"No user {username!r}.")
+            conn.execute("INSERT OR IGNORE INTO access_groups (name) VALUES (?)", (group,))
+            conn.execute(
+                "INSERT OR IGNORE INTO access_members (groupname, username) VALUES (?, ?)",
+                (group, username),
+            )
+
+    def remove_member(self, username: str, group: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM access_members WHERE groupname = ? AND username = ?",
+                (group, username),
+            )
+
+    # --- package permissions ---
+    def set_permission(self, project: str, kind: str, name: str, perm: str, granted: bool) -> None:
+        check_permission_args(kind, perm)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT perms FROM access_permissions WHERE project = ? AND kind = ? AND name = ?",
+                (project, kind, name),
+            ).fetchone()
+            current = set(row[0]) if row is not None else set()
+            updated = current | {perm} if granted else current - {perm}
+            if updated == current:
+                return
+            if updated:
+                conn.execute(
+                    "INSERT OR REPLACE INTO access_permissions (project, kind, name, perms) "
+                    "VALUES (?, ?, ?, ?)",
+                    (project, kind, name, perm_string(updated)),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM access_permissions WHERE project = ? AND kind = ? AND name = ?",
+                    (project, kind, name),
+                )
+
+    # --- registration ---
+    def allow_register(self) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM access_settings WHERE key = 'allow_register'")
+            .fetchone()
+        )
+        return row is not None and row[0] == "true"
+
+    def set_allow_register(self, allow: bool) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO access_settings (key, value) VALUES ('allow_register', ?)",
+                ("true" if allow else "false",),
+            )
+
+    # --- API tokens ---
+    def add_token(self, token: TokenRecord) -> None:
+        """Raise ``NotFound`` unless the user exists, ``Conflict`` for a taken token_id."""
+        with self._write() as conn:
+            if self._user_row(token.username, conn) is None:
+                raise NotFound(f"No user {token.username!r}.")
+            try:
+                conn.execute(
+                    "INSERT INTO access_tokens (token_id, username, name, secret_sha256, "
+                    "created, expires, projects) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        token.token_id,
+                        token.username,
+                        token.name,
+                        token.secret_sha256,
+                        token.created,
+                        token.expires,
+                        None if token.projects is None else json.dumps(list(token.projects)),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Token {token.token_id!r} already exists.") from None
+
+    _TOKEN_COLUMNS = "token_id, username, name, secret_sha256, created, expires, projects"
+
+    @staticmethod
+    def _token(row: tuple) -> TokenRecord:
+        token_id, username, name, secret, created, expires, projects = row
+        return TokenRecord(
+            token_id=token_id,
+            username=username,
+            name=name,
+            secret_sha256=secret,
+            created=created,
+            expires=expires,
+            projects=None if projects is None else json.loads(projects),
+        )
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens WHERE token_id = ?", (token_id,)
+            )
+            .fetchone()
+        )
+        return None if row is None else self._token(row)
+
+    def list_tokens(self, username: str) -> list[TokenRecord]:
+        """The user's tokens, oldest first."""
+        rows = self._conn().execute(
+            f"SELECT {self._TOKEN_COLUMNS} FROM access_tokens WHERE username = ? "
+            "ORDER BY created, token_id",
+            (username,),
+        )
+        return [self._token(row) for row in rows]
+
+    def delete_token(self, token_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM access_tokens WHERE token_id = ?", (token_id,))
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.conn = conn
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
