@@ -4,19 +4,36 @@ One source for the pynamodb models (``dynamo_catalog``), ``stratus create-dev-re
 and the CDK stack. No boto3, pynamodb or CDK imports here: the CDK app and the Lambda
 code both read these constants and build their own objects from them.
 
-Item layout (owned by ``stratus.adapters.dynamo_catalog``; listed here for reference):
+Item layout (catalog items owned by ``stratus.adapters.dynamo_catalog``, access items by
+``stratus.adapters.dynamo_access``; listed here for reference):
 
-=================  ====================  ====================  ============================
-item               pk                    sk                    attributes
-=================  ====================  ====================  ============================
-file               ``P#<project>``       ``F#<filename>``      the FileRecord fields
-sync tombstone     ``P#<project>``       ``T#<filename>``      seq, seq_key
-project entry      ``PROJECTS``          ``P#<project>``       display_name, file_count,
-                                                               last_modified, rev
-=================  ====================  ====================  ============================
+========================  ====================  ===================  =======================
+item                      pk                    sk                   attributes
+========================  ====================  ===================  =======================
+file                      ``P#<project>``       ``F#<filename>``     the FileRecord fields
+sync tombstone            ``P#<project>``       ``T#<filename>``     seq, seq_key
+project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
+                                                                     last_modified, rev
+user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
+                                                                     pending, rev
+group                     ``GROUPS``            ``G#<group>``        rev
+membership (user side)    ``U#<user>``          ``G#<group>``
+membership (group side)   ``G#<group>``         ``M#<user>``
+package permission        ``PKGACL#<project>``  ``U#<user>`` /       perms ("r", "w", "rw")
+                                                ``G#<group>``
+permission mirror         ``U#<user>`` /        ``P#<project>``      perms
+                          ``G#<group>``
+API token                 ``TOKEN#<token_id>``  ``TOKEN``            the TokenRecord fields
+API token (user's list)   ``U#<user>``          ``T#<token_id>``     the TokenRecord fields
+registration switch       ``ACCESS``            ``ALLOW_REGISTER``   value
+========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
-root page = Query ``pk = PROJECTS``; file lookup = GetItem. No GSI is needed.
+root page = Query ``pk = PROJECTS``; file lookup = GetItem. Access control: user lookup
+(login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
+package's permissions = Query ``PKGACL#<project>``; users, pending users = Query
+``USERS``; groups = Query ``GROUPS``; members = Query ``G#<group>`` (``M#``); token =
+GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). No Scan, no GSI.
 """
 
 from __future__ import annotations
