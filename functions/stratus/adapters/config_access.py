@@ -1,5 +1,8 @@
 """Access rules from a pypicloud-style config file (pypicloud manual §1.6.2). Read-only.
 
+Implements ``AccessBackend`` and ``AccessDirectory`` (plus ``get_password_hash``, so
+``stratus.acl_transfer.dump`` can export it in pypicloud's format).
+
 Keys (in any INI section, as pypicloud users have them)::
 
     user.<name> = <passlib hash>
@@ -16,8 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import passwords
+from ..domain.errors import NotFound
 from ..domain.names import normalize
 from ..domain.permissions import EMPTY_ACL, PackageAcl, parse_perm
+from ..ports import UserInfo
 
 
 def read_ini(path: str | Path) -> dict[str, str]:
@@ -47,6 +52,7 @@ class ConfigAccess:
         self._users = dict(users)
         self._admins = admins
         self._acls = dict(acls)
+        self._groups = {group: frozenset(members) for group, members in groups.items()}
         self._user_groups: dict[str, frozenset[str]] = {}
         for group, members in groups.items():
             for member in members:
@@ -109,3 +115,42 @@ class ConfigAccess:
 
     def health(self) -> None:
         return None
+
+    def get_password_hash(self, username: str) -> str | None:
+        return self._users.get(username)
+
+    # --- AccessDirectory ---
+    def list_users(self) -> list[UserInfo]:
+        return [UserInfo(username=name, admin=name in self._admins) for name in sorted(self._users)]
+
+    def get_user(self, username: str) -> UserInfo | None:
+        if username not in self._users:
+            return None
+        return UserInfo(
+            username=username,
+            admin=username in self._admins,
+            groups=sorted(self.groups(username)),
+        )
+
+    def list_groups(self) -> list[str]:
+        return sorted(self._groups)
+
+    def group_members(self, group: str) -> list[str]:
+        members = self._groups.get(group)
+        if members is None:
+            raise NotFound(f"No group {group!r}.")
+        return sorted(members)
+
+    def user_package_permissions(self, username: str) -> dict[str, frozenset[str]]:
+        return {
+            project: acl.users[username]
+            for project, acl in self._acls.items()
+            if acl.users.get(username)
+        }
+
+    def group_package_permissions(self, group: str) -> dict[str, frozenset[str]]:
+        return {
+            project: acl.groups[group]
+            for project, acl in self._acls.items()
+            if acl.groups.get(group)
+        }
