@@ -20,4 +20,5 @@ for _var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
 pytest_plugins = [
     "tests.support.dynamodb_local",
     "tests.support.moto_server",
+    "tests.support.slapd",
 ]
