@@ -15,11 +15,13 @@ import os
 import threading
 import time
 
+from . import tokens
 from .domain import permissions
 from .domain.models import ANONYMOUS, Identity
 from .domain.permissions import READ, WRITE
-from .ports import AccessBackend
+from .ports import AccessBackend, MutableAccessBackend
 from .settings import Settings
+from .throttle import LoginThrottle
 
 
 class BadCredentials(Exception):
@@ -27,16 +29,29 @@ class BadCredentials(Exception):
 
 
 class AccessPolicy:
-    def __init__(self, backend: AccessBackend, settings: Settings) -> None:
+    def __init__(
+        self,
+        backend: AccessBackend,
+        settings: Settings,
+        *,
+        token_store: MutableAccessBackend | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.backend = backend
         self.settings = settings
+        self.token_store = token_store
+        self.throttle = throttle or LoginThrottle()
         self._cache_key = os.urandom(32)
-        self._verified: dict[bytes, float] = {}
+        self._verified: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
 
     # --- authentication ---
-    def identify(self, authorization: str | None) -> Identity:
-        """The identity for an ``Authorization`` header; ANONYMOUS if none was sent."""
+    def identify(self, authorization: str | None, source: str | None = None) -> Identity:
+        """The identity for an ``Authorization`` header; ANONYMOUS if none was sent.
+
+        Raises ``BadCredentials`` for wrong credentials and ``TooManyAttempts`` when the
+        user or the source ``source`` (client address) failed too often recently.
+        """
         if not authorization:
             return ANONYMOUS
         scheme, _, value = authorization.partition(" ")
@@ -49,13 +64,64 @@ class AccessPolicy:
         username, sep, password = decoded.partition(":")
         if not sep or not username:
             raise BadCredentials("Malformed Basic authorization header.")
-        if not self._check_password(username, password):
+        self.throttle.check(username, source)
+        token_parts = tokens.split(password)
+        if token_parts is not None and self.token_store is not None:
+            identity = self._check_token(username, *token_parts)
+        elif self._check_password(username, password):
+            identity = Identity(username=username)
+        else:
+            identity = None
+        if identity is None:
+            self.throttle.failed(username, source)
             raise BadCredentials("Invalid username or password.")
+        self.throttle.succeeded(username)
         return Identity(
-            username=username,
-            groups=self.backend.groups(username),
-            is_admin=self.backend.is_admin(username),
+            username=identity.username,
+            groups=self.backend.groups(identity.username or ""),
+            is_admin=self.backend.is_admin(identity.username or ""),
+            upload_scope=identity.upload_scope,
         )
+
+    def _check_token(self, username: str, token_id: str, secret: str) -> Identity | None:
+        assert self.token_store is not None
+        record = self.token_store.get_token(token_id)
+        if record is None or not tokens.matches(record, secret):
+            return None
+        if username not in ("__token__", record.username):
+            return None
+        scope = frozenset(record.projects) if record.projects is not None else None
+        return Identity(username=record.username, upload_scope=scope)
+
+    def _check_password(self, username: str, password: str) -> bool:
+        digest = hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._lock:
+            cached = self._verified.get(username)
+        if cached is not None and cached[1] > now and hmac.compare_digest(cached[0], digest):
+            return True
+        if not self.backend.verify_user(username, password):
+            return False
+        with self._lock:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[username] = (digest, now + self.settings.credential_cache_seconds)
+        return True
+
+    def forget(self, username: str) -> None:
+        """Drop a cached credential (after a password change or a deletion)."""
+        with self._lock:
+            self._verified.pop(username, None)
+
+    def _check_token(self, username: str, token_id: str, secret: str) -> Identity | None:
+        assert self.token_store is not None
+        record = self.token_store.get_token(token_id)
+        if record is None or not tokens.matches(record, secret):
+            return None
+        if username not in ("__token__", record.username):
+            return None
+        scope = frozenset(record.projects) if record.projects is not None else None
+        return Identity(username=record.username, upload_scope=scope)
 
     def _check_password(self, username: str, password: str) -> bool:
         key = hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
@@ -85,4 +151,6 @@ class AccessPolicy:
         return READ in self.permissions(identity, project)
 
     def can_write(self, identity: Identity, project: str) -> bool:
+        if identity.upload_scope is not None and project not in identity.upload_scope:
+            return False
         return WRITE in self.permissions(identity, project)

@@ -1,17 +1,21 @@
 """Build the adapters for a deployment: AWS (from environment variables) or local (a folder).
 
-Handlers and the CLI call these; nothing else chooses adapters.
+Handlers and the CLI call these; nothing else chooses adapters. The access backend is
+chosen by ``pypi.auth`` as in pypicloud: ``config`` (default), ``sql``/``sqlite``,
+``dynamo``, ``aws_secrets_manager``, ``remote`` or ``ldap``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .ports import AccessBackend, Catalog, Storage
+from .ports import AccessBackend, Catalog, MutableAccessBackend, Storage
 from .settings import Settings
+
+ACCESS_BACKENDS = ("config", "sql", "sqlite", "dynamo", "aws_secrets_manager", "remote", "ldap")
 
 
 @dataclass
@@ -20,53 +24,146 @@ class Services:
     storage: Storage
     access: AccessBackend
     settings: Settings
+    tokens: MutableAccessBackend | None = None  # where API tokens live
+
+    @property
+    def mutable_access(self) -> MutableAccessBackend | None:
+        return self.access if isinstance(self.access, MutableAccessBackend) else None
+
+
+def build_access(
+    options: Mapping[str, str], *, data_dir: Path | None = None, table_name: str | None = None
+) -> AccessBackend:
+    kind = options.get("pypi.auth", "config").strip().lower()
+    kind = {"pypicloud.access.configaccessbackend": "config"}.get(kind, kind)
+    if kind == "config":
+        from .adapters.config_access import ConfigAccess
+
+        return ConfigAccess.from_options(options)
+    if kind in ("sql", "sqlite"):
+        from .adapters.sqlite_access import SqliteAccess
+
+        path = options.get("auth.db.path") or (data_dir / "access.sqlite3" if data_dir else None)
+        if path is None:
+            raise ValueError("pypi.auth = sqlite needs auth.db.path (or local mode's data dir)")
+        return SqliteAccess(path)
+    if kind == "dynamo":
+        from .adapters.dynamo_access import DynamoAccess
+
+        if not table_name:
+            raise ValueError("pypi.auth = dynamo needs STRATUS_TABLE_NAME")
+        return DynamoAccess(table_name)
+    if kind == "aws_secrets_manager":
+        from .adapters.secrets_access import SecretsManagerAccess
+
+        return SecretsManagerAccess.from_options(options)
+    if kind == "remote":
+        from .adapters.remote_access import RemoteAccess
+
+        return RemoteAccess.from_options(options)
+    if kind == "ldap":
+        from .adapters.ldap_access import LdapAccess
+
+        return LdapAccess.from_options(options)
+    raise ValueError(
+        f"pypi.auth: unknown backend {kind!r}; choose one of {', '.join(ACCESS_BACKENDS)}"
+    )
+
+
+def _settings(options: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> Settings:
+    picked = {k[len("pypi.") :]: v for k, v in options.items() if k.startswith("pypi.")}
+    picked.update(overrides or {})
+    return replace(Settings.from_mapping(picked), extra=dict(options))
+
+
+def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """INI-style options of a Lambda: the ``STRATUS_CONFIG`` file, then the environment.
+
+    ``STRATUS_AUTH`` → ``pypi.auth``; ``STRATUS_AUTH_<X>`` → ``auth.<x>`` (non-secret
+    settings only, such as ``STRATUS_AUTH_SECRET_ID``).
+    """
+    options: dict[str, str] = {}
+    if env.get("STRATUS_CONFIG"):
+        from .adapters.config_access import read_ini
+
+        options.update(read_ini(env["STRATUS_CONFIG"]))
+    if env.get("STRATUS_AUTH"):
+        options["pypi.auth"] = env["STRATUS_AUTH"]
+    for key, value in env.items():
+        if key.startswith("STRATUS_AUTH_"):
+            options["auth." + key[len("STRATUS_AUTH_") :].lower()] = value
+    return options
 
 
 def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
     """The AWS deployment: ``STRATUS_TABLE_NAME``, ``STRATUS_BUCKET_NAME``, ``STRATUS_CONFIG``.
 
-    Options come from ``STRATUS_<OPTION>`` variables; the config file supplies users,
-    groups and package permissions (and options not set in the environment).
+    Options come from ``STRATUS_<OPTION>`` variables over the config file's ``pypi.*``.
     """
     env = os.environ if environ is None else environ
     missing = [v for v in ("STRATUS_TABLE_NAME", "STRATUS_BUCKET_NAME") if not env.get(v)]
     if missing:
         raise RuntimeError(f"missing environment variable(s): {', '.join(missing)}")
-    from .adapters.config_access import ConfigAccess
     from .adapters.dynamo_catalog import DynamoCatalog
     from .adapters.s3_storage import S3Storage
 
-    options: dict[str, str] = {}
-    access = ConfigAccess.from_options({})
-    if env.get("STRATUS_CONFIG"):
-        access, options = ConfigAccess.from_file(env["STRATUS_CONFIG"])
-    merged = {k[len("pypi.") :]: v for k, v in options.items() if k.startswith("pypi.")}
-    merged.update(
-        {k[len("STRATUS_") :].lower(): v for k, v in env.items() if k.startswith("STRATUS_")}
-    )
-    settings = Settings.from_mapping(merged)
+    table = env["STRATUS_TABLE_NAME"]
+    options = options_from_env(env)
+    overrides = {
+        k[len("STRATUS_") :].lower(): v
+        for k, v in env.items()
+        if k.startswith("STRATUS_") and not k.startswith("STRATUS_AUTH")
+    }
+    settings = _settings(options, overrides)
+    access = build_access(options, table_name=table)
+    tokens = access if isinstance(access, MutableAccessBackend) else None
+    if tokens is None:
+        from .adapters.dynamo_access import DynamoAccess
+
+        tokens = DynamoAccess(table)
     return Services(
-        catalog=DynamoCatalog(env["STRATUS_TABLE_NAME"]),
+        catalog=DynamoCatalog(table),
         storage=S3Storage(env["STRATUS_BUCKET_NAME"], presign_expiry=settings.presign_expiry),
         access=access,
         settings=settings,
+        tokens=tokens,
     )
 
 
 def services_local(data_dir: Path, config: Path | None = None) -> Services:
-    """Local mode: ``<data_dir>/index.sqlite3`` and ``<data_dir>/files``."""
-    from .adapters.config_access import ConfigAccess
+    """Local mode: ``<data_dir>/index.sqlite3``, ``<data_dir>/files`` (and ``access.sqlite3``)."""
+    from .adapters.config_access import read_ini
     from .adapters.local_storage import LocalStorage
+    from .adapters.sqlite_access import SqliteAccess
     from .adapters.sqlite_catalog import SqliteCatalog
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    options: dict[str, str] = {}
-    access = ConfigAccess.from_options({})
-    if config is not None:
-        access, options = ConfigAccess.from_file(config)
+    options = read_ini(config) if config is not None else {}
+    access = build_access(options, data_dir=data_dir)
+    tokens = access if isinstance(access, MutableAccessBackend) else None
     return Services(
         catalog=SqliteCatalog(data_dir / "index.sqlite3"),
         storage=LocalStorage(data_dir / "files"),
         access=access,
-        settings=Settings.from_ini(options),
+        settings=_settings(options),
+        tokens=tokens or SqliteAccess(data_dir / "access.sqlite3"),
     )
+
+
+_SIGNING_KEYS: dict[str, str] = {}
+
+
+def signing_key(options: Mapping[str, str]) -> str | None:
+    """``auth.signing_key``, or the SecretString of the secret named by
+    ``auth.signing_key_secret`` (env ``STRATUS_AUTH_SIGNING_KEY_SECRET``), fetched once."""
+    if options.get("auth.signing_key"):
+        return options["auth.signing_key"]
+    secret_id = options.get("auth.signing_key_secret")
+    if not secret_id:
+        return None
+    if secret_id not in _SIGNING_KEYS:
+        import boto3
+
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        _SIGNING_KEYS[secret_id] = value["SecretString"]
+    return _SIGNING_KEYS[secret_id]

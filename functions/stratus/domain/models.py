@@ -51,6 +51,8 @@ class Identity:
     username: str | None = None
     groups: frozenset[str] = field(default_factory=frozenset)
     is_admin: bool = False
+    # Set when the caller used an API token limited to uploading these (normalized) projects.
+    upload_scope: frozenset[str] | None = None
 
     @property
     def authenticated(self) -> bool:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from ..policy import AccessPolicy
 from ..publishing import Publisher
 from ..wiring import Services
-from . import errors, files, health, packages_api, simple, upload
+from . import admin, errors, files, health, packages_api, simple, upload, users
 from .context import AppContext
 
 
@@ -20,12 +20,12 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.ctx = AppContext(
         services=services,
-        policy=AccessPolicy(services.access, services.settings),
+        policy=AccessPolicy(services.access, services.settings, token_store=services.tokens),
         publisher=Publisher(
             services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
         ),
     )
     errors.install(app, services.settings.realm)
-    for module in (simple, files, upload, packages_api, health):
+    for module in (simple, files, upload, packages_api, users, admin, health):
         app.include_router(module.router)
     return app

@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StratusError
 from ..policy import BadCredentials
+from ..throttle import TooManyAttempts
 
 _STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, BackendUnavailable: 503}
 
@@ -35,6 +36,14 @@ def install(app: FastAPI, realm: str) -> None:
     @app.exception_handler(BadCredentials)
     async def _bad_credentials(_: Request, exc: BadCredentials) -> PlainTextResponse:
         return PlainTextResponse(_reason(401, str(exc)), status_code=401, headers=challenge)
+
+    @app.exception_handler(TooManyAttempts)
+    async def _throttled(_: Request, exc: TooManyAttempts) -> PlainTextResponse:
+        return PlainTextResponse(
+            _reason(429, str(exc)),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
 
     @app.exception_handler(AuthRequired)
     async def _auth_required(_: Request, exc: AuthRequired) -> PlainTextResponse:
