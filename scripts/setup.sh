@@ -35,6 +35,11 @@ if ! command -v java >/dev/null 2>&1; then
   echo "==> installing Java 17 for DynamoDB Local"
   apt-get update -q && apt-get install -y -q openjdk-17-jre-headless
 fi
+if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
+  echo "==> installing OpenLDAP slapd for the LDAP access tests"
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils
+fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "==> installing Node.js and npm"
   apt-get update -q && apt-get install -y -q nodejs npm

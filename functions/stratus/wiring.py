@@ -16,6 +16,14 @@ from .ports import AccessBackend, Catalog, MutableAccessBackend, Storage
 from .settings import Settings
 
 ACCESS_BACKENDS = ("config", "sql", "sqlite", "dynamo", "aws_secrets_manager", "remote", "ldap")
+# pypicloud's dotted class names for pypi.auth, so its config files work unchanged.
+_PYPICLOUD_NAMES = {
+    "pypicloud.access.configaccessbackend": "config",
+    "pypicloud.access.sql.sqlaccessbackend": "sql",
+    "pypicloud.access.aws_secrets_manager.awssecretsmanageraccessbackend": "aws_secrets_manager",
+    "pypicloud.access.remoteaccessbackend": "remote",
+    "pypicloud.access.ldap_.ldapaccessbackend": "ldap",
+}
 
 
 @dataclass
@@ -35,7 +43,7 @@ def build_access(
     options: Mapping[str, str], *, data_dir: Path | None = None, table_name: str | None = None
 ) -> AccessBackend:
     kind = options.get("pypi.auth", "config").strip().lower()
-    kind = {"pypicloud.access.configaccessbackend": "config"}.get(kind, kind)
+    kind = _PYPICLOUD_NAMES.get(kind, kind)
     if kind == "config":
         from .adapters.config_access import ConfigAccess
 
