@@ -38,10 +38,10 @@ def new_table(request) -> str:
     return name
 
 
-def empty(request, tmp_path):
+def build_empty(request, tmp_path):
     _forbid_scan(request)
     return DynamoAccess(new_table(request))
 
 
 def build(request, tmp_path):
-    return populate(empty(request, tmp_path))
+    return populate(build_empty(request, tmp_path))

@@ -7,9 +7,9 @@ from stratus.adapters.sqlite_access import SqliteAccess
 from .mutable_sample import populate
 
 
-def empty(request, tmp_path):
+def build_empty(request, tmp_path):
     return SqliteAccess(tmp_path / "access.sqlite3")
 
 
 def build(request, tmp_path):
-    return populate(empty(request, tmp_path))
+    return populate(build_empty(request, tmp_path))
