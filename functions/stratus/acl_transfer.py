@@ -43,7 +43,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from . import __version__
 from .domain.errors import NotFound
@@ -59,31 +59,26 @@ _LETTERS = {"read": "r", "write": "w"}
 SPECIAL_GROUPS = (EVERYONE, AUTHENTICATED)
 
 
-class Exportable(AccessDirectory, Protocol):
-    """What ``dump`` needs: the directory plus the stored password hashes."""
-
-    def get_password_hash(self, username: str) -> str | None: ...
-
-
 def _words(perms: frozenset[str]) -> list[str]:
     """``{"w", "r"}`` -> ``["read", "write"]`` (pypicloud's order)."""
     return [_WORDS[p] for p in "rw" if p in perms]
 
 
-def dump(backend: Exportable) -> dict[str, Any]:
-    """All access control data of ``backend`` in pypicloud's format (see the module doc)."""
+def dump(backend: AccessDirectory) -> dict[str, Any]:
+    """All access control data of ``backend`` in pypicloud's format (see the module doc).
+
+    Password hashes come from ``get_password_hash`` where the backend has it.
+    """
     allow_register = getattr(backend, "allow_register", None)
     data: dict[str, Any] = {
         "allow_register": bool(allow_register()) if callable(allow_register) else False,
         "version": __version__,
         "groups": {},
     }
+    # Backends that never see hashes (LDAP, remote server) export None, as pypicloud's do.
+    get_hash = getattr(backend, "get_password_hash", lambda username: None)
     users = [
-        {
-            "username": user.username,
-            "admin": bool(user.admin),
-            "password": backend.get_password_hash(user.username),
-        }
+        {"username": user.username, "admin": bool(user.admin), "password": get_hash(user.username)}
         for user in backend.list_users()
     ]
     packages: dict[str, dict[str, dict[str, list[str]]]] = {"users": {}, "groups": {}}
@@ -104,8 +99,7 @@ def dump(backend: Exportable) -> dict[str, Any]:
     pending_users = getattr(backend, "pending_users", None)
     if callable(pending_users):
         data["pending_users"] = [
-            {"username": name, "password": backend.get_password_hash(name)}
-            for name in pending_users()
+            {"username": name, "password": get_hash(name)} for name in pending_users()
         ]
     return data
 
@@ -252,7 +246,6 @@ def write_acl_file(data: Mapping[str, Any], path: str | Path | IO[bytes] | None 
 
 
 __all__ = [
-    "Exportable",
     "decode",
     "dump",
     "gzip_bytes",

@@ -212,6 +212,24 @@ def test_unknown_group_members_are_skipped(name, request, tmp_path):
     assert backend.group_members("sharkfest") == ["dsa", "stevearc"]
 
 
+@pytest.mark.parametrize("name", MUTABLE)
+def test_users_without_hash_import_and_cannot_log_in(name, request, tmp_path):
+    """An export of a backend that never sees hashes (LDAP) has ``"password": null``."""
+    backend = empty_backend(name, request, tmp_path, "target")
+    data = {
+        "allow_register": False,
+        "groups": {"staff": ["ldapuser"]},
+        "users": [{"username": "ldapuser", "admin": False, "password": None}],
+        "packages": {"users": {"lib": {"ldapuser": ["read"]}}, "groups": {}},
+    }
+    acl_transfer.load(backend, data)
+    assert [u.username for u in backend.list_users()] == ["ldapuser"]
+    assert not backend.verify_user("ldapuser", "")
+    assert not backend.verify_user("ldapuser", "anything")
+    assert backend.groups("ldapuser") == {"staff"}
+    assert backend.package_acl("lib").users == {"ldapuser": {"r"}}
+
+
 # --- round trips ------------------------------------------------------------------------
 
 
