@@ -2,7 +2,7 @@
 
 ``moto_endpoint`` (session): starts one moto server in a child process on 127.0.0.1 and a
 port the child picks itself (no free-port race), points ``AWS_ENDPOINT_URL_S3`` /
-``_SQS`` / ``_SECRETSMANAGER`` at it for the session, and stops it at the end.
+``_SQS`` / ``_SECRETS_MANAGER`` at it for the session, and stops it at the end.
 ``s3_bucket`` (function): a fresh, uniquely named private bucket on it, emptied and
 deleted afterwards.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 STARTUP_TIMEOUT = 30.0
-ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETSMANAGER")
+ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER")
 
 
 # --- the child process ---------------------------------------------------------------------

@@ -42,8 +42,7 @@ def use_moto(request) -> str:
     """Point Secrets Manager clients at the session's moto server for this test.
 
     botocore's service-specific variable is ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` (from the
-    service id "Secrets Manager"); ``moto_endpoint`` sets ``..._SECRETSMANAGER``, which
-    botocore does not read, so set the right one here too.
+    service id "Secrets Manager"); set per test so the choice is visible here.
     """
     endpoint = request.getfixturevalue("moto_endpoint")
     request.getfixturevalue("monkeypatch").setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
