@@ -18,7 +18,7 @@ from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
 from .functions import StratusFunction, ack, config_layer, dependency_layer
-from .permissions import PackageFiles, allow_index
+from .permissions import PackageFiles, allow_access_secrets, allow_index
 from .settings import DeploySettings
 from .storage import StorageStack
 
@@ -66,7 +66,14 @@ class ApiStack(Stack):
             "STRATUS_TABLE_NAME": storage.table.table_name,
             "STRATUS_BUCKET_NAME": files.bucket_name,
             **settings.app_environment(),
+            # ARNs only; the app fetches the value on first use.
+            "STRATUS_AUTH_SIGNING_KEY_SECRET": storage.signing_key.secret_arn,
         }
+        user_database = storage.user_database
+        if user_database is not None:
+            environment["STRATUS_AUTH_SECRET_ID"] = user_database.secret_arn
+            if settings.access_secret_kms_key_arn:
+                environment["STRATUS_AUTH_KMS_KEY_ID"] = settings.access_secret_kms_key_arn
         if settings.access_config_file:
             layer, path = config_layer(self, settings.access_config_file)
             layers.append(layer)
@@ -92,7 +99,15 @@ class ApiStack(Stack):
             "Uploads, downloads and deletes files under packages/; the prefix is the scope",
         )
         files.allow_listing(fn)
+        # The catalog, and the access data in the same table (users, groups, permissions
+        # with access_backend=dynamo; API tokens always).
         allow_index(fn, storage.table, yank=True)
+        allow_access_secrets(
+            fn,
+            signing_key_arn=storage.signing_key.secret_arn,
+            user_database_arn=user_database.secret_arn if user_database else None,
+            kms_key_arn=settings.access_secret_kms_key_arn or None,
+        )
 
         integration = integrations.HttpLambdaIntegration(
             "Lambda",

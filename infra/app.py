@@ -1,7 +1,8 @@
 """The Stratus CDK app: ``npx cdk synth`` / ``npx cdk deploy`` run this (see cdk.json).
 
-Five stacks: <prefix>Storage (bucket, table, event queue; retained), <prefix>Api,
-<prefix>Sync, <prefix>Reconcile, <prefix>Monitoring. Settings: infra/settings.py.
+Five stacks: <prefix>Storage (bucket, table, event queue, access secrets; retained),
+<prefix>Api, <prefix>Sync, <prefix>Reconcile, <prefix>Monitoring. Settings:
+infra/settings.py.
 cdk-nag's AwsSolutions pack validates the app on every synth; each acknowledged finding
 carries its one-line reason next to the resource it concerns.
 """

@@ -13,17 +13,24 @@ from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
+
 from stratus.domain.keys import PACKAGE_PREFIX
 
 from .functions import StratusFunction, ack
 
-# The table actions DynamoCatalog uses: GetItem and Query to read; writes are
-# TransactWriteItems, which IAM authorizes per part as Put/Delete/ConditionCheck (there
-# is no TransactWriteItems action); UpdateItem for yanking (API only).
+# The table actions DynamoCatalog and DynamoAccess use: GetItem and Query to read;
+# writes are PutItem and TransactWriteItems, which IAM authorizes per part as
+# Put/Delete/ConditionCheck (there is no TransactWriteItems action); UpdateItem for
+# yanking (API only). Neither uses Scan or the batch calls.
 TABLE_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query"]
 TABLE_WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]
 TABLE_YANK_ACTIONS = ["dynamodb:UpdateItem"]
+# What SecretsManagerAccess calls on the user database (aws_secrets_manager): read it
+# (also a given version, to check its labels) and write a new version. No CreateSecret:
+# the storage stack creates the secret; no DescribeSecret: the adapter never calls it.
+USER_DATABASE_ACTIONS = ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]
 
 
 def nag_resource_text(scope: IConstruct, value: Any) -> str:
@@ -99,3 +106,49 @@ def allow_indexing(fn: StratusFunction, files: PackageFiles, table: dynamodb.ITa
     )
     files.allow_listing(fn)
     allow_index(fn, table)
+
+
+def allow_access_secrets(
+    fn: StratusFunction,
+    *,
+    signing_key_arn: str,
+    user_database_arn: str | None,
+    kms_key_arn: str | None,
+) -> None:
+    """The API function's use of the access secrets (see storage.StorageStack).
+
+    The signing key is only read. With a customer managed key, Secrets Manager decrypts
+    (GetSecretValue) and generates data keys (PutSecretValue) on the caller's behalf; it
+    never calls kms:Encrypt for a secret value. The encryption context Secrets Manager
+    passes names the secret (``SecretARN``), so each grant holds for these secrets only.
+    """
+    fn.allow("ReadSigningKey", ["secretsmanager:GetSecretValue"], [signing_key_arn])
+    if user_database_arn is not None:
+        fn.allow("ReadWriteUserDatabase", USER_DATABASE_ACTIONS, [user_database_arn])
+    if kms_key_arn:
+        readable = [signing_key_arn, *([user_database_arn] if user_database_arn else [])]
+        fn.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DecryptAccessSecrets",
+                actions=["kms:Decrypt"],
+                resources=[kms_key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:EncryptionContext:SecretARN": (
+                            readable if len(readable) > 1 else readable[0]
+                        )
+                    }
+                },
+            )
+        )
+        if user_database_arn is not None:
+            fn.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptUserDatabase",
+                    actions=["kms:GenerateDataKey"],
+                    resources=[kms_key_arn],
+                    conditions={
+                        "StringEquals": {"kms:EncryptionContext:SecretARN": user_database_arn}
+                    },
+                )
+            )

@@ -19,7 +19,26 @@ LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-_SECRET_WORDS = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+_SECRET_WORDS = re.compile(
+    r"password|secret|token|credential|private|signing_key|access_key", re.IGNORECASE
+)
+# Option names that match _SECRET_WORDS but hold no secret.
+_NOT_SECRETS = frozenset({"auth_token_expire"})  # seconds a registration token stays valid
+# Variables the stacks set themselves; an option must not override them.
+_RESERVED_OPTIONS = frozenset(
+    {
+        "table_name",
+        "bucket_name",
+        "config",
+        "auth",
+        "auth_secret_id",
+        "auth_kms_key_id",
+        "auth_signing_key_secret",
+    }
+)
+ACCESS_BACKENDS = ("config", "dynamo", "aws_secrets_manager")
+# A KMS key ARN (not an alias: IAM statements name the key itself).
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,16 @@ class DeploySettings:
     # A pypicloud-style INI (users with password *hashes*, groups, package ACLs), bundled
     # into a small layer and passed as STRATUS_CONFIG; "" = no users (anonymous only).
     access_config_file: str = ""
+    # --- access backend (STRATUS_AUTH of the API function) ---
+    # "config": access_config_file, read-only. "dynamo": users, groups and permissions in
+    # the index table, managed through the admin API. "aws_secrets_manager": one JSON user
+    # database in a Secrets Manager secret the storage stack creates (retained), managed
+    # through the admin API. API tokens live in the index table whatever the backend.
+    access_backend: str = "config"
+    # KMS key ARN (key/..., not an alias) encrypting the secrets the storage stack creates:
+    # the registration-token signing key, and the user database of aws_secrets_manager.
+    # "" = the AWS managed key aws/secretsmanager.
+    access_secret_kms_key_arn: str = ""
     # --- API ---
     api_memory_mb: int = 1024  # memory is also CPU: 1024 MB keeps cold starts short
     api_timeout_seconds: int = 29  # an HTTP API integration times out at 30 s
@@ -93,10 +122,24 @@ class DeploySettings:
             raise ValueError("sync_max_concurrency must be within 2..1000 (SQS event sources)")
         if self.noncurrent_version_retention_days < 1:
             raise ValueError("noncurrent_version_retention_days must be at least 1")
+        if self.access_backend not in ACCESS_BACKENDS:
+            raise ValueError(f"access_backend must be one of {', '.join(ACCESS_BACKENDS)}")
+        if self.access_secret_kms_key_arn and not _KMS_KEY_ARN.fullmatch(
+            self.access_secret_kms_key_arn
+        ):
+            raise ValueError(
+                "access_secret_kms_key_arn must be a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<key id>), not an alias or key id"
+            )
         for name in self.options:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"options: {name!r} is not an option name")
-            if _SECRET_WORDS.search(name):
+            if name in _RESERVED_OPTIONS:
+                raise ValueError(
+                    f"options: {name!r} is set by the stacks (see access_backend, "
+                    "access_secret_kms_key_arn)"
+                )
+            if _SECRET_WORDS.search(name) and name not in _NOT_SECRETS:
                 raise ValueError(
                     f"options: {name!r} looks like a secret; secrets never go into "
                     "environment variables (put password hashes in access_config_file)"
@@ -110,6 +153,7 @@ class DeploySettings:
             "STRATUS_DEFAULT_READ": self.default_read,
             "STRATUS_DEFAULT_WRITE": self.default_write,
             "STRATUS_PRESIGN_EXPIRY": str(self.presign_expiry),
+            "STRATUS_AUTH": self.access_backend,
         }
         for name, value in sorted(self.options.items()):
             env.setdefault(f"STRATUS_{name.upper()}", str(value))

@@ -1,19 +1,28 @@
-"""Stateful resources: the package bucket, the index table, and the S3 event queue.
+"""Stateful resources: the package bucket, the index table, the S3 event queue, secrets.
 
 Everything here is retained when the stack is deleted. The event queue and its
 dead-letter queue live here (not in the sync stack) because the bucket's notification
 configuration and the queue's policy refer to each other; keeping them in one stack
 avoids a dependency cycle between stacks, and the sync stack only consumes the queue.
+
+The secrets: the key that signs registration tokens (generated at the first deploy),
+and with ``access_backend = aws_secrets_manager`` the user database. Only the API
+function reads them (see permissions.allow_access_secrets).
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
+import json
+
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
 from stratus.adapters import table_schema
 
 from .functions import ack
@@ -23,6 +32,10 @@ from .settings import DeploySettings
 # Must match infra.notifications.EVENTS (tests/infra checks the template against it).
 NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
 BUCKET_ARN_OUTPUT = "PackagesBucketArn"
+# The user database a new aws_secrets_manager deployment starts with (pypicloud's JSON
+# format, §1.6.5): nobody yet; the first registration becomes the admin. Never change
+# it: CloudFormation writes a changed SecretString over the live user database.
+EMPTY_USER_DATABASE = json.dumps({"users": {}, "groups": {}, "admins": [], "packages": {}})
 
 
 def _attribute_type(kind: str) -> dynamodb.AttributeType:
@@ -123,6 +136,8 @@ class StorageStack(Stack):
                 ),
             )
 
+        self._access_secrets(settings)
+
         self.dead_letters = sqs.Queue(
             self,
             "SyncDeadLetters",
@@ -168,6 +183,55 @@ class StorageStack(Stack):
         CfnOutput(self, "PackagesBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "IndexTableName", value=self.table.table_name)
         CfnOutput(self, "SyncDeadLetterQueueUrl", value=self.dead_letters.queue_url)
+        CfnOutput(self, "SigningKeySecretArn", value=self.signing_key.secret_arn)
+        if self.user_database is not None:
+            CfnOutput(
+                self,
+                "UserDatabaseSecretArn",
+                value=self.user_database.secret_arn,
+                description="the user database of access_backend=aws_secrets_manager",
+            )
+
+    def _access_secrets(self, settings: DeploySettings) -> None:
+        key = (
+            kms.Key.from_key_arn(self, "AccessSecretsKey", settings.access_secret_kms_key_arn)
+            if settings.access_secret_kms_key_arn
+            else None  # the AWS managed key aws/secretsmanager
+        )
+        # A changed GenerateSecretString block makes CloudFormation generate a new key,
+        # which invalidates outstanding registration tokens: leave it as it is.
+        self.signing_key = secretsmanager.Secret(
+            self,
+            "SigningKey",
+            description="Stratus: signs registration tokens (auth.signing_key)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True, include_space=False
+            ),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        ack(
+            self.signing_key,
+            "AwsSolutions-SMG4",
+            "Rotating the signing key invalidates outstanding signup tokens, by design; "
+            "replace it by hand if it leaks",
+        )
+        self.user_database: secretsmanager.Secret | None = None
+        if settings.access_backend == "aws_secrets_manager":
+            self.user_database = secretsmanager.Secret(
+                self,
+                "UserDatabase",
+                description="Stratus: users, groups and package permissions (JSON)",
+                secret_string_value=SecretValue.unsafe_plain_text(EMPTY_USER_DATABASE),
+                encryption_key=key,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            ack(
+                self.user_database,
+                "AwsSolutions-SMG4",
+                "The user database (password hashes, groups, permissions) is data the admin "
+                "API edits, not a credential that rotation applies to",
+            )
 
     @property
     def bucket_arn_export(self) -> str:

@@ -56,6 +56,7 @@ def test_every_acknowledgment_has_a_one_line_reason(default_synth):
         "AwsSolutions-L1",  # python3.12 pinned together with the layer
         "AwsSolutions-APIG4",  # the app authenticates requests itself
         "AwsSolutions-SNS2",  # alarm topic: CloudWatch cannot use the AWS-managed key
+        "AwsSolutions-SMG4",  # signing key and user database: not rotated, by design
     }
 
 
@@ -87,6 +88,12 @@ def test_cfn_lint_passes_on_every_template(default_synth, synth, tmp_path_factor
             hosted_zone_name="example.com",
             access_config_file=str(config),
             alarm_email="ops@example.com",
+        ),
+        synth(  # both secrets, a customer managed key, conditions on its use
+            access_backend="aws_secrets_manager",
+            access_secret_kms_key_arn=(
+                "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ),
         ),
     ]
     for variant in variants:

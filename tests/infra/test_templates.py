@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
+
 from stratus.adapters.table_schema import create_table_kwargs
 
 PACKAGES_EXPORT = "StratusStorage-PackagesBucketArn"
@@ -229,8 +230,17 @@ def test_api_function_gets_the_app_options_and_no_secrets(templates):
     assert env["STRATUS_DEFAULT_WRITE"] == ""
     assert env["STRATUS_PRESIGN_EXPIRY"] == "300"
     assert "STRATUS_CONFIG" not in env  # no access_config_file by default
-    for name in env:
-        assert not any(word in name.lower() for word in ("password", "secret", "token", "key"))
+    assert env["STRATUS_AUTH"] == "config"
+    # The one variable named like a secret holds the ARN of one (a reference), not a value.
+    named_like_secrets = {
+        name
+        for name in env
+        if any(word in name.lower() for word in ("password", "secret", "token", "key"))
+    }
+    assert named_like_secrets == {"STRATUS_AUTH_SIGNING_KEY_SECRET"}
+    reference = env["STRATUS_AUTH_SIGNING_KEY_SECRET"]["Fn::GetStackOutput"]
+    assert reference["StackName"] == "StratusStorage"
+    assert reference["OutputName"].startswith("PublishOutputRefSigningKey")
 
 
 def test_http_api_routes_everything_to_the_function(templates):
@@ -331,11 +341,13 @@ def test_api_role(templates):
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",
+        "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
     }
     assert got["WriteOwnLogs"] == {
         "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "resource": log_group_arn(templates["Api"], "ApiLogs"),
     }
+    assert got["ReadSigningKey"]["actions"] == ["secretsmanager:GetSecretValue"]
     assert got["ReadWritePackageFiles"] == {
         "actions": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
         "resource": objects("*"),
@@ -441,7 +453,7 @@ def test_context_settings_change_behaviour(synth):
         api_memory_mb="2048",
         noncurrent_version_retention_days="7",
         reconcile_schedule="",
-        options={"realm": "corp"},
+        options={"realm": "corp", "auth_token_expire": "3600"},
     )
     api = out["stacks"]["StratusApi"].template
     fn = only(api, "AWS::Lambda::Function")["Properties"]
@@ -450,6 +462,7 @@ def test_context_settings_change_behaviour(synth):
     assert env["STRATUS_DEFAULT_WRITE"] == "admins"
     assert env["STRATUS_PRESIGN_EXPIRY"] == "60"
     assert env["STRATUS_REALM"] == "corp"
+    assert env["STRATUS_AUTH_TOKEN_EXPIRE"] == "3600"  # named like a secret, but is none
     assert fn["MemorySize"] == 2048
     storage = out["stacks"]["StratusStorage"].template
     assert 'NoncurrentDays": 7' in json.dumps(storage)
@@ -486,6 +499,18 @@ def test_custom_domain_and_access_config(synth, tmp_path_factory):
         ("custom_domain", "pypi.example.com", "certificate_arn"),
         ("options", {"admin_password": "x"}, "looks like a secret"),
         ("api_timeout_seconds", "60", "30 s"),
+        ("access_backend", "ldap", "access_backend must be one of"),
+        ("access_backend", "sqlite", "access_backend must be one of"),
+        ("access_secret_kms_key_arn", "alias/stratus", "must be a KMS key ARN"),
+        (
+            "access_secret_kms_key_arn",
+            "arn:aws:kms:eu-west-1:111111111111:alias/stratus",
+            "must be a KMS key ARN",
+        ),
+        ("options", {"auth_signing_key": "x"}, "looks like a secret"),
+        ("options", {"auth_secret_id": "arn:..."}, "set by the stacks"),
+        ("options", {"auth": "dynamo"}, "set by the stacks"),
+        ("options", {"table_name": "other"}, "set by the stacks"),
     ],
 )
 def test_invalid_settings_are_refused(name, value, message):
