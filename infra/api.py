@@ -17,7 +17,13 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
-from .functions import StratusFunction, ack, config_layer, dependency_layer
+from .functions import (
+    StratusFunction,
+    ack,
+    check_config_backend,
+    config_layer,
+    dependency_layer,
+)
 from .permissions import PackageFiles, allow_access_secrets, allow_index
 from .settings import DeploySettings
 from .storage import StorageStack
@@ -75,6 +81,7 @@ class ApiStack(Stack):
             if settings.access_secret_kms_key_arn:
                 environment["STRATUS_AUTH_KMS_KEY_ID"] = settings.access_secret_kms_key_arn
         if settings.access_config_file:
+            check_config_backend(settings.access_config_file, settings.access_backend)
             layer, path = config_layer(self, settings.access_config_file)
             layers.append(layer)
             environment["STRATUS_CONFIG"] = path

@@ -71,17 +71,42 @@ def dependency_layer(scope: Construct) -> lambda_.LayerVersion:
     )
 
 
+def config_source(config_file: str) -> Path:
+    """``access_config_file`` as a path (relative to the repository root)."""
+    source = Path(config_file)
+    if not source.is_absolute():
+        source = REPO_ROOT / source
+    if not source.is_file():
+        raise FileNotFoundError(f"access_config_file: {source} does not exist")
+    return source
+
+
+def check_config_backend(config_file: str, access_backend: str) -> None:
+    """Refuse a config file whose ``pypi.auth`` names another backend than access_backend.
+
+    STRATUS_AUTH (access_backend) overrides the file's ``pypi.auth`` in Lambda; a file
+    written for another backend would otherwise be ignored without a word.
+    """
+    from stratus.adapters.config_access import read_ini
+    from stratus.wiring import _PYPICLOUD_NAMES  # pypicloud's dotted names for pypi.auth
+
+    named = read_ini(config_source(config_file)).get("pypi.auth", "").strip().lower()
+    named = _PYPICLOUD_NAMES.get(named, named)
+    if named and named != access_backend:
+        raise ValueError(
+            f"access_config_file sets pypi.auth = {named} but access_backend is "
+            f"{access_backend}; the deployment uses access_backend: set it, or remove "
+            "pypi.auth from the file"
+        )
+
+
 def config_layer(scope: Construct, config_file: str) -> tuple[lambda_.LayerVersion, str]:
     """A layer holding the access config file; returns it and the file's path in Lambda.
 
     The file holds password *hashes* (``stratus hash-password``), never plain passwords;
     it stays out of environment variables and out of the function code asset.
     """
-    source = Path(config_file)
-    if not source.is_absolute():
-        source = REPO_ROOT / source
-    if not source.is_file():
-        raise FileNotFoundError(f"access_config_file: {source} does not exist")
+    source = config_source(config_file)
     data = source.read_bytes()
     # Staged outside the checkout, named by content: concurrent synths agree, nothing to
     # clean up in the repository, and the asset hash follows the file's content.

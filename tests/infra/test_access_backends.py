@@ -242,3 +242,31 @@ def test_the_adapters_call_only_what_the_api_role_allows():
         source = (adapters / name).read_text()
         for call in ("batch_get", "batch_write", ".scan(", "describe_table", ".count("):
             assert call not in source, (name, call)
+
+
+@pytest.mark.parametrize(
+    ("named", "backend", "ok"),
+    [
+        ("", "dynamo", True),  # the file says nothing: access_backend decides
+        ("config", "config", True),
+        ("pypicloud.access.ConfigAccessBackend", "config", True),
+        (
+            "pypicloud.access.aws_secrets_manager.AWSSecretsManagerAccessBackend",
+            "aws_secrets_manager",
+            True,
+        ),
+        ("aws_secrets_manager", "config", False),
+        ("ldap", "config", False),
+        ("config", "dynamo", False),
+    ],
+)
+def test_a_config_file_naming_another_backend_is_refused(tmp_path, named, backend, ok):
+    from infra.functions import check_config_backend
+
+    config = tmp_path / "stratus.ini"
+    config.write_text("[app:main]\n" + (f"pypi.auth = {named}\n" if named else ""))
+    if ok:
+        check_config_backend(str(config), backend)
+    else:
+        with pytest.raises(ValueError, match=r"set it, or remove pypi\.auth"):
+            check_config_backend(str(config), backend)
