@@ -9,6 +9,7 @@ import base64
 import importlib
 
 import pytest
+
 from stratus.domain.permissions import EMPTY_ACL
 from stratus.policy import AccessPolicy
 from stratus.settings import Settings

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from stratus.domain.errors import Conflict, NotFound
 from stratus.domain.models import FileRecord, ProjectSummary
 from stratus.ports import Catalog

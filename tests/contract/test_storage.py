@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
 from stratus.adapters.local_storage import LocalStorage
 from stratus.adapters.s3_storage import S3Storage, content_disposition
 from stratus.domain.errors import BackendUnavailable, Conflict, NotFound

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from passlib.hash import sha256_crypt
+
 from stratus.adapters.config_access import ConfigAccess
 from stratus.settings import Settings
 from stratus.web.app import create_app

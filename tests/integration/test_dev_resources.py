@@ -6,6 +6,7 @@ import uuid
 
 import boto3
 import pytest
+
 from stratus.adapters.table_schema import create_table_kwargs
 from stratus.cli.dev_resources import create_dev_resources
 

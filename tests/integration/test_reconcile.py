@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import FileRecord
-
 from tests.integration.test_sync import catalog_files, is_distribution, make_catalog
 from tests.support.apigw import FakeLambdaContext
 from tests.support.distributions import sdist_bytes, wheel_bytes

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stratus.domain.keys import file_key, metadata_key, split_key
 
 from infra.notifications import queue_configurations
+from stratus.domain.keys import file_key, metadata_key, split_key
 from tests.support.apigw import FakeLambdaContext
 from tests.support.distributions import sdist_bytes, wheel_bytes
 

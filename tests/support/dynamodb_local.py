@@ -131,6 +131,7 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def dynamo_table(dynamodb_endpoint: str) -> Iterator[str]:
     """A fresh table (schema from ``table_schema``) on DynamoDB Local; deleted afterwards."""
     import boto3
+
     from stratus.adapters.table_schema import create_table_kwargs
 
     client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint)

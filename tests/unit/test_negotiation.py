@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stratus.web.negotiation import HTML, HTML_V1, JSON_V1, choose
 
 PIP = (

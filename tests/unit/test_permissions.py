@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stratus.domain.models import ANONYMOUS, Identity
 from stratus.domain.permissions import EMPTY_ACL, PackageAcl, effective, parse_perm
 

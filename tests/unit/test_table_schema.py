@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from stratus.adapters import table_schema
 from stratus.adapters.table_schema import (
     GlobalSecondaryIndex,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from passlib.hash import sha256_crypt, sha512_crypt
+
 from stratus import passwords
 from stratus.adapters.config_access import ConfigAccess
 
