@@ -123,21 +123,6 @@ class AccessPolicy:
         scope = frozenset(record.projects) if record.projects is not None else None
         return Identity(username=record.username, upload_scope=scope)
 
-    def _check_password(self, username: str, password: str) -> bool:
-        key = hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
-        with self._lock:
-            expires = self._verified.get(key)
-        if expires is not None and expires > now:
-            return True
-        if not self.backend.verify_user(username, password):
-            return False
-        with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[key] = now + self.settings.credential_cache_seconds
-        return True
-
     # --- authorization ---
     def permissions(self, identity: Identity, project: str) -> frozenset[str]:
         return permissions.effective(

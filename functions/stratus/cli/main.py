@@ -47,6 +47,54 @@ def _hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _access_backend(args: argparse.Namespace):
+    """The access backend of a deployment: --aws (STRATUS_* env) or --config/--data-dir."""
+    from ..wiring import build_access, options_from_env
+
+    if args.aws:
+        import os
+
+        return build_access(
+            options_from_env(os.environ), table_name=os.environ.get("STRATUS_TABLE_NAME")
+        )
+    from ..adapters.config_access import read_ini
+
+    options = read_ini(args.config) if args.config else {}
+    return build_access(options, data_dir=Path(args.data_dir))
+
+
+def _export_acl(args: argparse.Namespace) -> int:
+    from ..acl_transfer import dump, write_acl_file
+
+    write_acl_file(dump(_access_backend(args)), args.output)
+    return 0
+
+
+def _import_acl(args: argparse.Namespace) -> int:
+    from ..acl_transfer import load, read_acl_file
+    from ..ports import MutableAccessBackend
+
+    backend = _access_backend(args)
+    if not isinstance(backend, MutableAccessBackend):
+        print(
+            "stratus import-acl: the access backend is read-only; set pypi.auth to "
+            "sqlite, dynamo or aws_secrets_manager",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        data = read_acl_file(args.input)
+        load(backend, data)
+    except ValueError as exc:
+        print(f"stratus import-acl: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"imported {len(data.get('users', []))} users, {len(data.get('groups', {}))} groups",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _create_dev_resources(_: argparse.Namespace) -> int:
     from .dev_resources import create_dev_resources
 
@@ -70,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     hp = sub.add_parser("hash-password", help="print an argon2id hash for a user.<name> line")
     hp.add_argument("--password", help="(default: prompt, or read one line from stdin)")
     hp.set_defaults(func=_hash_password)
+
+    for name, helptext in (
+        ("export-acl", "write users, groups and permissions in pypicloud's ppc-export format"),
+        ("import-acl", "load a ppc-export / export-acl file into a mutable access backend"),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--config", help="INI file naming the backend (pypi.auth, auth.*)")
+        cmd.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
+        cmd.add_argument("--aws", action="store_true", help="use the STRATUS_* environment")
+        if name == "export-acl":
+            cmd.add_argument("-o", "--output", help="file (.gz: gzipped); default stdout")
+            cmd.set_defaults(func=_export_acl)
+        else:
+            cmd.add_argument("-i", "--input", help="file (gzipped or not); default stdin")
+            cmd.set_defaults(func=_import_acl)
 
     dev = sub.add_parser(
         "create-dev-resources",

@@ -6,9 +6,6 @@ Every route needs an admin. Changes need a mutable access backend; on a read-onl
 
 from __future__ import annotations
 
-import gzip
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -61,11 +58,10 @@ def rebuild(request: Request) -> Response:
 @router.get("/acl.json.gz")
 def acl_download(request: Request) -> Response:
     require_admin(request)
-    from ..acl_transfer import dump
+    from ..acl_transfer import dump, gzip_bytes
 
-    body = gzip.compress(json.dumps(dump(_directory(request)), separators=(",", ":")).encode())
     return Response(
-        body,
+        gzip_bytes(dump(_directory(request))),
         media_type="application/gzip",
         headers={"Content-Disposition": 'attachment; filename="acl.json.gz"'},
     )
