@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 from .. import passwords
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.permissions import EMPTY_ACL, PackageAcl
 from ..ports import TokenRecord, UserInfo
+from .sqlite_db import SqliteDatabase, Transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_users (
@@ -78,30 +78,17 @@ class SqliteAccess:
     """The MutableAccessBackend port on one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = str(path)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        with self._write() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        self._db = SqliteDatabase(path, _SCHEMA)
+        self.path = self._db.path
 
     def __repr__(self) -> str:
         return f"SqliteAccess({self.path!r})"
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
-    def _write(self) -> _Transaction:
-        """A serialized write transaction (BEGIN IMMEDIATE also guards other processes)."""
-        return _Transaction(self._conn(), self._write_lock)
+    def _write(self) -> Transaction:
+        return self._db.write()
 
     def _user_row(
         self, username: str, conn: sqlite3.Connection | None = None
@@ -380,24 +367,3 @@ class SqliteAccess:
     def delete_token(self, token_id: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM access_tokens WHERE token_id = ?", (token_id,))
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import astuple, fields
 from pathlib import Path
 
 from ..domain.errors import Conflict, NotFound
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary
+from .sqlite_db import SqliteDatabase, Transaction
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
 _SCHEMA = f"""
@@ -31,25 +31,14 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
 
 class SqliteCatalog:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = str(path)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        self._db = SqliteDatabase(path, _SCHEMA)
+        self.path = self._db.path
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
-    def _write(self):
-        """A serialized write transaction (BEGIN IMMEDIATE also guards other processes)."""
-        return _Transaction(self._conn(), self._write_lock)
+    def _write(self) -> Transaction:
+        return self._db.write()
 
     # --- reads ---
     def get_file(self, project: str, filename: str) -> FileRecord | None:
@@ -156,24 +145,3 @@ class SqliteCatalog:
 
     def health(self) -> None:
         self._conn().execute("SELECT 1").fetchone()
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
