@@ -141,7 +141,10 @@ class LocalStorage:
                 if if_absent and os.path.lexists(path):
                     raise Conflict(f"Object {key!r} already exists.")
                 st = _fsync_write(tmp, bytes(data))
-                self._write_sidecar(path, st, meta, content_type)
+                if meta:
+                    self._write_sidecar(path, st, meta, content_type)
+                else:  # no metadata to keep (core metadata files): spare the second write
+                    _unlink(self._sidecar(path))
                 if if_absent:
                     try:
                         os.link(tmp, path)
