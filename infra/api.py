@@ -1,4 +1,4 @@
-"""The HTTP API: API Gateway (HTTP API, payload v2) → the API function (FastAPI + Mangum).
+"""The HTTP API: API Gateway (HTTP API, payload v2) → the API function (Starlette + Mangum).
 
 Optional custom domain: ``custom_domain`` + ``certificate_arn`` (ACM, same region), and
 with ``hosted_zone_id`` + ``hosted_zone_name`` the A/AAAA alias records in Route 53.

@@ -6,8 +6,8 @@ import base64
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from passlib.hash import sha256_crypt
+from starlette.testclient import TestClient
 
 from stratus.adapters.config_access import ConfigAccess
 from stratus.settings import Settings

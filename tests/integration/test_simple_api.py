@@ -312,7 +312,7 @@ def test_health(client):
 
 
 def test_oversized_upload_413(services, tmp_path, request):
-    from fastapi.testclient import TestClient
+    from starlette.testclient import TestClient
 
     from stratus.web.app import create_app
 

@@ -6,9 +6,9 @@ Every route needs an admin. Changes need a mutable access backend; on a read-onl
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from .. import passwords, tokens
 from ..domain.errors import InvalidInput, NotFound
@@ -16,9 +16,10 @@ from ..domain.names import normalize
 from ..wiring import signing_key
 from .context import app_context, require_admin
 from .params import as_bool, read_params, required
+from .routing import Router
 from .users import check_password, check_username, mutable_backend
 
-router = APIRouter(prefix="/admin")
+router = Router(prefix="/admin")
 _PERM_NAMES = {"read": "r", "write": "w"}
 
 

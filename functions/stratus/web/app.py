@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from ..policy import AccessPolicy
 from ..publishing import Publisher
@@ -11,13 +11,14 @@ from . import admin, errors, files, health, packages_api, simple, upload, users
 from .context import AppContext
 
 
-def create_app(services: Services) -> FastAPI:
-    app = FastAPI(
-        title="Stratus package index",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+def create_app(services: Services) -> Starlette:
+    routes = [
+        route
+        for module in (simple, files, upload, packages_api, users, admin, health)
+        for route in module.router.routes
+    ]
+    app = Starlette(routes=routes)
+    app.router.redirect_slashes = False  # every route names its slash variants itself
     app.state.ctx = AppContext(
         services=services,
         policy=AccessPolicy(services.access, services.settings, token_store=services.tokens),
@@ -26,6 +27,4 @@ def create_app(services: Services) -> FastAPI:
         ),
     )
     errors.install(app, services.settings.realm)
-    for module in (simple, files, upload, packages_api, users, admin, health):
-        app.include_router(module.router)
     return app

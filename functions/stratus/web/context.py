@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import Request
 
 from ..domain.models import Identity
 from ..policy import AccessPolicy

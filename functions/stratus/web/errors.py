@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StratusError
 from ..policy import BadCredentials
@@ -25,31 +26,36 @@ def _reason(status: int, message: str) -> str:
     return f"{status} {message}"
 
 
-def install(app: FastAPI, realm: str) -> None:
+def install(app: Starlette, realm: str) -> None:
     challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
 
-    @app.exception_handler(StratusError)
-    async def _domain_error(_: Request, exc: StratusError) -> PlainTextResponse:
+    async def domain_error(_: Request, exc: Exception) -> PlainTextResponse:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
         return PlainTextResponse(_reason(status, str(exc)), status_code=status)
 
-    @app.exception_handler(BadCredentials)
-    async def _bad_credentials(_: Request, exc: BadCredentials) -> PlainTextResponse:
+    async def bad_credentials(_: Request, exc: Exception) -> PlainTextResponse:
         return PlainTextResponse(_reason(401, str(exc)), status_code=401, headers=challenge)
 
-    @app.exception_handler(TooManyAttempts)
-    async def _throttled(_: Request, exc: TooManyAttempts) -> PlainTextResponse:
+    async def throttled(_: Request, exc: Exception) -> PlainTextResponse:
+        assert isinstance(exc, TooManyAttempts)
         return PlainTextResponse(
             _reason(429, str(exc)),
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
 
-    @app.exception_handler(AuthRequired)
-    async def _auth_required(_: Request, exc: AuthRequired) -> PlainTextResponse:
+    async def auth_required(_: Request, exc: Exception) -> PlainTextResponse:
         message = str(exc) or "Authentication required."
         return PlainTextResponse(_reason(401, message), status_code=401, headers=challenge)
 
-    @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, exc: Forbidden) -> PlainTextResponse:
+    async def forbidden(_: Request, exc: Exception) -> PlainTextResponse:
         return PlainTextResponse(_reason(403, str(exc) or "Forbidden."), status_code=403)
+
+    for cls, handler in (
+        (StratusError, domain_error),
+        (BadCredentials, bad_credentials),
+        (TooManyAttempts, throttled),
+        (AuthRequired, auth_required),
+        (Forbidden, forbidden),
+    ):
+        app.add_exception_handler(cls, handler)

@@ -5,16 +5,17 @@ On AWS they answer 302 to a short-lived presigned URL; locally they send the fil
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..domain.errors import NotFound
 from ..domain.keys import METADATA_SUFFIX, file_key, metadata_key
 from ..domain.names import normalize
 from .context import app_context, identity
 from .errors import AuthRequired
+from .routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 @router.get("/files/{project}/{filename}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from .context import app_context
+from .routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 @router.get("/health")

@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
 from packaging.version import InvalidVersion, Version
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from ..domain.errors import NotFound
 from ..domain.models import FileRecord
 from ..domain.names import normalize
 from .context import app_context, identity
+from .routing import Router
 from .simple import readable_files
 from .upload import check_write, handle_upload
 
-router = APIRouter()
+router = Router()
 
 
 def _version(v: str) -> Version:

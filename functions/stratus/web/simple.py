@@ -12,9 +12,9 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from packaging.version import InvalidVersion, Version
+from starlette.requests import Request
+from starlette.responses import Response
 
 from ..domain.errors import NotFound
 from ..domain.models import FileRecord, Identity, ProjectSummary
@@ -22,9 +22,10 @@ from ..domain.names import normalize
 from . import negotiation
 from .context import app_context, identity
 from .errors import AuthRequired
+from .routing import Router
 
 API_VERSION = "1.1"
-router = APIRouter()
+router = Router()
 
 
 def _not_acceptable() -> Response:

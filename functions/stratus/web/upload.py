@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from ..domain.errors import InvalidInput
 from ..domain.names import normalize
 from .context import app_context, identity
 from .errors import AuthRequired, Forbidden
+from .routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 def check_write(request: Request, project: str) -> str | None:

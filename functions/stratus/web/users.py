@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from .. import passwords, tokens
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -22,8 +22,9 @@ from ..wiring import signing_key
 from .context import app_context, require_user
 from .errors import Forbidden
 from .params import read_params, required
+from .routing import Router
 
-router = APIRouter()
+router = Router()
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 RESERVED = {"everyone", "authenticated", "__token__"}
 
