@@ -26,6 +26,13 @@ def check_write(request: Request, project: str) -> str | None:
     raise Forbidden(f"User {who.username!r} may not upload to project {project!r}.")
 
 
+def _too_large(limit: int) -> Response:
+    return PlainTextResponse(
+        f"413 Upload larger than {limit} bytes; upload large files directly to storage.",
+        status_code=413,
+    )
+
+
 async def _read_form(request: Request):
     ctx = app_context(request)
     limit = ctx.services.settings.max_upload_bytes
@@ -41,13 +48,10 @@ async def _read_form(request: Request):
 async def handle_upload(request: Request, project_hint: str | None = None) -> Response:
     # Authenticate before reading a large body: bad credentials answer at once.
     identity(request)
+    limit = app_context(request).services.settings.max_upload_bytes
     form = await _read_form(request)
     if form is None:
-        limit = app_context(request).services.settings.max_upload_bytes
-        return PlainTextResponse(
-            f"413 Upload larger than {limit} bytes; upload large files directly to storage.",
-            status_code=413,
-        )
+        return _too_large(limit)
     action = form.get(":action")
     if action != "file_upload":
         raise InvalidInput(f"Unsupported :action {action!r}; only 'file_upload' is supported.")
@@ -59,7 +63,9 @@ async def handle_upload(request: Request, project_hint: str | None = None) -> Re
     if not name or not version:
         raise InvalidInput("The upload must carry the 'name' and 'version' fields.")
     uploader = check_write(request, normalize(name))
-    data = await content.read()
+    data = await content.read(limit + 1)
+    if len(data) > limit:  # a chunked body has no Content-Length to check up front
+        return _too_large(limit)
     publisher = app_context(request).publisher
     from starlette.concurrency import run_in_threadpool
 
