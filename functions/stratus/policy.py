@@ -113,16 +113,6 @@ class AccessPolicy:
         with self._lock:
             self._verified.pop(username, None)
 
-    def _check_token(self, username: str, token_id: str, secret: str) -> Identity | None:
-        assert self.token_store is not None
-        record = self.token_store.get_token(token_id)
-        if record is None or not tokens.matches(record, secret):
-            return None
-        if username not in ("__token__", record.username):
-            return None
-        scope = frozenset(record.projects) if record.projects is not None else None
-        return Identity(username=record.username, upload_scope=scope)
-
     # --- authorization ---
     def permissions(self, identity: Identity, project: str) -> frozenset[str]:
         if identity.is_admin:  # no ACL lookup needed (a query per project on some backends)

@@ -66,6 +66,7 @@ from .dynamo_catalog import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     MAX_ATTEMPTS,
+    TableAdapter,
     _Plan,
     _Transaction,
 )
@@ -233,25 +234,10 @@ def _to_token(item: Any) -> TokenRecord:
 # --- the adapter ------------------------------------------------------------------------
 
 
-class DynamoAccess:
+class DynamoAccess(TableAdapter):
     """The MutableAccessBackend port on one DynamoDB table (schema in ``table_schema``)."""
 
-    def __init__(
-        self, table_name: str, *, region: str | None = None, consistent_read: bool = True
-    ) -> None:
-        self.table_name = table_name
-        self.region = region
-        self.consistent_read = consistent_read
-        self._models: _Models | None = None
-
-    def __repr__(self) -> str:
-        return f"DynamoAccess({self.table_name!r})"
-
-    @property
-    def models(self) -> _Models:
-        if self._models is None:
-            self._models = models_for(self.table_name, self.region)
-        return self._models
+    models_factory = staticmethod(models_for)
 
     # --- reads ---
 

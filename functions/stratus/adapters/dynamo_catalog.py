@@ -276,8 +276,13 @@ class _Plan:
 # --- the adapter ------------------------------------------------------------------------
 
 
-class DynamoCatalog:
-    """The Catalog port on one DynamoDB table (schema in ``table_schema``)."""
+class TableAdapter:
+    """What every adapter on the Stratus table shares: its name and lazily built models.
+
+    Subclasses set ``models_factory`` (table name, region → their pynamodb models).
+    """
+
+    models_factory: Callable[[str, str | None], Any]
 
     def __init__(
         self, table_name: str, *, region: str | None = None, consistent_read: bool = True
@@ -285,16 +290,22 @@ class DynamoCatalog:
         self.table_name = table_name
         self.region = region
         self.consistent_read = consistent_read
-        self._models: _Models | None = None
+        self._models: Any = None
 
     def __repr__(self) -> str:
-        return f"DynamoCatalog({self.table_name!r})"
+        return f"{type(self).__name__}({self.table_name!r})"
 
     @property
-    def models(self) -> _Models:
+    def models(self) -> Any:
         if self._models is None:
-            self._models = models_for(self.table_name, self.region)
+            self._models = type(self).models_factory(self.table_name, self.region)
         return self._models
+
+
+class DynamoCatalog(TableAdapter):
+    """The Catalog port on one DynamoDB table (schema in ``table_schema``)."""
+
+    models_factory = staticmethod(models_for)
 
     # --- reads ---
 
