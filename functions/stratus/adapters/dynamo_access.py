@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ from .dynamo_catalog import (
     TableAdapter,
     _Plan,
     _Transaction,
+    cached_per_table,
 )
 from .dynamo_catalog import models_for as catalog_models_for
 
@@ -145,19 +145,6 @@ class _Models:
     connection: Connection
 
 
-_models_lock = threading.Lock()
-_models_cache: dict[tuple[str, str | None], _Models] = {}
-
-
-def models_for(table_name: str, region: str | None = None) -> _Models:
-    key = (table_name, region)
-    with _models_lock:
-        models = _models_cache.get(key)
-        if models is None:
-            models = _models_cache[key] = _build_models(table_name, region)
-        return models
-
-
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import (
         BooleanAttribute,
@@ -202,6 +189,9 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
     Item._connection = catalog_models_for(table, aws_region).file._get_connection()
     connection = Item._get_connection().connection
     return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem, connection)
+
+
+models_for = cached_per_table(_build_models)
 
 
 def _token_item(model: Any, pk: str, sk: str, token: TokenRecord) -> Any:

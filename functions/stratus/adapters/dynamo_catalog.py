@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.keys import sequencer_key
@@ -99,18 +99,23 @@ class _Models:
     connection: Connection  # shared by the three models and by transactions
 
 
-_models_lock = threading.Lock()
-_models_cache: dict[tuple[str, str | None], _Models] = {}
+T = TypeVar("T")
 
 
-def models_for(table_name: str, region: str | None = None) -> _Models:
-    """The Model classes bound to one table (pynamodb configures tables per class)."""
-    key = (table_name, region)
-    with _models_lock:
-        models = _models_cache.get(key)
-        if models is None:
-            models = _models_cache[key] = _build_models(table_name, region)
-        return models
+def cached_per_table(build: Callable[[str, str | None], T]) -> Callable[..., T]:
+    """Build a table's Model classes once per (table, region); pynamodb configures tables
+    per class, so every adapter on the table needs its own classes, built once."""
+    lock = threading.Lock()
+    cache: dict[tuple[str, str | None], T] = {}
+
+    def models_for(table_name: str, region: str | None = None) -> T:
+        key = (table_name, region)
+        with lock:
+            if key not in cache:
+                cache[key] = build(table_name, region)
+            return cache[key]
+
+    return models_for
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
@@ -160,6 +165,9 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
 
 
 # --- conversions ------------------------------------------------------------------------
+
+
+models_for = cached_per_table(_build_models)
 
 
 def _to_item(models: _Models, record: FileRecord) -> Model:
