@@ -9,9 +9,7 @@ normalized name; ``file_count`` counts files (never tombstones).
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from stratus.domain.errors import Conflict, NotFound
 from stratus.domain.models import FileRecord, ProjectSummary
 from stratus.ports import Catalog
+from tests.support.concurrency import run_concurrently
 
 THREADS = 8
 TRIALS = 5  # keys per concurrency test: each is a fresh race
@@ -54,21 +53,6 @@ def record(
         display_name=changes.pop("display_name", "Demo"),  # type: ignore[arg-type]
     )
     return base.with_changes(**changes) if changes else base
-
-
-def run_concurrently(calls: list[Callable[[], object]]) -> list[object]:
-    """Start all calls at once (a barrier), return each result or raised exception."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], object]) -> object:
-        barrier.wait()
-        try:
-            return call()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def test_is_a_catalog(catalog: Catalog) -> None:

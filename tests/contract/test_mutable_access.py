@@ -15,9 +15,6 @@ in ``stratus.ports``, plus what the mutable backends share:
 from __future__ import annotations
 
 import importlib
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,6 +22,7 @@ from stratus import passwords
 from stratus.domain.errors import Conflict, InvalidInput, NotFound
 from stratus.domain.permissions import EMPTY_ACL
 from stratus.ports import AccessBackend, AccessDirectory, MutableAccessBackend, TokenRecord
+from tests.support.concurrency import run_concurrently
 
 from .access_backends import ADMINS, GROUPS, MUTABLE, PACKAGES, PASSWORDS
 from .access_backends.mutable_sample import cheap_hash
@@ -38,21 +36,6 @@ def builder(name: str):
 @pytest.fixture(params=MUTABLE)
 def access(request, tmp_path) -> MutableAccessBackend:
     return builder(request.param).build(request, tmp_path)
-
-
-def run_concurrently(calls: list[Callable[[], object]]) -> list[object]:
-    """Start all calls at once (a barrier), return each result or raised exception."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], object]) -> object:
-        barrier.wait()
-        try:
-            return call()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def token(token_id: str = "t1", username: str = "dsa", **changes) -> TokenRecord:
