@@ -65,6 +65,25 @@ def start_server(data: Path, port: int) -> tuple[subprocess.Popen, float]:
             time.sleep(0.002)
 
 
+def twine_upload(port: int, files: list[Path]) -> None:
+    subprocess.run(
+        [
+            str(BIN / "twine"),
+            "upload",
+            "--repository-url",
+            f"http://127.0.0.1:{port}/",
+            "-u",
+            "alice",
+            "-p",
+            "alice-secret",
+            "--disable-progress-bar",
+            *map(str, files),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def page_latencies(port: int, path: str, n: int) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     out = []
@@ -131,22 +150,7 @@ def main() -> None:
             for i in range(args.files):
                 write(dist, wheel_bytes("bench-pkg", f"1.0.{i}"))
             t = time.perf_counter()
-            subprocess.run(
-                [
-                    str(BIN / "twine"),
-                    "upload",
-                    "--repository-url",
-                    f"http://127.0.0.1:{port}/",
-                    "-u",
-                    "alice",
-                    "-p",
-                    "alice-secret",
-                    "--disable-progress-bar",
-                    *sorted(map(str, dist.iterdir())),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            twine_upload(port, sorted(dist.iterdir()))
             rows.append(
                 (f"twine upload of {args.files} small files", f"{time.perf_counter() - t:.2f} s")
             )
@@ -159,22 +163,7 @@ def main() -> None:
                 )
             )
             small = write(work / "dist2", wheel_bytes("tiny-pkg", "1.0"))
-            subprocess.run(
-                [
-                    str(BIN / "twine"),
-                    "upload",
-                    "--repository-url",
-                    f"http://127.0.0.1:{port}/",
-                    "-u",
-                    "alice",
-                    "-p",
-                    "alice-secret",
-                    "--disable-progress-bar",
-                    str(small),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            twine_upload(port, [small])
             lat = page_latencies(port, "/simple/tiny-pkg/", args.requests)
             rows.append(
                 (

@@ -36,6 +36,10 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def pip(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "pip", *args], **kwargs)
+
+
 def twine_upload(index: Index, files: list[Path], user, tmp_path) -> subprocess.CompletedProcess:
     return run(
         [
@@ -75,11 +79,8 @@ def test_twine_pip_uv_round_trip(index: Index, dists, tmp_path):
 
     # pip install resolves the dependency from the index, as a reader.
     target = tmp_path / "pip-target"
-    pip = run(
+    installed = pip(
         [
-            sys.executable,
-            "-m",
-            "pip",
             "install",
             "--no-cache-dir",
             "--target",
@@ -90,17 +91,14 @@ def test_twine_pip_uv_round_trip(index: Index, dists, tmp_path):
         ],
         cache=tmp_path / "cache",
     )
-    assert pip.returncode == 0, pip.stderr
+    assert installed.returncode == 0, installed.stderr
     assert (target / "demo_app" / "__init__.py").read_text() == "VERSION = '1.0'\n"
     assert (target / "dep_lib" / "__init__.py").exists()
 
     # pip download of the sdist (built offline by its in-tree backend).
     dl = tmp_path / "pip-download"
-    down = run(
+    down = pip(
         [
-            sys.executable,
-            "-m",
-            "pip",
             "download",
             "--no-cache-dir",
             "--no-binary",
@@ -159,11 +157,8 @@ def test_pip_uses_pep658_metadata(index: Index, dists, tmp_path):
         == 0
     )
     report = tmp_path / "report.json"
-    pip = run(
+    installed = pip(
         [
-            sys.executable,
-            "-m",
-            "pip",
             "install",
             "--dry-run",
             "--no-cache-dir",
@@ -176,10 +171,10 @@ def test_pip_uses_pep658_metadata(index: Index, dists, tmp_path):
         ],
         cache=tmp_path / "cache",
     )
-    assert pip.returncode == 0, pip.stderr
+    assert installed.returncode == 0, installed.stderr
     import json
 
     installs = {i["metadata"]["name"]: i for i in json.loads(report.read_text())["install"]}
     assert set(installs) == {"Demo_App", "dep-lib"}
     # A dry run that resolved through PEP 658 never downloads the wheel itself.
-    assert "demo_app-1.0-py3-none-any.whl.metadata" in pip.stdout
+    assert "demo_app-1.0-py3-none-any.whl.metadata" in installed.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +12,7 @@ from tests.contract.test_access import TABLE
 from tests.support.distributions import wheel_bytes, write
 
 from .conftest import BIN, free_port, wait_healthy
-from .test_clients import run
+from .test_clients import pip, run
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +68,8 @@ def test_pip_install_follows_the_manual_table(sample_server, tmp_path):
     for user, expected in TABLE.items():
         prefix = f"{user}:{PASSWORDS[user]}@" if user else ""
         for project, perms in expected.items():
-            result = run(
+            result = pip(
                 [
-                    sys.executable,
-                    "-m",
-                    "pip",
                     "install",
                     "--no-cache-dir",
                     "--no-deps",
