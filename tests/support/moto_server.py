@@ -20,7 +20,6 @@ requests), which restores S3's guarantee without slowing reads or SQS long polls
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -113,6 +112,9 @@ def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes], log: Path
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a moto server (S3, SQS, Secrets Manager, ...) for the whole session."""
+    # Imported here: this file also runs as the server's own script, outside the package.
+    from tests.support.processes import environ_pointing_at, stop
+
     workdir = tmp_path_factory.mktemp("moto-server")
     port_file = workdir / "port"
     log = workdir / "moto-server.log"
@@ -123,25 +125,14 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    previous = {name: os.environ.get(name) for name in ENDPOINT_VARS}
     try:
         port = _wait_for_port(process, port_file, log)
         endpoint = f"http://127.0.0.1:{port}"
         _wait_until_ready(endpoint, process, log)
-        os.environ.update(dict.fromkeys(ENDPOINT_VARS, endpoint))
-        yield endpoint
+        with environ_pointing_at(ENDPOINT_VARS, endpoint):
+            yield endpoint
     finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""Shared tail of the emulator fixtures: point env vars at a server, then clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+
+
+@contextlib.contextmanager
+def environ_pointing_at(names: Iterable[str], endpoint: str) -> Iterator[None]:
+    """Set each variable in ``names`` to ``endpoint``; restore the previous values after."""
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(previous, endpoint))
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate, and kill if it does not exit within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
