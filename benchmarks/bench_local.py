@@ -14,7 +14,6 @@ import http.client
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,15 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.support.distributions import wheel_bytes, write  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AUTH = "Basic YWxpY2U6YWxpY2Utc2VjcmV0"  # alice:alice-secret (examples/stratus.ini)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data: Path, port: int) -> tuple[subprocess.Popen, float]:

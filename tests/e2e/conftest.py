@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.apigw import LocalHttpApi
+from tests.support.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = ROOT / "examples" / "stratus.ini"
@@ -38,12 +39,6 @@ class Index:
         return f"{scheme}://{user}:{password}@{rest}/simple/"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -58,35 +53,40 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
     raise TimeoutError(f"{url} did not become healthy")
 
 
+@contextlib.contextmanager
+def running_serve(config: Path, data: Path, log: Path) -> Iterator[str]:
+    """`stratus serve` as a subprocess on a free port; yields its base URL."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(BIN / "stratus"),
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--config",
+                str(config),
+                "--log-level",
+                "warning",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process)
+            yield url
+        finally:
+            stop(process)
+
+
 @pytest.fixture
 def serve_index(tmp_path) -> Iterator[Index]:
-    port = free_port()
     data = tmp_path / "data"
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(BIN / "stratus"),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--config",
-            str(SAMPLE_CONFIG),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
+    with running_serve(SAMPLE_CONFIG, data, tmp_path / "serve.log") as url:
         yield Index("serve", url, data)
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 @pytest.fixture

