@@ -42,7 +42,7 @@ class AccessPolicy:
         self.token_store = token_store
         self.throttle = throttle or LoginThrottle()
         self._cache_key = os.urandom(32)
-        self._verified: dict[str, tuple[bytes, float]] = {}
+        self._verified: dict[str, tuple[bytes, float, Identity]] = {}
         self._lock = threading.Lock()
 
     # --- authentication ---
@@ -68,19 +68,20 @@ class AccessPolicy:
         token_parts = tokens.split(password)
         if token_parts is not None and self.token_store is not None:
             identity = self._check_token(username, *token_parts)
-        elif self._check_password(username, password):
-            identity = Identity(username=username)
         else:
-            identity = None
+            identity = self._check_password(username, password)
         if identity is None:
             self.throttle.failed(username, source)
             raise BadCredentials("Invalid username or password.")
         self.throttle.succeeded(username)
+        return identity
+
+    def _describe(self, username: str, upload_scope: frozenset[str] | None = None) -> Identity:
         return Identity(
-            username=identity.username,
-            groups=self.backend.groups(identity.username or ""),
-            is_admin=self.backend.is_admin(identity.username or ""),
-            upload_scope=identity.upload_scope,
+            username=username,
+            groups=self.backend.groups(username),
+            is_admin=self.backend.is_admin(username),
+            upload_scope=upload_scope,
         )
 
     def _check_token(self, username: str, token_id: str, secret: str) -> Identity | None:
@@ -91,27 +92,37 @@ class AccessPolicy:
         if username not in ("__token__", record.username):
             return None
         scope = frozenset(record.projects) if record.projects is not None else None
-        return Identity(username=record.username, upload_scope=scope)
+        return self._describe(record.username, scope)
 
-    def _check_password(self, username: str, password: str) -> bool:
+    def _check_password(self, username: str, password: str) -> Identity | None:
+        """The identity (groups and admin flag included) for a correct password.
+
+        Cached with the password's HMAC, so a pip run pays neither the hash nor the
+        group lookups on each request.
+        """
         digest = hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest()
         now = time.monotonic()
         with self._lock:
             cached = self._verified.get(username)
         if cached is not None and cached[1] > now and hmac.compare_digest(cached[0], digest):
-            return True
+            return cached[2]
         if not self.backend.verify_user(username, password):
-            return False
+            return None
+        identity = self._describe(username)
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[username] = (digest, now + self.settings.credential_cache_seconds)
-        return True
+            expires = now + self.settings.credential_cache_seconds
+            self._verified[username] = (digest, expires, identity)
+        return identity
 
-    def forget(self, username: str) -> None:
-        """Drop a cached credential (after a password change or a deletion)."""
+    def forget(self, username: str | None = None) -> None:
+        """Drop a cached identity (after a change to the user), or all of them."""
         with self._lock:
-            self._verified.pop(username, None)
+            if username is None:
+                self._verified.clear()
+            else:
+                self._verified.pop(username, None)
 
     # --- authorization ---
     def permissions(self, identity: Identity, project: str) -> frozenset[str]:

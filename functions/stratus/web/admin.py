@@ -156,6 +156,7 @@ async def set_admin(request: Request, username: str) -> Response:
     require_admin(request)
     admin = as_bool(required(await read_params(request), "admin"), "admin")
     await run_in_threadpool(mutable_backend(request).set_admin, username, admin)
+    app_context(request).policy.forget(username)
     return _ok()
 
 
@@ -163,6 +164,7 @@ async def set_admin(request: Request, username: str) -> Response:
 def add_member(request: Request, username: str, group: str) -> Response:
     require_admin(request)
     mutable_backend(request).add_member(username, group)
+    app_context(request).policy.forget(username)
     return _ok()
 
 
@@ -170,6 +172,7 @@ def add_member(request: Request, username: str, group: str) -> Response:
 def remove_member(request: Request, username: str, group: str) -> Response:
     require_admin(request)
     mutable_backend(request).remove_member(username, group)
+    app_context(request).policy.forget(username)
     return _ok()
 
 
@@ -210,6 +213,7 @@ def create_group(request: Request, group: str) -> Response:
 def delete_group(request: Request, group: str) -> Response:
     require_admin(request)
     mutable_backend(request).delete_group(group)
+    app_context(request).policy.forget()  # every member's cached groups
     return _ok()
 
 
