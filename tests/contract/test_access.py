@@ -10,8 +10,8 @@ import importlib
 
 import pytest
 
+from stratus.app.policy import AccessPolicy
 from stratus.domain.permissions import EMPTY_ACL
-from stratus.policy import AccessPolicy
 from stratus.settings import Settings
 
 from .access_backends import BACKENDS, PASSWORDS

@@ -4,7 +4,7 @@ Each builder of ``access_backends`` (``MUTABLE``) returns a backend holding the 
 sample; the tests change it through the port and check every promise of the docstrings
 in ``stratus.ports``, plus what the mutable backends share:
 
-- ``verify_user`` goes through ``stratus.passwords.verify``, also (with no hash, a dummy
+- ``verify_user`` goes through ``stratus.domain.passwords.verify``, also (with no hash, a dummy
   verification) for unknown and pending users, so timing does not tell them apart;
 - pending users cannot log in, are not listed and are no admins until approved;
 - deleting a user or a group leaves nothing behind that a new one of the same name
@@ -18,7 +18,7 @@ import importlib
 
 import pytest
 
-from stratus import passwords
+from stratus.domain import passwords
 from stratus.domain.errors import Conflict, InvalidInput, NotFound
 from stratus.domain.permissions import EMPTY_ACL
 from stratus.ports import AccessBackend, AccessDirectory, MutableAccessBackend, TokenRecord

@@ -13,7 +13,7 @@ import json
 import httpx
 import pytest
 
-from stratus.acl_transfer import dump, load
+from stratus.app.acl_transfer import dump, load
 from tests.support.apigw import LocalHttpApi
 from tests.support.distributions import wheel_bytes, write
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from passlib.hash import sha256_crypt
 
-from stratus import acl_transfer
+from stratus.app import acl_transfer
 from stratus.domain.names import normalize
 from stratus.ports import TokenRecord
 from tests.contract.access_backends import MUTABLE, PASSWORDS

@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from stratus import passwords
 from stratus.adapters.config_access import ConfigAccess
 from stratus.adapters.ldap_access import LdapAccess
+from stratus.domain import passwords
 from stratus.domain.errors import BackendUnavailable, NotFound
 from stratus.domain.permissions import EMPTY_ACL
 from stratus.ports import AccessBackend, AccessDirectory

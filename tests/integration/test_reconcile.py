@@ -116,7 +116,7 @@ def test_reconcile_indexes_a_bucket_filled_behind_the_index(setup):
 
 def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     from stratus.adapters.s3_storage import S3Storage
-    from stratus.publishing import Publisher
+    from stratus.app.publish import Publisher
 
     catalog = make_catalog(setup.table)
     # One file through the API (object metadata + catalog entry), the rest copied in.

@@ -391,7 +391,7 @@ def test_keys_that_are_not_distributions_are_logged_and_skipped(deployment, capl
     body["Records"][0]["s3"]["object"]["key"] = "packages/junk/junk.zip.metadata"
     handmade["Body"] = json.dumps(body)
     handmade["MessageId"] = "handmade"
-    with caplog.at_level(logging.INFO, logger="stratus.sync"):
+    with caplog.at_level(logging.INFO, logger="stratus.app.sync"):
         response = invoke([*messages, handmade], deployment)
     assert response == {"batchItemFailures": []}
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
@@ -462,7 +462,7 @@ def test_a_poison_message_fails_alone_and_ends_in_the_dead_letter_queue(deployme
 
 def test_files_uploaded_through_the_api_cause_no_second_write(deployment):
     from stratus.adapters.s3_storage import S3Storage
-    from stratus.publishing import Publisher
+    from stratus.app.publish import Publisher
 
     catalog = make_catalog(deployment.table)
     publisher = Publisher(catalog, S3Storage(deployment.bucket), allow_overwrite=False)
@@ -472,7 +472,7 @@ def test_files_uploaded_through_the_api_cause_no_second_write(deployment):
     )
     messages = deployment.receive()
     assert len(messages) == 1  # the distribution; its .metadata file does not notify
-    from stratus import sync
+    from stratus.app import sync
 
     outcomes = sync.apply_message(catalog, S3Storage(deployment.bucket), messages[0]["Body"])
     assert outcomes == [sync.Outcome.UNCHANGED]
@@ -504,7 +504,7 @@ def s3_message(key: str, event: str = "ObjectCreated:Put", sequencer: str | None
 
 
 def test_keys_are_form_decoded():
-    from stratus.sync import changes_from_message
+    from stratus.app.sync import changes_from_message
 
     (change,) = changes_from_message(s3_message("packages/a-b/a_b-1.0%2Blocal-py3-none-any.whl"))
     assert change.key == "packages/a-b/a_b-1.0+local-py3-none-any.whl"
@@ -514,7 +514,7 @@ def test_keys_are_form_decoded():
 
 
 def test_a_missing_sequencer_falls_back_to_the_event_time():
-    from stratus.sync import changes_from_message
+    from stratus.app.sync import changes_from_message
 
     (early,) = changes_from_message(s3_message("packages/a/a-1.0.tar.gz", sequencer=None))
     later_body = s3_message("packages/a/a-1.0.tar.gz", sequencer=None).replace("05.678", "05.679")
@@ -525,14 +525,14 @@ def test_a_missing_sequencer_falls_back_to_the_event_time():
 
 
 def test_sns_wrapped_notifications_are_unwrapped():
-    from stratus.sync import changes_from_message
+    from stratus.app.sync import changes_from_message
 
     body = json.dumps({"Type": "Notification", "Message": s3_message("packages/a/a-1.0.tar.gz")})
     assert [c.key for c in changes_from_message(body)] == ["packages/a/a-1.0.tar.gz"]
 
 
 def test_a_body_without_records_is_an_error():
-    from stratus.sync import changes_from_message
+    from stratus.app.sync import changes_from_message
 
     with pytest.raises(ValueError):
         changes_from_message(json.dumps({"hello": "world"}))

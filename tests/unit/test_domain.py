@@ -7,10 +7,10 @@ import zipfile
 
 import pytest
 
+from stratus.app.indexing import describe_distribution
 from stratus.domain import distributions, metadata, names
 from stratus.domain.errors import InvalidInput
 from stratus.domain.keys import file_key, metadata_key, sequencer_key, split_key
-from stratus.indexing import describe_distribution
 from tests.support.distributions import sdist_bytes, wheel_bytes
 
 

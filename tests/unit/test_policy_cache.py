@@ -8,7 +8,7 @@ import pytest
 from passlib.hash import sha256_crypt
 
 from stratus.adapters.config_access import ConfigAccess
-from stratus.policy import AccessPolicy, BadCredentials
+from stratus.app.policy import AccessPolicy, BadCredentials
 from stratus.settings import Settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stratus import tokens
+from stratus.app import tokens
+from stratus.app.throttle import LoginThrottle, TooManyAttempts
 from stratus.domain.errors import InvalidInput
-from stratus.throttle import LoginThrottle, TooManyAttempts
 
 
 def test_token_round_trip_and_storage_has_no_secret():

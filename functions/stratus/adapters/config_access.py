@@ -1,7 +1,7 @@
 """Access rules from a pypicloud-style config file (pypicloud manual §1.6.2). Read-only.
 
 Implements ``AccessBackend`` and ``AccessDirectory`` (plus ``get_password_hash``, so
-``stratus.acl_transfer.dump`` can export it in pypicloud's format).
+``stratus.app.acl_transfer.dump`` can export it in pypicloud's format).
 
 Keys (in any INI section, as pypicloud users have them)::
 
@@ -18,7 +18,7 @@ import configparser
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import passwords
+from ..domain import passwords
 from ..domain.errors import NotFound
 from ..domain.names import normalize
 from ..domain.permissions import EMPTY_ACL, PackageAcl, parse_perm

@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import passwords
+from ..domain import passwords
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from ..domain.permissions import EMPTY_ACL, PackageAcl
 from ..ports import TokenRecord, UserInfo

@@ -78,7 +78,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import passwords
+from ..domain import passwords
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from ..domain.names import normalize
 from ..domain.permissions import AUTHENTICATED, EMPTY_ACL, EVERYONE, PackageAcl

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from .. import passwords
+from ..domain import passwords
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.permissions import EMPTY_ACL, PackageAcl
 from ..ports import TokenRecord, UserInfo

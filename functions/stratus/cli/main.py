@@ -29,7 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _hash_password(args: argparse.Namespace) -> int:
-    from ..passwords import hash_password
+    from ..domain.passwords import hash_password
 
     if args.password is not None:
         password = args.password
@@ -64,14 +64,14 @@ def _access_backend(args: argparse.Namespace):
 
 
 def _export_acl(args: argparse.Namespace) -> int:
-    from ..acl_transfer import dump, write_acl_file
+    from ..app.acl_transfer import dump, write_acl_file
 
     write_acl_file(dump(_access_backend(args)), args.output)
     return 0
 
 
 def _import_acl(args: argparse.Namespace) -> int:
-    from ..acl_transfer import load, read_acl_file
+    from ..app.acl_transfer import load, read_acl_file
     from ..ports import MutableAccessBackend
 
     backend = _access_backend(args)

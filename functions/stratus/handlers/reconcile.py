@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .. import reconcile
+from ..app import reconcile
 
 logger = Logger(service="stratus-reconcile")
 _services: Any = None

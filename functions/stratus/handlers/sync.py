@@ -1,11 +1,11 @@
 """Lambda entry point of the S3 → SQS → catalog sync.
 
-Each SQS message carries one S3 event notification; ``stratus.sync`` applies it.
+Each SQS message carries one S3 event notification; ``stratus.app.sync`` applies it.
 Powertools' BatchProcessor reports the messages that failed (partial batch response),
 so only those are retried, and SQS moves a message to the dead-letter queue after the
 queue's ``maxReceiveCount``. Adapters are built on first use, once per container.
 
-``stratus.sync`` logs through the standard ``logging`` module; with the function's JSON
+``stratus.app.sync`` logs through the standard ``logging`` module; with the function's JSON
 log format (set by the stack) Lambda writes those lines as JSON next to this Logger's.
 """
 
@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from .. import sync
+from ..app import sync
 
 logger = Logger(service="stratus-sync")
 processor = BatchProcessor(event_type=EventType.SQS)

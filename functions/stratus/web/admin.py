@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import passwords, tokens
+from ..app import tokens
+from ..domain import passwords
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.names import normalize
 from ..wiring import signing_key
@@ -49,7 +50,7 @@ def route(path: str, method: str):
 @route("/rebuild", "GET")
 def rebuild(request: Request) -> Response:
     require_admin(request)
-    from ..reconcile import reconcile
+    from ..app.reconcile import reconcile
 
     services = app_context(request).services
     report = reconcile(services.catalog, services.storage)
@@ -59,7 +60,7 @@ def rebuild(request: Request) -> Response:
 @router.get("/acl.json.gz")
 def acl_download(request: Request) -> Response:
     require_admin(request)
-    from ..acl_transfer import dump, gzip_bytes
+    from ..app.acl_transfer import dump, gzip_bytes
 
     return Response(
         gzip_bytes(dump(_directory(request))),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from ..policy import AccessPolicy
-from ..publishing import Publisher
+from ..app.policy import AccessPolicy
+from ..app.publish import Publisher
 from ..wiring import Services
 from . import admin, errors, files, health, packages_api, simple, upload, users
 from .context import AppContext

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from ..app.policy import AccessPolicy
+from ..app.publish import Publisher
 from ..domain.models import Identity
-from ..policy import AccessPolicy
-from ..publishing import Publisher
 from ..wiring import Services
 
 

@@ -6,9 +6,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from ..app.policy import BadCredentials
+from ..app.throttle import TooManyAttempts
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StratusError
-from ..policy import BadCredentials
-from ..throttle import TooManyAttempts
 
 _STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, BackendUnavailable: 503}
 

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import passwords, tokens
+from ..app import tokens
+from ..domain import passwords
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.names import normalize
 from ..ports import MutableAccessBackend

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from passlib.hash import sha256_crypt, sha512_crypt
 
-from stratus import passwords
 from stratus.adapters.config_access import ConfigAccess
+from stratus.domain import passwords
 
 from . import ADMINS, GROUPS, PACKAGES, PASSWORDS
 

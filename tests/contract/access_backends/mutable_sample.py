@@ -1,7 +1,7 @@
 """Fill a MutableAccessBackend with :data:`SAMPLE` through its own API (for the builders).
 
 Hashes are made once per process: cheap sha256_crypt (as ``ppc-gen-password`` made them)
-for most users, one argon2 hash from ``stratus.passwords`` for the admin.
+for most users, one argon2 hash from ``stratus.domain.passwords`` for the admin.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from functools import cache
 
 from passlib.hash import sha256_crypt
 
-from stratus import passwords
+from stratus.domain import passwords
 from stratus.ports import MutableAccessBackend
 
 from . import ADMINS, GROUPS, PACKAGES, PASSWORDS

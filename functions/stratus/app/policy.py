@@ -15,12 +15,12 @@ import os
 import threading
 import time
 
+from ..domain import permissions
+from ..domain.models import ANONYMOUS, Identity
+from ..domain.permissions import READ, WRITE
+from ..ports import AccessBackend, MutableAccessBackend
+from ..settings import Settings
 from . import tokens
-from .domain import permissions
-from .domain.models import ANONYMOUS, Identity
-from .domain.permissions import READ, WRITE
-from .ports import AccessBackend, MutableAccessBackend
-from .settings import Settings
 from .throttle import LoginThrottle
 
 

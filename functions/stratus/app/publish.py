@@ -12,13 +12,13 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from .domain import distributions, names
-from .domain.errors import Conflict, InvalidInput, NotFound
-from .domain.keys import file_key, metadata_key
-from .domain.models import FileRecord
-from .domain.objectmeta import to_object_metadata
+from ..domain import distributions, names
+from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.keys import file_key, metadata_key
+from ..domain.models import FileRecord
+from ..domain.objectmeta import to_object_metadata
+from ..ports import Catalog, Storage
 from .indexing import describe_distribution
-from .ports import Catalog, Storage
 
 _DIGESTS = {
     "sha256_digest": lambda data: hashlib.sha256(data).hexdigest(),

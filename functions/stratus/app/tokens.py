@@ -12,8 +12,8 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from .domain.errors import InvalidInput
-from .ports import TokenRecord
+from ..domain.errors import InvalidInput
+from ..ports import TokenRecord
 
 PREFIX = "stratus_"
 

@@ -6,8 +6,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from .domain import distributions, metadata
-from .domain.models import FileRecord
+from ..domain import distributions, metadata
+from ..domain.models import FileRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .domain.errors import Conflict, InvalidInput
-from .domain.keys import METADATA_SUFFIX, PACKAGE_PREFIX, file_key, metadata_key, split_key
-from .domain.models import FileRecord
+from ..domain.errors import Conflict, InvalidInput
+from ..domain.keys import METADATA_SUFFIX, PACKAGE_PREFIX, file_key, metadata_key, split_key
+from ..domain.models import FileRecord
+from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
-from .ports import Catalog, ObjectInfo, Storage
 from .sync import describe_object, store_core_metadata
 
 log = logging.getLogger(__name__)

@@ -25,12 +25,12 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .domain.errors import InvalidInput
-from .domain.keys import file_key, metadata_key, split_key
-from .domain.models import FileRecord
-from .domain.objectmeta import from_object_metadata
+from ..domain.errors import InvalidInput
+from ..domain.keys import file_key, metadata_key, split_key
+from ..domain.models import FileRecord
+from ..domain.objectmeta import from_object_metadata
+from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
-from .ports import Catalog, ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 

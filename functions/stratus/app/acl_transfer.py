@@ -45,11 +45,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__
-from .domain.errors import NotFound
-from .domain.names import normalize
-from .domain.permissions import AUTHENTICATED, EVERYONE
-from .ports import AccessDirectory, MutableAccessBackend
+from .. import __version__
+from ..domain.errors import NotFound
+from ..domain.names import normalize
+from ..domain.permissions import AUTHENTICATED, EVERYONE
+from ..ports import AccessDirectory, MutableAccessBackend
 
 log = logging.getLogger(__name__)
 
