@@ -23,13 +23,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-if [ "$profile" = serve ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[serve]'
-  exit 0
+# Reinstall only when pyproject.toml changed since the last install of this profile, so a
+# second `scripts/serve.sh` starts as fast as `stratus serve` itself.
+stamp=".venv/.installed-$profile"
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> installing Python packages ($profile)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  if [ "$profile" = serve ]; then
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[serve]'
+  else
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,infra]'
+  fi
+  echo "$wanted" > "$stamp"
 fi
-echo "==> installing Python packages"
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,infra]'
+[ "$profile" = serve ] && exit 0
 
 if ! command -v java >/dev/null 2>&1; then
   echo "==> installing Java 17 for DynamoDB Local"

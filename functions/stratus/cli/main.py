@@ -1,4 +1,4 @@
-"""The ``stratus`` command: serve | hash-password | create-dev-resources."""
+"""The ``stratus`` command: one subcommand per task, each listed with one line in ``--help``."""
 
 from __future__ import annotations
 
@@ -104,7 +104,13 @@ def _create_dev_resources(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratus", description=__doc__)
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="stratus",
+        description="Stratus: a private Python package index (local server, admin tools).",
+    )
+    parser.add_argument("--version", action="version", version=f"stratus {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the index locally (files on disk, SQLite index)")
