@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from .domain.audit import AuditEvent
 from .domain.models import FileRecord, ProjectSummary
 from .domain.permissions import PackageAcl
 
@@ -235,3 +236,14 @@ class MutableAccessBackend(AccessBackend, AccessDirectory, Protocol):
     def list_tokens(self, username: str) -> list[TokenRecord]: ...
 
     def delete_token(self, token_id: str) -> None: ...
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Append-only record of security-relevant events (``stratus.domain.audit``)."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Append one event durably (raise on failure; the caller decides what to do)."""
+
+    def recent(self, limit: int = 100, *, since: float | None = None) -> list[AuditEvent]:
+        """The latest ``limit`` events (oldest first), optionally only those after ``since``."""

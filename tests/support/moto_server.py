@@ -30,7 +30,12 @@ from pathlib import Path
 import pytest
 
 STARTUP_TIMEOUT = 30.0
-ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER")
+ENDPOINT_VARS = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+)
 
 
 # --- the child process ---------------------------------------------------------------------

@@ -95,6 +95,31 @@ def _import_acl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Print the latest audit records, one JSON object per line (oldest first)."""
+    import os
+    import time
+
+    if args.aws:
+        from ..adapters.cloudwatch_audit import CloudWatchAuditLog
+
+        group = os.environ.get("STRATUS_AUDIT_LOG_GROUP")
+        if not group:
+            print(
+                "stratus audit: set STRATUS_AUDIT_LOG_GROUP (output AuditLogGroup)", file=sys.stderr
+            )
+            return 2
+        log = CloudWatchAuditLog(group)
+    else:
+        from ..adapters.file_audit import FileAuditLog
+
+        log = FileAuditLog(Path(args.data_dir) / "audit.log", echo=False)
+    since = time.time() - args.hours * 3600 if args.hours else None
+    for event in log.recent(args.limit, since=since):
+        print(event.to_json())
+    return 0
+
+
 def _create_dev_resources(_: argparse.Namespace) -> int:
     from .dev_resources import create_dev_resources
 
@@ -139,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("-i", "--input", help="file (gzipped or not); default stdin")
             cmd.set_defaults(func=_import_acl)
+
+    audit = sub.add_parser("audit", help="show the latest audit log records (JSON lines)")
+    audit.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
+    audit.add_argument("--aws", action="store_true", help="read STRATUS_AUDIT_LOG_GROUP")
+    audit.add_argument("-n", "--limit", type=int, default=50, help="records (default 50)")
+    audit.add_argument("--hours", type=float, default=0, help="only the last N hours")
+    audit.set_defaults(func=_audit)
 
     dev = sub.add_parser(
         "create-dev-resources",
