@@ -31,6 +31,7 @@ class MonitoringStack(Stack):
         settings: DeploySettings,
         dead_letters: sqs.IQueue,
         events_queue: sqs.IQueue,
+        reconcile_failures: sqs.IQueue,
         http_api: apigwv2.IHttpApi,
         functions: dict[str, lambda_.IFunction],
         **kwargs,
@@ -85,6 +86,15 @@ class MonitoringStack(Stack):
             ),
             SYNC_BACKLOG_SECONDS,
             "S3 events wait more than 15 minutes: the sync function is failing or throttled",
+        )
+        alarm(
+            "ReconcileFailures",
+            reconcile_failures.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            1,
+            "A reconcile run failed (its event is in the reconcile failure queue); read the "
+            "reconcile log, fix the cause, invoke the reconcile again",
         )
         alarm(
             "Api5xx",

@@ -103,8 +103,9 @@ class Storage(Protocol):
     def download(self, key: str, filename: str) -> Download:
         """A presigned URL (S3) or a local path (files). Does not check existence."""
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under ``prefix`` (for rebuild/reconcile)."""
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` in key order (for rebuild/reconcile), only keys
+        greater than ``start_after`` when it is given (S3's ``StartAfter``)."""
 
     def health(self) -> None: ...
 

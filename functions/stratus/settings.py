@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 
-def _as_bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def as_bool(value: object) -> bool:
+    """An option's truth: ``true``/``1``/``yes``/``on`` (any case) for strings."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
 
 def _as_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -47,7 +48,7 @@ class Settings:
             raw = values[f.name]
             default = f.default
             if isinstance(default, bool):
-                kwargs[f.name] = _as_bool(raw)  # type: ignore[arg-type]
+                kwargs[f.name] = as_bool(raw)  # type: ignore[arg-type]
             elif isinstance(default, int):
                 kwargs[f.name] = int(raw)  # type: ignore[arg-type]
             elif isinstance(default, tuple):

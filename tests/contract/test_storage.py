@@ -197,6 +197,24 @@ def test_list_with_prefix(storage: Storage) -> None:
     assert all(info.last_modified > 0 for info in infos.values())
 
 
+def test_list_starts_after_a_key(storage: Storage) -> None:
+    keys = [
+        "packages/a-b/a_b-1.0.tar.gz",
+        "packages/a/a-1.0.tar.gz",
+        "packages/a/a-2.0.tar.gz",
+        "packages/a0/a0-1.0.tar.gz",
+        "packages/b/b-1.0.tar.gz",
+    ]
+    for key in keys:
+        storage.put(key, b"x")
+    listed = [i.key for i in storage.list("packages/", start_after="packages/a/a-1.0.tar.gz")]
+    assert listed == keys[2:]
+    # reconcile's resume key: past every key of project "a", before project "a0"
+    listed = [i.key for i in storage.list("packages/", start_after="packages/a0")]
+    assert listed == keys[3:]
+    assert list(storage.list("packages/", start_after="packages/zzz")) == []
+
+
 def test_list_spans_pages(storage: Storage) -> None:
     keys = [f"packages/many/many-{i}.0.tar.gz" for i in range(7)]
     for key in keys:

@@ -276,6 +276,28 @@ def test_sync_consumes_the_event_queue_with_partial_batch_failures(templates):
     assert "StratusStorage" in source and "SyncEvents" in source
 
 
+def test_reconcile_continues_through_a_queue_and_reports_failures(templates):
+    reconcile = templates["Reconcile"]
+    queues = resources(reconcile, "AWS::SQS::Queue")
+    continuations = next(k for k in queues if k.startswith("Continuations"))
+    failures = next(k for k in queues if k.startswith("Failures"))
+    props = queues[continuations]["Properties"]
+    assert props["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [failures, "Arn"]}
+    assert props["VisibilityTimeout"] == 6 * 900
+    mapping = only(reconcile, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["BatchSize"] == 1
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [continuations, "Arn"]}
+    (fn,) = resources(reconcile, "AWS::Lambda::Function").values()
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["STRATUS_RECONCILE_QUEUE_URL"] == {"Ref": continuations}
+    invoke = only(reconcile, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": [failures, "Arn"]
+    }
+    alarms = resources(templates["Monitoring"], "AWS::CloudWatch::Alarm")
+    assert any(k.startswith("ReconcileFailures") for k in alarms)
+
+
 def test_reconcile_runs_daily(templates):
     rule = only(templates["Reconcile"], "AWS::Events::Rule")["Properties"]
     assert rule["ScheduleExpression"] == "rate(1 day)"
@@ -314,7 +336,9 @@ def statements(template: dict[str, Any], role_prefix: str) -> dict[str, dict[str
         actions = statement["Action"]
         actions = sorted(actions) if isinstance(actions, list) else [actions]
         assert not any("*" in action for action in actions)
-        out[statement.get("Sid", "ConsumeEvents")] = {
+        # CDK names none of its generated statements: an event source's, a destination's.
+        unnamed = "ConsumeEvents" if "sqs:ReceiveMessage" in actions else "SendToDestination"
+        out[statement.get("Sid", unnamed)] = {
             "actions": actions,
             "resource": statement["Resource"],
         }
@@ -374,8 +398,9 @@ def test_indexing_roles(templates, stack):
         "ListPackageFiles",
         "ReadWriteIndex",
     }
-    if stack == "Sync":
-        expected.add("ConsumeEvents")
+    expected.add("ConsumeEvents")
+    if stack == "Reconcile":  # its continuation queue and failure destination
+        expected |= {"QueueContinuation", "SendToDestination"}
     assert set(got) == expected
     assert got["WriteOwnLogs"]["resource"] == log_group_arn(templates[stack], f"{stack}Logs")
     assert got["ReadPackageFiles"] == {"actions": ["s3:GetObject"], "resource": objects("*")}
@@ -393,15 +418,24 @@ def test_indexing_roles(templates, stack):
         "dynamodb:Query",
     ]
     table_arn(got["ReadWriteIndex"]["resource"])
-    if stack == "Sync":
-        assert got["ConsumeEvents"]["actions"] == [
-            "sqs:ChangeMessageVisibility",
-            "sqs:DeleteMessage",
+    assert got["ConsumeEvents"]["actions"] == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+    ]
+    queue = "SyncEvents" if stack == "Sync" else "Continuations"
+    assert queue in json.dumps(got["ConsumeEvents"]["resource"])
+    if stack == "Reconcile":
+        assert got["QueueContinuation"]["actions"] == ["sqs:SendMessage"]
+        assert "Continuations" in json.dumps(got["QueueContinuation"]["resource"])
+        assert got["SendToDestination"]["actions"] == [
             "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
-            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
         ]
-        assert "SyncEvents" in json.dumps(got["ConsumeEvents"]["resource"])
+        assert "Failures" in json.dumps(got["SendToDestination"]["resource"])
 
 
 def test_no_wildcard_resource_outside_the_package_prefix(templates):
@@ -432,7 +466,9 @@ def test_alarms(templates):
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
     }
-    assert len(alarms) == 2 + 1 + 3 * 2  # every function has errors and throttles alarms
+    # sync dead letters and backlog, reconcile failures, API 5xx; every function has
+    # errors and throttles alarms
+    assert len(alarms) == 2 + 1 + 1 + 3 * 2
     topic_id = next(iter(resources(templates["Monitoring"], "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

@@ -171,11 +171,14 @@ def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     assert not setup.exists(metadata_key("delta", meta_gone[0]))
 
     report = run()
+    run_ids = {report.pop("run_id"), preview.pop("run_id")}
+    assert len(run_ids) == 2  # each invocation without a run_id starts a run
     assert report == {**preview, "dry_run": False}  # the dry run told the truth
+    assert report["complete"] is True and report["page"] == 1
     assert report["added"] == [file_key("gamma", lost[0])]
-    assert report["removed"] == [
-        file_key("ghost", ghost.filename),
+    assert report["removed"] == [  # project by project, in the bucket's order
         file_key("delta", spoiled[0]),
+        file_key("ghost", ghost.filename),
     ]
     assert file_key("delta", spoiled[0]) in report["skipped"]
     assert catalog.get_file("delta", spoiled[0]) is None
@@ -199,3 +202,67 @@ def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     assert deep["updated"] == [file_key("delta", tampered[0])]
     assert catalog_files(setup.table) == held
     assert run({"deep": True})["repairs"] == 0
+
+
+class BudgetContext(FakeLambdaContext):
+    """A context whose remaining time drops below the margin after ``projects`` asks."""
+
+    def __init__(self, projects: int) -> None:
+        super().__init__(
+            function_name="stratus-reconcile",
+            memory_limit_in_mb=1024,
+            invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:r",
+            aws_request_id=str(uuid.uuid4()),
+            timeout_seconds=900,
+        )
+        self.asks = 0
+        self.projects = projects
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.asks += 1
+        return 900_000 if self.asks < self.projects else 1_000
+
+
+def test_a_run_that_outgrows_one_invocation_continues_where_it_stopped(setup, monkeypatch):
+    """The 15-minute cliff, simulated: each invocation has time for 3 projects only."""
+    import json
+
+    import boto3
+
+    from stratus.handlers import reconcile as reconcile_handler
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=f"reconcile-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    monkeypatch.setenv("STRATUS_RECONCILE_QUEUE_URL", queue)
+    catalog = make_catalog(setup.table)
+    # 10 projects, ordered as the bucket lists them ("a-b/" < "a/" < "a0/"), some only in
+    # the bucket, one only in the catalog.
+    names = ["a-b", "a", "a0", "b", "c", "d", "e", "f", "g"]
+    for name in names:
+        setup.put(wheel_bytes(name, "1.0"), name)
+    ghost = FileRecord(
+        project="bb", filename="bb-1.0-py3-none-any.whl", version="1.0",
+        sha256="0" * 64, size=3, upload_time=1.0,
+    )  # fmt: skip
+    catalog.add_file(ghost)
+
+    pages = [reconcile_handler.handler({}, BudgetContext(projects=3))]
+    while not pages[-1]["complete"]:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+        (message,) = messages
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        body = json.loads(message["Body"])
+        assert body["after"] == pages[-1]["next_after"]
+        event = {"Records": [{"body": message["Body"], "eventSource": "aws:sqs"}]}
+        pages.append(reconcile_handler.handler(event, BudgetContext(projects=3)))
+        assert len(pages) < 10, "the chain does not end"
+
+    assert [p["page"] for p in pages] == [1, 2, 3, 4]
+    assert len({p["run_id"] for p in pages}) == 1
+    assert [p["projects"] for p in pages] == [3, 3, 3, 1]
+    assert sum(p["projects"] for p in pages) == len(names) + 1  # each project exactly once
+    added = [key for p in pages for key in p["added"]]
+    assert sorted(added) == sorted(file_key(n, wheel_bytes(n, "1.0")[0]) for n in names)
+    assert [key for p in pages for key in p["removed"]] == [file_key("bb", ghost.filename)]
+    assert catalog_files(setup.table) == setup.bucket_files()
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)

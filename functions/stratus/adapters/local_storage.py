@@ -210,7 +210,7 @@ class LocalStorage:
     def download(self, key: str, filename: str) -> Download:
         return Download(path=self._path(key))
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix``, sorted by key (as S3 lists them)."""
         folder = self.root
         head, _, _ = prefix.rpartition("/")
@@ -228,7 +228,7 @@ class LocalStorage:
                     continue
                 path = base / name
                 key = self._key(path)
-                if not key.startswith(prefix):
+                if not key.startswith(prefix) or (start_after is not None and key <= start_after):
                     continue
                 try:
                     st = path.lstat()

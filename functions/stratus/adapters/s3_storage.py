@@ -193,10 +193,14 @@ class S3Storage:
         )
         return Download(url=url)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self._page_size}
+            Bucket=self.bucket,
+            Prefix=prefix,
+            PaginationConfig={"PageSize": self._page_size},
+            **extra,
         )
         for page in pages:
             for item in page.get("Contents", ()):

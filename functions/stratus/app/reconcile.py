@@ -18,6 +18,7 @@ run is not undone. The returned report says what was fixed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,29 +42,136 @@ class ReconcileReport:
     deep: bool = False
     objects: int = 0  # distributions found in the bucket
     entries: int = 0  # files found in the catalog
+    projects: int = 0  # projects looked at
     added: list[str] = field(default_factory=list)  # keys indexed
     updated: list[str] = field(default_factory=list)  # keys re-indexed
     removed: list[str] = field(default_factory=list)  # keys dropped from the catalog
     metadata_written: list[str] = field(default_factory=list)  # .metadata keys written
     skipped: dict[str, str] = field(default_factory=dict)  # key → why it is not indexed
+    # Checkpoint: the last project done when the run stopped for time; None = complete.
+    next_after: str | None = None
 
     @property
     def repairs(self) -> int:
         return len(self.added) + len(self.updated) + len(self.removed) + len(self.metadata_written)
 
+    @property
+    def complete(self) -> bool:
+        return self.next_after is None
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["repairs"] = self.repairs
+        out["complete"] = self.complete
         return out
 
 
+def _order(project: str) -> str:
+    """Projects in the order the bucket lists their keys (``packages/<project>/...``)."""
+    return project + "/"
+
+
+def _project_of(key: str) -> str:
+    return key[len(PACKAGE_PREFIX) :].partition("/")[0]
+
+
+def resume_key(after: str) -> str:
+    """A ``start_after`` that skips every key of ``after`` and of projects listed before it.
+
+    ``"0"`` is the character right after ``"/"``: every ``packages/<after>/...`` key sorts
+    below ``packages/<after>0`` and every key of a later project above it.
+    """
+    return f"{PACKAGE_PREFIX}{after}0"
+
+
+def _bucket_projects(storage: Storage, after: str | None) -> Iterator[tuple[str, list[ObjectInfo]]]:
+    """The bucket's keys grouped by project, in listing order, from after ``after``."""
+    start = resume_key(after) if after is not None else None
+    current: str | None = None
+    group: list[ObjectInfo] = []
+    for info in storage.list(PACKAGE_PREFIX, start_after=start):
+        project = _project_of(info.key)
+        if project != current:
+            if current is not None:
+                yield current, group
+            current, group = project, []
+        group.append(info)
+    if current is not None:
+        yield current, group
+
+
 def reconcile(
-    catalog: Catalog, storage: Storage, *, dry_run: bool = False, deep: bool = False
+    catalog: Catalog,
+    storage: Storage,
+    *,
+    dry_run: bool = False,
+    deep: bool = False,
+    after: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReconcileReport:
+    """Reconcile project by project, in bucket order, starting after project ``after``.
+
+    After each project ``should_stop()`` is asked (a Lambda checks its remaining time);
+    when it says yes the report's ``next_after`` names the last project done, and a next
+    run with ``after=next_after`` continues there. Memory holds one project at a time, so
+    a bucket of any size reconciles in as many runs as it needs.
+    """
     report = ReconcileReport(dry_run=dry_run, deep=deep)
-    objects: dict[tuple[str, str], ObjectInfo] = {}
+    # The catalog's projects (one query), merged with the bucket's listing in one order.
+    pending = sorted(
+        (
+            p.name
+            for p in catalog.list_projects()
+            if after is None or _order(p.name) > _order(after)
+        ),
+        key=_order,
+        reverse=True,
+    )
+
+    def step(project: str, listed: list[ObjectInfo]) -> bool:
+        _reconcile_project(catalog, storage, project, listed, report)
+        report.projects += 1
+        if should_stop is not None and should_stop():
+            report.next_after = project
+            return True
+        return False
+
+    for project, listed in _bucket_projects(storage, after):
+        while pending and _order(pending[-1]) < _order(project):
+            if step(pending.pop(), []):  # in the catalog, nothing in the bucket
+                return _done(report)
+        if pending and pending[-1] == project:
+            pending.pop()
+        if step(project, listed):
+            return _done(report)
+    while pending:
+        if step(pending.pop(), []):
+            return _done(report)
+    return _done(report)
+
+
+def _done(report: ReconcileReport) -> ReconcileReport:
+    log.info(
+        "reconcile: %d projects, %d objects, %d entries, %d repairs%s",
+        report.projects,
+        report.objects,
+        report.entries,
+        report.repairs,
+        "" if report.complete else f"; continues after {report.next_after!r}",
+    )
+    return report
+
+
+def _reconcile_project(
+    catalog: Catalog,
+    storage: Storage,
+    project: str,
+    listed: list[ObjectInfo],
+    report: ReconcileReport,
+) -> None:
+    objects: dict[str, ObjectInfo] = {}
     metadata_keys: set[str] = set()
-    for info in storage.list(PACKAGE_PREFIX):
+    for info in listed:
         if info.key.endswith(METADATA_SUFFIX):
             metadata_keys.add(info.key)
             continue
@@ -71,23 +179,19 @@ def reconcile(
         if parts is None:
             report.skipped[info.key] = "not a distribution key"
             continue
-        objects[parts] = info
-    report.objects = len(objects)
+        objects[parts[1]] = info
+    report.objects += len(objects)
+    entries = {record.filename: record for record in catalog.list_files(project)}
+    report.entries += len(entries)
 
-    entries: dict[tuple[str, str], FileRecord] = {}
-    for project in catalog.list_projects():
-        for record in catalog.list_files(project.name):
-            entries[(record.project, record.filename)] = record
-    report.entries = len(entries)
-
-    for (project, filename), record in sorted(entries.items()):
-        if (project, filename) not in objects:
+    for filename, record in sorted(entries.items()):
+        if filename not in objects:
             _remove(catalog, storage, record, report)
 
-    for (project, filename), listed in sorted(objects.items()):
+    for filename, listed_info in sorted(objects.items()):
         key = file_key(project, filename)
-        entry = entries.get((project, filename))
-        if entry is not None and not deep and not _looks_changed(entry, listed):
+        entry = entries.get(filename)
+        if entry is not None and not report.deep and not _looks_changed(entry, listed_info):
             _ensure_metadata(storage, entry, metadata_keys, report)
             continue
         info = storage.head(key)  # current state, with the object metadata
@@ -100,7 +204,7 @@ def reconcile(
             log.warning("reconcile: skipping %r: %s", key, exc)
             if entry is not None:  # replaced by something that is no distribution
                 report.removed.append(key)
-                if not dry_run:
+                if not report.dry_run:
                     catalog.delete_file(project, filename)
             continue
         if entry is None:
@@ -113,17 +217,10 @@ def reconcile(
         if core_metadata is not None:
             meta_key = metadata_key(project, filename)
             changed = entry is not None or meta_key not in metadata_keys
-            if changed and not dry_run:
+            if changed and not report.dry_run:
                 store_core_metadata(storage, current, core_metadata, replace=True)
             if changed:
                 report.metadata_written.append(meta_key)
-    log.info(
-        "reconcile: %d objects, %d entries, %d repairs",
-        report.objects,
-        report.entries,
-        report.repairs,
-    )
-    return report
 
 
 def _looks_changed(entry: FileRecord, listed: ObjectInfo) -> bool:

@@ -1,20 +1,29 @@
-"""Lambda entry point of the reconcile run (scheduled, or invoked by hand).
+"""Lambda entry point of the reconcile run (scheduled, invoked by hand, or continued).
 
 Event (all optional): ``{"dry_run": false, "deep": false}``. ``dry_run`` reports what
 would be repaired without changing anything; ``deep`` checks every object's sha256
-instead of trusting size and time. Returns the report (and logs it).
+instead of trusting size and time. A run that nears the function's timeout stops after
+the project it is on and queues its continuation (``{"run_id", "after", "page", ...}``)
+on ``STRATUS_RECONCILE_QUEUE_URL``; the queue invokes this handler again with an SQS
+event. Returns the report of this invocation (and logs it).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from ..app import reconcile
+from ..settings import as_bool
 
 logger = Logger(service="stratus-reconcile")
 _services: Any = None
+# Stop this long before the timeout: one project's repairs must still fit in it.
+DEFAULT_MARGIN_SECONDS = 60.0
 
 
 def services() -> Any:
@@ -26,19 +35,55 @@ def services() -> Any:
     return _services
 
 
-def _flag(event: Any, name: str) -> bool:
-    value = event.get(name, False) if isinstance(event, dict) else False
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+def _requests(event: Any) -> list[dict[str, Any]]:
+    """One run request per SQS record, or the event itself (schedule or by hand)."""
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        return [json.loads(record["body"]) for record in event["Records"]]
+    return [event if isinstance(event, dict) else {}]
+
+
+def _continue(request: dict[str, Any]) -> None:
+    import boto3
+
+    queue = os.environ.get("STRATUS_RECONCILE_QUEUE_URL")
+    if not queue:
+        raise RuntimeError("the run must continue but STRATUS_RECONCILE_QUEUE_URL is not set")
+    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(request))
+
+
+def run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    margin_ms = 1000 * float(
+        os.environ.get("STRATUS_RECONCILE_MARGIN_SECONDS", DEFAULT_MARGIN_SECONDS)
+    )
+    run_id = str(request.get("run_id") or uuid.uuid4())
+    page = int(request.get("page", 1))
+    dry_run = as_bool(request.get("dry_run", False))
+    deep = as_bool(request.get("deep", False))
+    report = reconcile.reconcile(
+        svc.catalog,
+        svc.storage,
+        dry_run=dry_run,
+        deep=deep,
+        after=request.get("after") or None,
+        should_stop=lambda: context.get_remaining_time_in_millis() < margin_ms,
+    )
+    result = {"run_id": run_id, "page": page, **report.as_dict()}
+    logger.info("reconcile page finished", extra={"report": result})
+    if not report.complete:
+        _continue(
+            {
+                "run_id": run_id,
+                "page": page + 1,
+                "after": report.next_after,
+                "dry_run": dry_run,
+                "deep": deep,
+            }
+        )
+    return result
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    svc = services()
-    report = reconcile.reconcile(
-        svc.catalog, svc.storage, dry_run=_flag(event, "dry_run"), deep=_flag(event, "deep")
-    )
-    result = report.as_dict()
-    logger.info("reconcile finished", extra={"report": result})
-    return result
+    results = [run_one(request, context) for request in _requests(event)]
+    return results[0] if len(results) == 1 else {"runs": results}
