@@ -108,12 +108,14 @@ def reconcile(
     deep: bool = False,
     after: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[str, ReconcileReport], None] | None = None,
 ) -> ReconcileReport:
     """Reconcile project by project, in bucket order, starting after project ``after``.
 
     After each project ``should_stop()`` is asked (a Lambda checks its remaining time);
     when it says yes the report's ``next_after`` names the last project done, and a next
-    run with ``after=next_after`` continues there. Memory holds one project at a time, so
+    run with ``after=next_after`` continues there. ``progress(project, report)`` is called
+    after each project (the CLI prints from it). Memory holds one project at a time, so
     a bucket of any size reconciles in as many runs as it needs.
     """
     report = ReconcileReport(dry_run=dry_run, deep=deep)
@@ -131,6 +133,8 @@ def reconcile(
     def step(project: str, listed: list[ObjectInfo]) -> bool:
         _reconcile_project(catalog, storage, project, listed, report)
         report.projects += 1
+        if progress is not None:
+            progress(project, report)
         if should_stop is not None and should_stop():
             report.next_after = project
             return True

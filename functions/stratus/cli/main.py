@@ -120,6 +120,53 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    """Rebuild (or check) the index from storage alone: a reconcile run, with progress."""
+    import json
+    import os
+    import time
+
+    from ..app.reconcile import reconcile
+
+    if args.aws:
+        from ..wiring import services_from_env
+
+        services = services_from_env(os.environ)
+    else:
+        from ..wiring import services_local
+
+        services = services_local(Path(args.data_dir), Path(args.config) if args.config else None)
+    started = time.monotonic()
+    last = [started]
+
+    def progress(project: str, report) -> None:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        if now - last[0] >= args.progress_seconds:
+            last[0] = now
+            print(
+                f"  {report.projects} projects, {report.objects} files, "
+                f"{report.repairs} repairs (at {project})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    print("rebuilding the index from storage ...", file=sys.stderr, flush=True)
+    report = reconcile(
+        services.catalog, services.storage, dry_run=args.dry_run, deep=args.deep, progress=progress
+    )
+    elapsed = time.monotonic() - started
+    print(
+        f"done in {elapsed:.1f} s: {report.projects} projects, {report.objects} files, "
+        f"{len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.removed)} removed, {len(report.skipped)} skipped"
+        + (" (dry run: nothing changed)" if args.dry_run else ""),
+        file=sys.stderr,
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
 def _create_dev_resources(_: argparse.Namespace) -> int:
     from .dev_resources import create_dev_resources
 
@@ -164,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("-i", "--input", help="file (gzipped or not); default stdin")
             cmd.set_defaults(func=_import_acl)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild the index from the stored files alone (a reconcile run)"
+    )
+    rebuild.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
+    rebuild.add_argument("--config", help="INI file (pypi.* options)")
+    rebuild.add_argument("--aws", action="store_true", help="the deployment of STRATUS_* env")
+    rebuild.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    rebuild.add_argument("--deep", action="store_true", help="check every file's sha256")
+    rebuild.add_argument("--json", action="store_true", help="print the full report as JSON")
+    rebuild.add_argument("--progress-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+    rebuild.set_defaults(func=_rebuild)
 
     audit = sub.add_parser("audit", help="show the latest audit log records (JSON lines)")
     audit.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
