@@ -40,7 +40,9 @@ def pip(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return run([sys.executable, "-m", "pip", *args], **kwargs)
 
 
-def twine_upload(index: Index, files: list[Path], user, tmp_path) -> subprocess.CompletedProcess:
+def twine_upload(
+    index: Index, files: list[Path], user, tmp_path, *extra: str
+) -> subprocess.CompletedProcess:
     return run(
         [
             str(BIN / "twine"),
@@ -52,6 +54,7 @@ def twine_upload(index: Index, files: list[Path], user, tmp_path) -> subprocess.
             "-p",
             user[1],
             "--disable-progress-bar",
+            *extra,
             *map(str, files),
         ],
         cache=tmp_path / "cache",
@@ -149,6 +152,32 @@ def test_twine_duplicate_is_409_and_bad_credentials_401(index: Index, dists, tmp
     reader = twine_upload(index, [dists["app_wheel"]], BOB, tmp_path)
     assert reader.returncode != 0
     assert "403" in reader.stdout + reader.stderr
+
+
+def test_twine_recognises_a_duplicate_as_already_existing(index: Index, dists, tmp_path):
+    """twine's --skip-existing test (``skip_upload``) on Stratus' real duplicate answer.
+
+    twine itself refuses ``--skip-existing`` for any repository but PyPI and TestPyPI
+    (``UnsupportedConfiguration``; the README says so), so its check is run on the
+    response its own ``Repository.upload`` gets from Stratus.
+    """
+    from twine.commands.upload import skip_upload
+    from twine.package import PackageFile
+    from twine.repository import Repository
+
+    first = twine_upload(index, [dists["dep_wheel"]], ALICE, tmp_path)
+    assert first.returncode == 0, first.stderr
+    refused = twine_upload(index, [dists["dep_wheel"]], ALICE, tmp_path, "--skip-existing")
+    assert "UnsupportedConfiguration" in refused.stdout + refused.stderr
+
+    repository = Repository(f"{index.url}/", *ALICE, disable_progress_bar=True)
+    try:
+        package = PackageFile.from_filename(str(dists["dep_wheel"]), comment=None)
+        response = repository.upload(package)
+    finally:
+        repository.close()
+    assert response.status_code == 409
+    assert skip_upload(response, True, package)
 
 
 def test_pip_uses_pep658_metadata(index: Index, dists, tmp_path):
