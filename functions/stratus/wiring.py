@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from .ports import AccessBackend, Catalog, MutableAccessBackend, Storage
+from .app.services import Services
+from .ports import AccessBackend, MutableAccessBackend
 from .settings import Settings
+
+__all__ = ["Services", "build_access", "services_from_env", "services_local", "signing_key"]
 
 ACCESS_BACKENDS = ("config", "sql", "sqlite", "dynamo", "aws_secrets_manager", "remote", "ldap")
 # pypicloud's dotted class names for pypi.auth, so its config files work unchanged.
@@ -24,19 +27,6 @@ _PYPICLOUD_NAMES = {
     "pypicloud.access.remoteaccessbackend": "remote",
     "pypicloud.access.ldap_.ldapaccessbackend": "ldap",
 }
-
-
-@dataclass
-class Services:
-    catalog: Catalog
-    storage: Storage
-    access: AccessBackend
-    settings: Settings
-    tokens: MutableAccessBackend | None = None  # where API tokens live
-
-    @property
-    def mutable_access(self) -> MutableAccessBackend | None:
-        return self.access if isinstance(self.access, MutableAccessBackend) else None
 
 
 def build_access(
@@ -135,6 +125,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         access=access,
         settings=settings,
         tokens=tokens,
+        signing_key=signing_key(options),
     )
 
 
@@ -155,23 +146,21 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         access=access,
         settings=_settings(options),
         tokens=tokens or SqliteAccess(data_dir / "access.sqlite3"),
+        signing_key=signing_key(options),
     )
-
-
-_SIGNING_KEYS: dict[str, str] = {}
 
 
 def signing_key(options: Mapping[str, str]) -> str | None:
     """``auth.signing_key``, or the SecretString of the secret named by
-    ``auth.signing_key_secret`` (env ``STRATUS_AUTH_SIGNING_KEY_SECRET``), fetched once."""
+    ``auth.signing_key_secret`` (env ``STRATUS_AUTH_SIGNING_KEY_SECRET``).
+
+    Called once when the services are built (Lambda init), never per request.
+    """
     if options.get("auth.signing_key"):
         return options["auth.signing_key"]
     secret_id = options.get("auth.signing_key_secret")
     if not secret_id:
         return None
-    if secret_id not in _SIGNING_KEYS:
-        import boto3
+    import boto3
 
-        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
-        _SIGNING_KEYS[secret_id] = value["SecretString"]
-    return _SIGNING_KEYS[secret_id]
+    return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.keys import sequencer_key
@@ -99,10 +99,7 @@ class _Models:
     connection: Connection  # shared by the three models and by transactions
 
 
-T = TypeVar("T")
-
-
-def cached_per_table(build: Callable[[str, str | None], T]) -> Callable[..., T]:
+def cached_per_table[T](build: Callable[[str, str | None], T]) -> Callable[..., T]:
     """Build a table's Model classes once per (table, region); pynamodb configures tables
     per class, so every adapter on the table needs its own classes, built once."""
     lock = threading.Lock()

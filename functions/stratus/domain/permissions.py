@@ -19,6 +19,13 @@ EVERYONE = "everyone"
 AUTHENTICATED = "authenticated"
 READ = "r"
 WRITE = "w"
+# pypicloud's words for the permissions (admin API, ACL files) and their letters here.
+PERMISSION_NAMES = {"read": READ, "write": WRITE}
+
+
+def permission_names(perms: Iterable[str]) -> list[str]:
+    """``{"r", "w"}`` → ``["read", "write"]`` (in that order)."""
+    return [name for name, letter in PERMISSION_NAMES.items() if letter in perms]
 
 
 def parse_perm(value: str) -> frozenset[str]:

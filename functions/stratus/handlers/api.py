@@ -1,4 +1,4 @@
-"""Lambda entry point of the HTTP API: Mangum around the Starlette app.
+"""Lambda entry point of the HTTP API: Mangum around the FastAPI app.
 
 Importing this module is the cold start, so it imports only the logger; the app and its
 adapters are built on the first invocation and kept for the container's life.

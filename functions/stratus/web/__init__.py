@@ -1,1 +1,1 @@
-"""The HTTP surface: one Starlette app for Lambda and local mode, one module per protocol."""
+"""The HTTP surface: one FastAPI app for Lambda and local mode, one module per protocol."""

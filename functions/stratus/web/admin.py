@@ -1,179 +1,176 @@
 """pypicloud's admin API (manual §1.10.3), same routes, parameters and JSON shapes.
 
-Every route needs an admin. Changes need a mutable access backend; on a read-only one
-(config file, remote, LDAP) they answer 400 and the read routes still work.
+Every route needs an admin (a router dependency, resolved before any body is read).
+Changes need a mutable access backend; on a read-only one (config file, remote, LDAP)
+they answer 400 and the read routes still work.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..app import tokens
 from ..domain import passwords
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.names import normalize
-from ..wiring import signing_key
-from .context import app_context, require_admin
-from .params import as_bool, read_params, required
-from .routing import Router
-from .users import check_password, check_username, mutable_backend
+from ..domain.permissions import PERMISSION_NAMES, permission_names
+from .bodies import body, documented
+from .deps import Context, Directory, require_admin
+from .routes import both_slashes
+from .schemas import (
+    AdminFlagBody,
+    AllowBody,
+    GroupDetail,
+    GroupPermissions,
+    PackageAclBody,
+    PackagePermissions,
+    PasswordBody,
+    RebuildReport,
+    SignupToken,
+    UserDetail,
+    UserPermissions,
+    UserSummary,
+)
+from .users import check_password, check_username
 
-router = Router(prefix="/admin")
-_PERM_NAMES = {"read": "r", "write": "w"}
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+DONE = {"response_class": Response, "responses": {200: {"description": "Done (empty body)"}}}
 
 
-def _perm_list(perms: frozenset[str] | set[str]) -> list[str]:
-    return [name for name, letter in _PERM_NAMES.items() if letter in perms]
-
-
-def _directory(request: Request):
-    return app_context(request).services.access
+def route(path: str, method: str, **options):
+    return both_slashes(router, path, method, **options)
 
 
 def _ok() -> Response:
     return Response(status_code=200)
 
 
-def route(path: str, method: str):
-    """Register ``path`` with and without the trailing slash, as pypicloud accepts both."""
-
-    def wrap(func):
-        router.add_api_route(path + "/", func, methods=[method])
-        router.add_api_route(path, func, methods=[method], include_in_schema=False)
-        return func
-
-    return wrap
-
-
 @route("/rebuild", "GET")
-def rebuild(request: Request) -> Response:
-    require_admin(request)
+def rebuild(ctx: Context) -> RebuildReport:
     from ..app.reconcile import reconcile
 
-    services = app_context(request).services
-    report = reconcile(services.catalog, services.storage)
-    return JSONResponse(report.as_dict())
+    return RebuildReport(**reconcile(ctx.services.catalog, ctx.services.storage).as_dict())
 
 
-@router.get("/acl.json.gz")
-def acl_download(request: Request) -> Response:
-    require_admin(request)
+@router.get(
+    "/acl.json.gz",
+    response_class=Response,
+    responses={200: {"content": {"application/gzip": {}}, "description": "The ACL, gzipped"}},
+)
+def acl_download(ctx: Context) -> Response:
     from ..app.acl_transfer import dump, gzip_bytes
 
     return Response(
-        gzip_bytes(dump(_directory(request))),
+        gzip_bytes(dump(ctx.services.access)),
         media_type="application/gzip",
         headers={"Content-Disposition": 'attachment; filename="acl.json.gz"'},
     )
 
 
-@route("/register", "POST")
-async def toggle_register(request: Request) -> Response:
-    require_admin(request)
-    allow = as_bool(required(await read_params(request), "allow"), "allow")
-    await run_in_threadpool(mutable_backend(request).set_allow_register, allow)
+@route("/register", "POST", openapi_extra=documented(AllowBody), **DONE)
+async def toggle_register(
+    backend: Directory, params: Annotated[AllowBody, Depends(body(AllowBody))]
+) -> Response:
+    await run_in_threadpool(backend.set_allow_register, params.allow)
     return _ok()
 
 
 @route("/pending_users", "GET")
-def pending_users(request: Request) -> Response:
-    require_admin(request)
-    return JSONResponse(mutable_backend(request).pending_users())
+def pending_users(backend: Directory) -> list[str]:
+    return backend.pending_users()
 
 
 @route("/token/{username}", "GET")
-def signup_token(request: Request, username: str) -> Response:
-    require_admin(request)
-    extra = app_context(request).services.settings.extra
-    key = signing_key(extra)
+def signup_token(request: Request, ctx: Context, username: str) -> SignupToken:
+    key = ctx.services.signing_key
     if not key:
         raise InvalidInput("Set auth.signing_key to issue registration tokens.")
-    expire = int(extra.get("auth.token_expire", 7 * 24 * 3600))
+    expire = int(ctx.services.settings.extra.get("auth.token_expire", 7 * 24 * 3600))
     token = tokens.signup_token(username, key, expire)
     base = str(request.base_url).rstrip("/")
-    return JSONResponse({"token": token, "token_url": f"{base}/login#/?token={token}"})
+    return SignupToken(token=token, token_url=f"{base}/login#/?token={token}")
 
 
 # --- users ---
 
 
 @route("/user", "GET")
-def users(request: Request) -> Response:
-    require_admin(request)
-    return JSONResponse(
-        [{"username": u.username, "admin": u.admin} for u in _directory(request).list_users()]
-    )
+def users(ctx: Context) -> list[UserSummary]:
+    return [
+        UserSummary(username=u.username, admin=u.admin) for u in ctx.services.access.list_users()
+    ]
 
 
 @route("/user/{username}", "GET")
-def user(request: Request, username: str) -> Response:
-    require_admin(request)
-    info = _directory(request).get_user(username)
+def user(ctx: Context, username: str) -> UserDetail:
+    info = ctx.services.access.get_user(username)
     if info is None:
         raise NotFound(f"No user {username!r}.")
-    return JSONResponse({"username": info.username, "admin": info.admin, "groups": info.groups})
+    return UserDetail(username=info.username, admin=info.admin, groups=info.groups)
 
 
 @route("/user/{username}/permissions", "GET")
-def user_permissions(request: Request, username: str) -> Response:
-    require_admin(request)
-    perms = _directory(request).user_package_permissions(username)
-    return JSONResponse(
-        [{"package": p, "permissions": _perm_list(v)} for p, v in sorted(perms.items())]
-    )
+def user_permissions(ctx: Context, username: str) -> list[PackagePermissions]:
+    perms = ctx.services.access.user_package_permissions(username)
+    return [
+        PackagePermissions(package=p, permissions=permission_names(v))
+        for p, v in sorted(perms.items())
+    ]
 
 
-@route("/user/{username}", "DELETE")
-def delete_user(request: Request, username: str) -> Response:
-    require_admin(request)
-    mutable_backend(request).delete_user(username)
-    app_context(request).policy.forget(username)
+@route("/user/{username}", "DELETE", **DONE)
+def delete_user(ctx: Context, backend: Directory, username: str) -> Response:
+    backend.delete_user(username)
+    ctx.policy.forget(username)
     return _ok()
 
 
-@route("/user/{username}", "PUT")
-async def create_user(request: Request, username: str) -> Response:
-    require_admin(request)
-    backend = mutable_backend(request)
-    password = required(await read_params(request), "password")
+@route("/user/{username}", "PUT", openapi_extra=documented(PasswordBody), **DONE)
+async def create_user(
+    backend: Directory,
+    username: str,
+    params: Annotated[PasswordBody, Depends(body(PasswordBody))],
+) -> Response:
     check_username(username)
-    check_password(password)
-    hashed = await run_in_threadpool(passwords.hash_password, password)
+    check_password(params.password)
+    hashed = await run_in_threadpool(passwords.hash_password, params.password)
     await run_in_threadpool(backend.create_user, username, hashed)
     return _ok()
 
 
-@route("/user/{username}/approve", "POST")
-def approve(request: Request, username: str) -> Response:
-    require_admin(request)
-    mutable_backend(request).approve_user(username)
+@route("/user/{username}/approve", "POST", **DONE)
+def approve(backend: Directory, username: str) -> Response:
+    backend.approve_user(username)
     return _ok()
 
 
-@route("/user/{username}/admin", "POST")
-async def set_admin(request: Request, username: str) -> Response:
-    require_admin(request)
-    admin = as_bool(required(await read_params(request), "admin"), "admin")
-    await run_in_threadpool(mutable_backend(request).set_admin, username, admin)
-    app_context(request).policy.forget(username)
+@route("/user/{username}/admin", "POST", openapi_extra=documented(AdminFlagBody), **DONE)
+async def set_admin(
+    ctx: Context,
+    backend: Directory,
+    username: str,
+    params: Annotated[AdminFlagBody, Depends(body(AdminFlagBody))],
+) -> Response:
+    await run_in_threadpool(backend.set_admin, username, params.admin)
+    ctx.policy.forget(username)
     return _ok()
 
 
-@route("/user/{username}/group/{group}", "PUT")
-def add_member(request: Request, username: str, group: str) -> Response:
-    require_admin(request)
-    mutable_backend(request).add_member(username, group)
-    app_context(request).policy.forget(username)
+@route("/user/{username}/group/{group}", "PUT", **DONE)
+def add_member(ctx: Context, backend: Directory, username: str, group: str) -> Response:
+    backend.add_member(username, group)
+    ctx.policy.forget(username)
     return _ok()
 
 
-@route("/user/{username}/group/{group}", "DELETE")
-def remove_member(request: Request, username: str, group: str) -> Response:
-    require_admin(request)
-    mutable_backend(request).remove_member(username, group)
-    app_context(request).policy.forget(username)
+@route("/user/{username}/group/{group}", "DELETE", **DONE)
+def remove_member(ctx: Context, backend: Directory, username: str, group: str) -> Response:
+    backend.remove_member(username, group)
+    ctx.policy.forget(username)
     return _ok()
 
 
@@ -181,40 +178,35 @@ def remove_member(request: Request, username: str, group: str) -> Response:
 
 
 @route("/group", "GET")
-def groups(request: Request) -> Response:
-    require_admin(request)
-    return JSONResponse(_directory(request).list_groups())
+def groups(ctx: Context) -> list[str]:
+    return ctx.services.access.list_groups()
 
 
 @route("/group/{group}", "GET")
-def group(request: Request, group: str) -> Response:
-    require_admin(request)
-    directory = _directory(request)
+def group(ctx: Context, group: str) -> GroupDetail:
+    directory = ctx.services.access
     perms = directory.group_package_permissions(group)
-    return JSONResponse(
-        {
-            "members": directory.group_members(group),
-            "packages": [
-                {"package": p, "permissions": _perm_list(v)} for p, v in sorted(perms.items())
-            ],
-        }
+    return GroupDetail(
+        members=directory.group_members(group),
+        packages=[
+            PackagePermissions(package=p, permissions=permission_names(v))
+            for p, v in sorted(perms.items())
+        ],
     )
 
 
-@route("/group/{group}", "PUT")
-def create_group(request: Request, group: str) -> Response:
-    require_admin(request)
+@route("/group/{group}", "PUT", **DONE)
+def create_group(backend: Directory, group: str) -> Response:
     if group in ("everyone", "authenticated"):
         raise InvalidInput(f"{group!r} is a reserved name")
-    mutable_backend(request).create_group(group)
+    backend.create_group(group)
     return _ok()
 
 
-@route("/group/{group}", "DELETE")
-def delete_group(request: Request, group: str) -> Response:
-    require_admin(request)
-    mutable_backend(request).delete_group(group)
-    app_context(request).policy.forget()  # every member's cached groups
+@route("/group/{group}", "DELETE", **DONE)
+def delete_group(ctx: Context, backend: Directory, group: str) -> Response:
+    backend.delete_group(group)
+    ctx.policy.forget()  # every member's cached groups
     return _ok()
 
 
@@ -222,36 +214,34 @@ def delete_group(request: Request, group: str) -> Response:
 
 
 @route("/package/{package}", "GET")
-def package_permissions(request: Request, package: str) -> Response:
-    require_admin(request)
-    acl = _directory(request).package_acl(normalize(package))
-    return JSONResponse(
-        {
-            "user": [
-                {"username": u, "permissions": _perm_list(p)} for u, p in sorted(acl.users.items())
-            ],
-            "group": [
-                {"group": g, "permissions": _perm_list(p)} for g, p in sorted(acl.groups.items())
-            ],
-        }
+def package_permissions(ctx: Context, package: str) -> PackageAclBody:
+    acl = ctx.services.access.package_acl(normalize(package))
+    return PackageAclBody(
+        user=[
+            UserPermissions(username=u, permissions=permission_names(p))
+            for u, p in sorted(acl.users.items())
+        ],
+        group=[
+            GroupPermissions(group=g, permissions=permission_names(p))
+            for g, p in sorted(acl.groups.items())
+        ],
     )
 
 
-def _edit_permission(request: Request, package: str, kind: str, name: str, perm: str, grant: bool):
-    require_admin(request)
-    if kind not in ("user", "group") or perm not in _PERM_NAMES:
+def _edit_permission(
+    backend: Directory, package: str, kind: str, name: str, perm: str, grant: bool
+) -> Response:
+    if kind not in ("user", "group") or perm not in PERMISSION_NAMES:
         raise NotFound("Expected /admin/package/<package>/(user|group)/<name>/(read|write)/")
-    mutable_backend(request).set_permission(
-        normalize(package), kind, name, _PERM_NAMES[perm], grant
-    )
+    backend.set_permission(normalize(package), kind, name, PERMISSION_NAMES[perm], grant)
     return _ok()
 
 
-@route("/package/{package}/{kind}/{name}/{perm}", "PUT")
-def grant(request: Request, package: str, kind: str, name: str, perm: str) -> Response:
-    return _edit_permission(request, package, kind, name, perm, True)
+@route("/package/{package}/{kind}/{name}/{perm}", "PUT", **DONE)
+def grant(backend: Directory, package: str, kind: str, name: str, perm: str) -> Response:
+    return _edit_permission(backend, package, kind, name, perm, True)
 
 
-@route("/package/{package}/{kind}/{name}/{perm}", "DELETE")
-def revoke(request: Request, package: str, kind: str, name: str, perm: str) -> Response:
-    return _edit_permission(request, package, kind, name, perm, False)
+@route("/package/{package}/{kind}/{name}/{perm}", "DELETE", **DONE)
+def revoke(backend: Directory, package: str, kind: str, name: str, perm: str) -> Response:
+    return _edit_permission(backend, package, kind, name, perm, False)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from fastapi import FastAPI
 
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
-from ..wiring import Services
+from ..app.services import Services
 from . import admin, errors, files, health, packages_api, simple, upload, users
-from .context import AppContext
+from .deps import AppContext
 
 
-def create_app(services: Services) -> Starlette:
-    routes = [
-        route
-        for module in (simple, files, upload, packages_api, users, admin, health)
-        for route in module.router.routes
-    ]
-    app = Starlette(routes=routes)
-    app.router.redirect_slashes = False  # every route names its slash variants itself
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Stratus",
+        summary="A private Python package index",
+        redirect_slashes=False,  # every route names its slash variants itself
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    for module in (simple, files, upload, packages_api, users, admin, health):
+        app.include_router(module.router)
     app.state.ctx = AppContext(
         services=services,
         policy=AccessPolicy(services.access, services.settings, token_store=services.tokens),

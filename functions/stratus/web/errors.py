@@ -1,10 +1,19 @@
-"""Map domain errors to HTTP answers that pip, uv and twine print usefully."""
+"""Map domain errors to HTTP answers that pip, uv and twine print usefully.
+
+Every error answers ``text/plain`` "<status> <message>": twine prints the status line
+and the body, pip the status. Validation errors are 400 with a readable message, not
+FastAPI's 422 JSON.
+"""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
 
 from ..app.policy import BadCredentials
 from ..app.throttle import TooManyAttempts
@@ -21,35 +30,53 @@ class Forbidden(Exception):
     """Authenticated but not allowed: 403."""
 
 
-def _reason(status: int, message: str) -> str:
-    # twine prints the status line and the body; keep both short and specific.
-    return f"{status} {message}"
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(f"{status} {message}", status_code=status, headers=headers)
 
 
-def install(app: Starlette, realm: str) -> None:
+def describe(errors: Sequence[Any]) -> str:
+    """One line per invalid parameter, e.g. "Missing parameter 'password'."."""
+    lines = []
+    for error in errors:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+        name = ".".join(where[1:] if where[:1] == ["path"] else where) or "body"
+        if error.get("type") == "missing":
+            lines.append(f"Missing parameter {name!r}.")
+        else:
+            lines.append(f"Parameter {name!r}: {error.get('msg', 'invalid')}.")
+    return " ".join(lines) or "Invalid request."
+
+
+def install(app: FastAPI, realm: str) -> None:
     challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
 
-    async def domain_error(_: Request, exc: Exception) -> PlainTextResponse:
+    async def domain_error(_: Request, exc: Exception) -> Response:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
-        return PlainTextResponse(_reason(status, str(exc)), status_code=status)
+        return _text(status, str(exc))
 
-    async def bad_credentials(_: Request, exc: Exception) -> PlainTextResponse:
-        return PlainTextResponse(_reason(401, str(exc)), status_code=401, headers=challenge)
+    async def bad_credentials(_: Request, exc: Exception) -> Response:
+        return _text(401, str(exc), challenge)
 
-    async def throttled(_: Request, exc: Exception) -> PlainTextResponse:
+    async def throttled(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, TooManyAttempts)
-        return PlainTextResponse(
-            _reason(429, str(exc)),
-            status_code=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+        return _text(429, str(exc), {"Retry-After": str(exc.retry_after)})
 
-    async def auth_required(_: Request, exc: Exception) -> PlainTextResponse:
-        message = str(exc) or "Authentication required."
-        return PlainTextResponse(_reason(401, message), status_code=401, headers=challenge)
+    async def auth_required(_: Request, exc: Exception) -> Response:
+        return _text(401, str(exc) or "Authentication required.", challenge)
 
-    async def forbidden(_: Request, exc: Exception) -> PlainTextResponse:
-        return PlainTextResponse(_reason(403, str(exc) or "Forbidden."), status_code=403)
+    async def forbidden(_: Request, exc: Exception) -> Response:
+        return _text(403, str(exc) or "Forbidden.")
+
+    async def invalid_request(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return _text(400, describe(exc.errors()))
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        # Starlette's own answers (404 no route, 405 wrong method) stay plain text.
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
     for cls, handler in (
         (StratusError, domain_error),
@@ -57,5 +84,7 @@ def install(app: Starlette, realm: str) -> None:
         (TooManyAttempts, throttled),
         (AuthRequired, auth_required),
         (Forbidden, forbidden),
+        (RequestValidationError, invalid_request),
+        (HTTPException, http_error),
     ):
         app.add_exception_handler(cls, handler)

@@ -5,33 +5,34 @@ On AWS they answer 302 to a short-lived presigned URL; locally they send the fil
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from fastapi import APIRouter
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..domain.errors import NotFound
 from ..domain.keys import METADATA_SUFFIX, file_key, metadata_key
 from ..domain.names import normalize
-from .context import app_context, identity
-from .errors import AuthRequired
-from .routing import Router
+from .deps import Caller, Context, may_read
 
-router = Router()
+router = APIRouter(tags=["files"])
 
 
-@router.get("/files/{project}/{filename}")
-def download(request: Request, project: str, filename: str) -> Response:
-    ctx = app_context(request)
-    who = identity(request)
+@router.get(
+    "/files/{project}/{filename}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file (local)"},
+        302: {"description": "Redirect to a short-lived storage URL (AWS)"},
+    },
+)
+def download(ctx: Context, who: Caller, project: str, filename: str) -> Response:
     project = normalize(project)
-    if not ctx.policy.can_read(who, project):
-        if not who.authenticated:
-            raise AuthRequired(f"Authentication required to read {project!r}.")
-        raise NotFound(f"No file {filename!r} in project {project!r}.")
+    missing = f"No file {filename!r} in project {project!r}."
+    may_read(ctx, who, project, missing)
     is_metadata = filename.endswith(METADATA_SUFFIX)
     dist_name = filename[: -len(METADATA_SUFFIX)] if is_metadata else filename
     record = ctx.services.catalog.get_file(project, dist_name)
     if record is None or (is_metadata and not record.metadata_sha256):
-        raise NotFound(f"No file {filename!r} in project {project!r}.")
+        raise NotFound(missing)
     key = metadata_key(project, dist_name) if is_metadata else file_key(project, dist_name)
     target = ctx.services.storage.download(key, filename)
     max_age = ctx.services.settings.package_max_age

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Response
 
-from .context import app_context
-from .routing import Router
+from .deps import Context
+from .schemas import Health
 
-router = Router()
+router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
-def health(request: Request) -> JSONResponse:
-    services = app_context(request).services
+@router.get("/health", responses={503: {"model": Health, "description": "A backend failed"}})
+def health(ctx: Context, response: Response) -> Health:
     checks: dict[str, str] = {}
     for name in ("catalog", "storage", "access"):
         try:
-            getattr(services, name).health()
+            getattr(ctx.services, name).health()
             checks[name] = "ok"
         except Exception as exc:  # report, never raise: this endpoint is for monitoring
             checks[name] = f"error: {type(exc).__name__}: {exc}"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "error", "checks": checks}, status_code=200 if ok else 503
-    )
+    if not ok:
+        response.status_code = 503
+    return Health(status="ok" if ok else "error", checks=checks)

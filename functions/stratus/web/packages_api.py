@@ -9,20 +9,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Request
 from packaging.version import InvalidVersion, Version
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from ..domain.errors import NotFound
 from ..domain.models import FileRecord
-from ..domain.names import normalize
-from .context import app_context, identity
-from .routing import Router
-from .simple import readable_files
-from .upload import check_write, handle_upload
+from .bodies import body, documented
+from .deps import Caller, Context, ReadableProject, WritableProject
+from .schemas import (
+    Deleted,
+    PackageFile,
+    PackageNames,
+    PackageSummaries,
+    PackageSummary,
+    PackageVersions,
+    PypiFile,
+    PypiInfo,
+    PypiProject,
+    YankBody,
+    YankState,
+)
+from .simple import project_files
+from .upload import UPLOAD_FORM, UPLOAD_RESPONSES, handle_upload
 
-router = Router()
+router = APIRouter(tags=["packages"])
 
 
 def _version(v: str) -> Version:
@@ -37,13 +50,13 @@ def _file_url(request: Request, record: FileRecord) -> str:
 
 
 @router.get("/api/package/")
-@router.get("/api/package")
-def list_packages(request: Request, verbose: bool = False) -> Response:
-    ctx = app_context(request)
-    who = identity(request)
+@router.get("/api/package", include_in_schema=False)
+def list_packages(
+    ctx: Context, who: Caller, verbose: bool = False
+) -> PackageNames | PackageSummaries:
     projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
     if not verbose:
-        return JSONResponse({"packages": [p.name for p in projects]})
+        return PackageNames(packages=[p.name for p in projects])
     summaries = []
     for p in projects:
         versions = sorted(
@@ -51,75 +64,70 @@ def list_packages(request: Request, verbose: bool = False) -> Response:
         )
         stable = [v for v in versions if not _version(v).is_prerelease]
         summaries.append(
-            {
-                "name": p.name,
-                "stable": stable[-1] if stable else None,
-                "unstable": versions[-1] if versions else None,
-                "last_modified": int(p.last_modified),
-            }
+            PackageSummary(
+                name=p.name,
+                stable=stable[-1] if stable else None,
+                unstable=versions[-1] if versions else None,
+                last_modified=int(p.last_modified),
+            )
         )
-    return JSONResponse({"packages": summaries})
+    return PackageSummaries(packages=summaries)
 
 
 @router.get("/api/package/{project}/")
-@router.get("/api/package/{project}")
-def package_versions(request: Request, project: str) -> Response:
-    project = normalize(project)
-    who = identity(request)
-    files = readable_files(request, who, project)
-    ctx = app_context(request)
-    return JSONResponse(
-        {
-            "packages": [
-                {
-                    "name": f.display_name or f.project,
-                    "filename": f.filename,
-                    "last_modified": int(f.upload_time),
-                    "version": f.version,
-                    "url": _file_url(request, f),
-                    "yanked": f.yanked,
-                }
-                for f in sorted(files, key=lambda f: (_version(f.version), f.filename))
-            ],
-            "write": ctx.policy.can_write(who, project),
-        }
+@router.get("/api/package/{project}", include_in_schema=False)
+def package_versions(
+    request: Request, ctx: Context, who: Caller, project: ReadableProject
+) -> PackageVersions:
+    files = project_files(ctx, project)
+    return PackageVersions(
+        packages=[
+            PackageFile(
+                name=f.display_name or f.project,
+                filename=f.filename,
+                last_modified=int(f.upload_time),
+                version=f.version,
+                url=_file_url(request, f),
+                yanked=f.yanked,
+            )
+            for f in sorted(files, key=lambda f: (_version(f.version), f.filename))
+        ],
+        write=ctx.policy.can_write(who, project),
     )
 
 
-@router.post("/api/package/{project}/{filename}")
-async def upload_file(request: Request, project: str, filename: str) -> Response:
-    return await handle_upload(request, project_hint=project)
+@router.post(
+    "/api/package/{project}/{filename}",
+    response_class=Response,
+    openapi_extra=UPLOAD_FORM,
+    responses=UPLOAD_RESPONSES,
+    summary="Upload a distribution",
+)
+async def upload_file(request: Request, ctx: Context, who: Caller, project: str) -> Response:
+    return await handle_upload(request, ctx, who, project_hint=project)
 
 
 @router.delete("/api/package/{project}/{filename}")
-def delete_file(request: Request, project: str, filename: str) -> Response:
-    project = normalize(project)
-    check_write(request, project)
-    app_context(request).publisher.delete(project, filename)
-    return JSONResponse({"deleted": filename})
+def delete_file(ctx: Context, project: WritableProject, filename: str) -> Deleted:
+    ctx.publisher.delete(project, filename)
+    return Deleted(deleted=filename)
 
 
-async def _set_yank(request: Request, project: str, filename: str, yank: bool) -> Response:
-    project = normalize(project)
-    check_write(request, project)
-    reason: str | None = None
-    if yank:
-        form = await request.form()
-        reason = str(form.get("reason") or "")
-    from starlette.concurrency import run_in_threadpool
-
-    record = await run_in_threadpool(app_context(request).publisher.yank, project, filename, reason)
-    return JSONResponse({"filename": record.filename, "yanked": record.yanked})
-
-
-@router.post("/api/package/{project}/{filename}/yank")
-async def yank(request: Request, project: str, filename: str) -> Response:
-    return await _set_yank(request, project, filename, True)
+@router.post("/api/package/{project}/{filename}/yank", openapi_extra=documented(YankBody))
+async def yank(
+    ctx: Context,
+    project: WritableProject,
+    filename: str,
+    params: Annotated[YankBody, Depends(body(YankBody))],
+) -> YankState:
+    record = await run_in_threadpool(ctx.publisher.yank, project, filename, params.reason)
+    return YankState(filename=record.filename, yanked=record.yanked)
 
 
 @router.post("/api/package/{project}/{filename}/unyank")
-async def unyank(request: Request, project: str, filename: str) -> Response:
-    return await _set_yank(request, project, filename, False)
+def unyank(ctx: Context, project: WritableProject, filename: str) -> YankState:
+    record = ctx.publisher.yank(project, filename, None)
+    return YankState(filename=record.filename, yanked=record.yanked)
 
 
 def _iso(ts: float) -> str:
@@ -127,43 +135,38 @@ def _iso(ts: float) -> str:
 
 
 @router.get("/pypi/{project}/json")
-@router.get("/pypi/{project}/json/")
-def pypi_json(request: Request, project: str) -> Response:
-    project = normalize(project)
-    files = readable_files(request, identity(request), project)
-    releases: dict[str, list[dict]] = defaultdict(list)
+@router.get("/pypi/{project}/json/", include_in_schema=False)
+def pypi_json(request: Request, ctx: Context, project: ReadableProject) -> PypiProject:
+    files = project_files(ctx, project)
+    releases: dict[str, list[PypiFile]] = defaultdict(list)
     for f in sorted(files, key=lambda f: f.filename):
         releases[f.version].append(
-            {
-                "filename": f.filename,
-                "url": _file_url(request, f),
-                "packagetype": f.packagetype,
-                "size": f.size,
-                "upload_time": _iso(f.upload_time),
-                "upload_time_iso_8601": _iso(f.upload_time) + "Z",
-                "digests": {"sha256": f.sha256, "md5": f.md5, "blake2b_256": f.blake2_256},
-                "md5_digest": f.md5,
-                "requires_python": f.requires_python,
-                "yanked": f.yanked is not None,
-                "yanked_reason": f.yanked or None,
-            }
+            PypiFile(
+                filename=f.filename,
+                url=_file_url(request, f),
+                packagetype=f.packagetype,
+                size=f.size,
+                upload_time=_iso(f.upload_time),
+                upload_time_iso_8601=_iso(f.upload_time) + "Z",
+                digests={"sha256": f.sha256, "md5": f.md5, "blake2b_256": f.blake2_256},
+                md5_digest=f.md5,
+                requires_python=f.requires_python,
+                yanked=f.yanked is not None,
+                yanked_reason=f.yanked or None,
+            )
         )
     ordered = sorted(releases, key=_version)
-    unyanked = [v for v in ordered if any(not x["yanked"] for x in releases[v])]
+    unyanked = [v for v in ordered if any(not x.yanked for x in releases[v])]
     latest = (unyanked or ordered)[-1]
     newest = max((f for f in files if f.version == latest), key=lambda f: f.upload_time)
-    if not releases:
-        raise NotFound(f"No project named {project!r}.")
-    return JSONResponse(
-        {
-            "info": {
-                "name": newest.display_name or project,
-                "version": latest,
-                "summary": newest.summary,
-                "requires_python": newest.requires_python,
-                "package_url": str(request.base_url).rstrip("/") + f"/simple/{project}/",
-            },
-            "releases": {v: releases[v] for v in ordered},
-            "urls": releases[latest],
-        }
+    return PypiProject(
+        info=PypiInfo(
+            name=newest.display_name or project,
+            version=latest,
+            summary=newest.summary,
+            requires_python=newest.requires_python,
+            package_url=str(request.base_url).rstrip("/") + f"/simple/{project}/",
+        ),
+        releases={v: releases[v] for v in ordered},
+        urls=releases[latest],
     )

@@ -12,20 +12,34 @@ import json
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from fastapi import APIRouter, Request
 from packaging.version import InvalidVersion, Version
-from starlette.requests import Request
 from starlette.responses import Response
 
 from ..domain.errors import NotFound
-from ..domain.models import FileRecord, Identity, ProjectSummary
+from ..domain.models import FileRecord, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
-from .context import app_context, identity
-from .errors import AuthRequired
-from .routing import Router
+from .deps import AppContext, Caller, Context, may_read
 
 API_VERSION = "1.1"
-router = Router()
+router = APIRouter(tags=["simple"])
+# The pages are bytes rendered here, described in the OpenAPI by media type only.
+PAGE = {
+    "response_class": Response,
+    "responses": {
+        200: {
+            "description": "PEP 503 HTML or PEP 691 JSON, chosen by Accept or ?format=",
+            "content": {
+                "text/html": {},
+                negotiation.HTML_V1: {},
+                negotiation.JSON_V1: {},
+            },
+        },
+        304: {"description": "Not modified (If-None-Match)"},
+        406: {"description": "No acceptable media type"},
+    },
+}
 
 
 def _not_acceptable() -> Response:
@@ -93,13 +107,13 @@ def render_root_json(projects: list[ProjectSummary]) -> bytes:
     ).encode()
 
 
-@router.get("/simple/")
-async def simple_root(request: Request, format: str | None = None) -> Response:
+@router.get("/simple/", **PAGE)
+async def simple_root(
+    request: Request, ctx: Context, who: Caller, format: str | None = None
+) -> Response:
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    ctx = app_context(request)
-    who = identity(request)
     projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
     if media == negotiation.JSON_V1:
         return _respond(request, render_root_json(projects), media)
@@ -164,23 +178,19 @@ def render_project_json(project: str, files: list[FileRecord]) -> bytes:
     ).encode()
 
 
-def readable_files(request: Request, who: Identity, project: str) -> list[FileRecord]:
-    """The project's files, if the caller may read it: 401 anonymous / 404 otherwise."""
-    ctx = app_context(request)
-    if not ctx.policy.can_read(who, project):
-        if not who.authenticated:
-            raise AuthRequired(f"Authentication required to read {project!r}.")
-        files: list[FileRecord] = []
-    else:
-        files = ctx.services.catalog.list_files(project)
+def project_files(ctx: AppContext, project: str) -> list[FileRecord]:
+    """The files of a project the caller may read (checked before), or 404."""
+    files = ctx.services.catalog.list_files(project)
     if not files:
         raise NotFound(f"No project named {project!r}.")
     return files
 
 
-@router.get("/simple/{project}/")
-@router.get("/simple/{project}")
-async def simple_project(request: Request, project: str, format: str | None = None) -> Response:
+@router.get("/simple/{project}/", **PAGE)
+@router.get("/simple/{project}", include_in_schema=False)
+async def simple_project(
+    request: Request, ctx: Context, who: Caller, project: str, format: str | None = None
+) -> Response:
     normalized = normalize(project)
     if normalized != project or not request.url.path.endswith("/"):
         # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
@@ -191,7 +201,8 @@ async def simple_project(request: Request, project: str, format: str | None = No
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    files = readable_files(request, identity(request), project)
+    may_read(ctx, who, project, f"No project named {project!r}.")
+    files = project_files(ctx, project)
     files.sort(key=_sort_key)
     if media == negotiation.JSON_V1:
         return _respond(request, render_project_json(project, files), media)

@@ -1,29 +1,54 @@
-"""The legacy upload API that twine speaks (``POST /`` with ``:action=file_upload``)."""
+"""The legacy upload API that twine speaks (``POST /`` with ``:action=file_upload``).
+
+The multipart body is read by hand after authentication (a declared ``Form`` parameter
+would make FastAPI read it before any dependency ran) and with a size limit;
+``UPLOAD_FORM`` describes it in the OpenAPI.
+"""
 
 from __future__ import annotations
 
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import PlainTextResponse, Response
 
 from ..domain.errors import InvalidInput
+from ..domain.models import Identity
 from ..domain.names import normalize
-from .context import app_context, identity
-from .errors import AuthRequired, Forbidden
-from .routing import Router
+from .deps import AppContext, Caller, Context, may_write
 
-router = Router()
+router = APIRouter(tags=["upload"])
 
-
-def check_write(request: Request, project: str) -> str | None:
-    """Return the uploader's name, or raise 401 (anonymous) / 403 (no write permission)."""
-    ctx = app_context(request)
-    who = identity(request)
-    if ctx.policy.can_write(who, project):
-        return who.username
-    if not who.authenticated:
-        raise AuthRequired("Authentication required to upload.")
-    raise Forbidden(f"User {who.username!r} may not upload to project {project!r}.")
+UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [":action", "name", "version", "content"],
+                    "properties": {
+                        ":action": {"type": "string", "enum": ["file_upload"]},
+                        "name": {"type": "string", "description": "Project name"},
+                        "version": {"type": "string"},
+                        "content": {"type": "string", "format": "binary"},
+                        "sha256_digest": {"type": "string"},
+                        "md5_digest": {"type": "string"},
+                        "blake2_256_digest": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+UPLOAD_RESPONSES: dict[int | str, dict] = {
+    200: {"content": {"text/plain": {}}, "description": "Stored"},
+    400: {"description": "Invalid upload (text message)"},
+    401: {"description": "Authentication required"},
+    403: {"description": "No write permission on the project"},
+    409: {"description": "The file exists already"},
+    413: {"description": "Larger than pypi.max_upload_bytes"},
+}
 
 
 def _too_large(limit: int) -> Response:
@@ -33,9 +58,7 @@ def _too_large(limit: int) -> Response:
     )
 
 
-async def _read_form(request: Request):
-    ctx = app_context(request)
-    limit = ctx.services.settings.max_upload_bytes
+async def _read_form(request: Request, limit: int) -> FormData | None:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         return None
@@ -45,11 +68,12 @@ async def _read_form(request: Request):
         raise InvalidInput(f"Malformed multipart upload: {exc}") from None
 
 
-async def handle_upload(request: Request, project_hint: str | None = None) -> Response:
-    # Authenticate before reading a large body: bad credentials answer at once.
-    identity(request)
-    limit = app_context(request).services.settings.max_upload_bytes
-    form = await _read_form(request)
+async def handle_upload(
+    request: Request, ctx: AppContext, who: Identity, project_hint: str | None = None
+) -> Response:
+    # ``who`` is resolved before this runs: bad credentials answer before the body is read.
+    limit = ctx.services.settings.max_upload_bytes
+    form = await _read_form(request, limit)
     if form is None:
         return _too_large(limit)
     action = form.get(":action")
@@ -62,29 +86,31 @@ async def handle_upload(request: Request, project_hint: str | None = None) -> Re
     version = str(form.get("version") or "")
     if not name or not version:
         raise InvalidInput("The upload must carry the 'name' and 'version' fields.")
-    uploader = check_write(request, normalize(name))
+    may_write(ctx, who, normalize(name))
     data = await content.read(limit + 1)
     if len(data) > limit:  # a chunked body has no Content-Length to check up front
         return _too_large(limit)
-    publisher = app_context(request).publisher
-    from starlette.concurrency import run_in_threadpool
-
+    digests = {key: form.get(key) for key in ("sha256_digest", "md5_digest", "blake2_256_digest")}
     record = await run_in_threadpool(
-        publisher.upload,
+        ctx.publisher.upload,
         name=name,
         version=version,
         filename=content.filename,
         data=data,
-        digests={
-            key: form.get(key) for key in ("sha256_digest", "md5_digest", "blake2_256_digest")
-        },  # type: ignore[misc]
-        uploader=uploader,
+        digests={k: v for k, v in digests.items() if isinstance(v, str)},
+        uploader=who.username,
     )
     return PlainTextResponse(f"OK: stored {record.filename}\n", status_code=200)
 
 
-@router.post("/")
-@router.post("/simple/")
-@router.post("/legacy/")
-async def legacy_upload(request: Request) -> Response:
-    return await handle_upload(request)
+@router.post(
+    "/",
+    response_class=PlainTextResponse,
+    openapi_extra=UPLOAD_FORM,
+    responses=UPLOAD_RESPONSES,
+    summary="Upload a distribution (twine's legacy upload API)",
+)
+@router.post("/simple/", include_in_schema=False)
+@router.post("/legacy/", include_in_schema=False)
+async def legacy_upload(request: Request, ctx: Context, who: Caller) -> Response:
+    return await handle_upload(request, ctx, who)

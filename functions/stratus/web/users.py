@@ -9,35 +9,36 @@ revokes API tokens (secret shown once).
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from ..app import tokens
 from ..domain import passwords
 from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.models import Identity
 from ..domain.names import normalize
 from ..ports import MutableAccessBackend
-from ..wiring import signing_key
-from .context import app_context, require_user
+from .bodies import body, documented
+from .deps import Context, Directory, User
 from .errors import Forbidden
-from .params import read_params, required
-from .routing import Router
+from .routes import both_slashes
+from .schemas import (
+    ChangePasswordBody,
+    NewToken,
+    NewTokenBody,
+    PasswordChanged,
+    RegisterBody,
+    Registered,
+    Revoked,
+    Token,
+    TokenList,
+)
 
-router = Router()
+router = APIRouter(tags=["users and tokens"])
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 RESERVED = {"everyone", "authenticated", "__token__"}
-
-
-def mutable_backend(request: Request) -> MutableAccessBackend:
-    backend = app_context(request).services.mutable_access
-    if backend is None:
-        raise InvalidInput(
-            "The access backend is read-only; use pypi.auth = sqlite, dynamo or "
-            "aws_secrets_manager to manage users through the API."
-        )
-    return backend
 
 
 def check_username(username: str) -> None:
@@ -54,27 +55,47 @@ def check_password(password: str) -> None:
         raise InvalidInput("Passwords must have at least 8 characters.")
 
 
-@router.put("/api/user/{username}/")
-@router.put("/api/user/{username}")
-async def register(request: Request, username: str) -> Response:
-    backend = mutable_backend(request)
-    params = await read_params(request)
-    password = required(params, "password")
+def unscoped_user(who: User) -> Identity:
+    """A logged-in user with their full rights (not a token scoped to some projects)."""
+    if who.upload_scope is not None:
+        raise Forbidden("A scoped API token cannot manage passwords or tokens.")
+    return who
+
+
+FullUser = Annotated[Identity, Depends(unscoped_user)]
+
+
+def token_store(ctx: Context) -> MutableAccessBackend:
+    if ctx.services.tokens is None:
+        raise InvalidInput("API tokens are not available on this deployment.")
+    return ctx.services.tokens
+
+
+TokenStore = Annotated[MutableAccessBackend, Depends(token_store)]
+
+
+@both_slashes(
+    router, "/api/user/{username}", "PUT", status_code=201, openapi_extra=documented(RegisterBody)
+)
+async def register(
+    ctx: Context,
+    backend: Directory,
+    username: str,
+    params: Annotated[RegisterBody, Depends(body(RegisterBody))],
+) -> Registered:
     check_username(username)
-    check_password(password)
-    ctx = app_context(request)
-    token = params.get("token")
+    check_password(params.password)
     approved = admin = False
-    if token:
-        key = signing_key(ctx.services.settings.extra)
-        if not key or tokens.check_signup_token(str(token), key) != username:
+    if params.token:
+        key = ctx.services.signing_key
+        if not key or tokens.check_signup_token(params.token, key) != username:
             raise Forbidden("Invalid or expired registration token.")
         approved = True
     elif not await run_in_threadpool(backend.has_admin):
         approved = admin = True  # pypicloud: the first user becomes the admin
     elif not await run_in_threadpool(backend.allow_register):
         raise Forbidden("Registration is disabled on this server.")
-    hashed = await run_in_threadpool(passwords.hash_password, password)
+    hashed = await run_in_threadpool(passwords.hash_password, params.password)
     try:
         await run_in_threadpool(
             lambda: backend.create_user(username, hashed, admin=admin, pending=not approved)
@@ -82,84 +103,62 @@ async def register(request: Request, username: str) -> Response:
     except Conflict:
         raise Conflict(f"User {username!r} already exists.") from None
     status = "admin" if admin else ("approved" if approved else "pending")
-    return JSONResponse({"username": username, "status": status}, status_code=201)
+    return Registered(username=username, status=status)
 
 
-@router.post("/api/user/password")
-@router.post("/api/user/password/")
-async def change_password(request: Request) -> Response:
-    who = require_user(request)
-    if who.upload_scope is not None:
-        raise Forbidden("A scoped API token cannot change a password.")
-    backend = mutable_backend(request)
-    params = await read_params(request)
-    old, new = required(params, "old_password"), required(params, "new_password")
-    check_password(new)
+@both_slashes(router, "/api/user/password", "POST", openapi_extra=documented(ChangePasswordBody))
+async def change_password(
+    ctx: Context,
+    who: FullUser,
+    backend: Directory,
+    params: Annotated[ChangePasswordBody, Depends(body(ChangePasswordBody))],
+) -> PasswordChanged:
+    check_password(params.new_password)
     assert who.username is not None
-    if not await run_in_threadpool(backend.verify_user, who.username, old):
+    if not await run_in_threadpool(backend.verify_user, who.username, params.old_password):
         raise Forbidden("The old password is wrong.")
-    hashed = await run_in_threadpool(passwords.hash_password, new)
+    hashed = await run_in_threadpool(passwords.hash_password, params.new_password)
     await run_in_threadpool(backend.set_password_hash, who.username, hashed)
-    app_context(request).policy.forget(who.username)
-    return JSONResponse({"username": who.username, "changed": True})
+    ctx.policy.forget(who.username)
+    return PasswordChanged(username=who.username, changed=True)
 
 
 # --- API tokens ---
 
 
-def _token_store(request: Request) -> MutableAccessBackend:
-    store = app_context(request).services.tokens
-    if store is None:
-        raise InvalidInput("API tokens are not available on this deployment.")
-    return store
-
-
-@router.post("/api/tokens/")
-@router.post("/api/tokens")
-async def create_token(request: Request) -> Response:
-    who = require_user(request)
-    if who.upload_scope is not None:
-        raise Forbidden("A scoped API token cannot create tokens.")
-    params = await read_params(request)
-    owner = str(params.get("username") or who.username)
+@both_slashes(
+    router, "/api/tokens", "POST", status_code=201, openapi_extra=documented(NewTokenBody)
+)
+async def create_token(
+    who: FullUser,
+    store: TokenStore,
+    params: Annotated[NewTokenBody, Depends(body(NewTokenBody))],
+) -> NewToken:
+    owner = params.username or who.username
+    assert owner is not None
     if owner != who.username and not who.is_admin:
         raise Forbidden("Only admins create tokens for other users.")
-    projects = params.get("projects")
-    if isinstance(projects, str):
-        projects = [p for p in re.split(r"[\s,]+", projects) if p]
-    scope = sorted({normalize(p) for p in projects}) if projects else None
-    expires_in = params.get("expires_in")
-    try:
-        expires = float(expires_in) if expires_in not in (None, "") else None
-    except ValueError:
-        raise InvalidInput("expires_in must be a number of seconds.") from None
+    scope = sorted({normalize(p) for p in params.projects}) if params.projects else None
     secret, record = tokens.new_token(
-        owner, str(params.get("name") or ""), projects=scope, expires_in=expires
+        owner, params.name, projects=scope, expires_in=params.expires_in
     )
-    await run_in_threadpool(_token_store(request).add_token, record)
-    return JSONResponse({"token": secret, **tokens.public(record)}, status_code=201)
+    await run_in_threadpool(store.add_token, record)
+    return NewToken(token=secret, **tokens.public(record))
 
 
-@router.get("/api/tokens/")
-@router.get("/api/tokens")
-def list_tokens(request: Request, username: str | None = None) -> Response:
-    who = require_user(request)
+@both_slashes(router, "/api/tokens", "GET")
+def list_tokens(who: User, store: TokenStore, username: str | None = None) -> TokenList:
     owner = username or who.username
     if owner != who.username and not who.is_admin:
         raise Forbidden("Only admins list other users' tokens.")
     assert owner is not None
-    return JSONResponse(
-        {"tokens": [tokens.public(t) for t in _token_store(request).list_tokens(owner)]}
-    )
+    return TokenList(tokens=[Token(**tokens.public(t)) for t in store.list_tokens(owner)])
 
 
-@router.delete("/api/tokens/{token_id}")
-@router.delete("/api/tokens/{token_id}/")
-def revoke_token(request: Request, token_id: str) -> Response:
-    who = require_user(request)
-    store = _token_store(request)
+@both_slashes(router, "/api/tokens/{token_id}", "DELETE")
+def revoke_token(who: User, store: TokenStore, token_id: str) -> Revoked:
     record = store.get_token(token_id)
     if record is None or (record.username != who.username and not who.is_admin):
         raise NotFound(f"No token {token_id!r}.")
     store.delete_token(token_id)
-    return JSONResponse({"revoked": token_id})
+    return Revoked(revoked=token_id)

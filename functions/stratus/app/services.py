@@ -1,0 +1,26 @@
+"""What a running index is made of: the ports it uses, its settings and its secrets.
+
+``stratus.wiring`` builds one per deployment (AWS or local) at start-up; the web app and
+the CLI receive it ready-made and never choose or build adapters themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ports import AccessBackend, Catalog, MutableAccessBackend, Storage
+from ..settings import Settings
+
+
+@dataclass
+class Services:
+    catalog: Catalog
+    storage: Storage
+    access: AccessBackend
+    settings: Settings
+    tokens: MutableAccessBackend | None = None  # where API tokens live
+    signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
+
+    @property
+    def mutable_access(self) -> MutableAccessBackend | None:
+        return self.access if isinstance(self.access, MutableAccessBackend) else None

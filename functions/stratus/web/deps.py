@@ -1,0 +1,115 @@
+"""FastAPI dependencies: the app's context, who is calling, and what they may do.
+
+``identity`` is a plain ``def``: FastAPI runs it in the thread pool, so a password hash
+(argon2, bcrypt) never blocks the event loop. FastAPI caches a dependency's value per
+request, so a request authenticates once whatever number of dependencies need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..app.policy import AccessPolicy
+from ..app.publish import Publisher
+from ..app.services import Services
+from ..domain.errors import InvalidInput, NotFound
+from ..domain.models import Identity
+from ..domain.names import normalize
+from ..ports import MutableAccessBackend
+from .errors import AuthRequired, Forbidden
+
+
+@dataclass
+class AppContext:
+    """Everything a request needs, built once with the app."""
+
+    services: Services
+    policy: AccessPolicy
+    publisher: Publisher
+
+
+def app_context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+Context = Annotated[AppContext, Depends(app_context)]
+
+
+def identity(request: Request, ctx: Context) -> Identity:
+    """Authenticate the request (raises ``BadCredentials`` → 401). Runs in the thread pool."""
+    source = request.client.host if request.client else None
+    return ctx.policy.identify(request.headers.get("authorization"), source)
+
+
+Caller = Annotated[Identity, Depends(identity)]
+
+
+def require_user(who: Caller) -> Identity:
+    """An authenticated identity, or 401."""
+    if not who.authenticated:
+        raise AuthRequired("Authentication required.")
+    return who
+
+
+User = Annotated[Identity, Depends(require_user)]
+
+
+def require_admin(who: User) -> Identity:
+    """An admin identity: 401 anonymous, 403 otherwise."""
+    if not who.is_admin:
+        raise Forbidden("Admin privileges required.")
+    return who
+
+
+Admin = Annotated[Identity, Depends(require_admin)]
+
+
+def may_read(ctx: AppContext, who: Identity, project: str, missing: str) -> None:
+    """401 for an anonymous caller without read access, 404 (``missing``) for others."""
+    if not ctx.policy.can_read(who, project):
+        if not who.authenticated:
+            raise AuthRequired(f"Authentication required to read {project!r}.")
+        raise NotFound(missing)
+
+
+def may_write(ctx: AppContext, who: Identity, project: str) -> None:
+    """401 for an anonymous caller, 403 for one without write access to ``project``."""
+    if ctx.policy.can_write(who, project):
+        return
+    if not who.authenticated:
+        raise AuthRequired("Authentication required to upload.")
+    raise Forbidden(f"User {who.username!r} may not upload to project {project!r}.")
+
+
+def readable_project(project: str, ctx: Context, who: Caller) -> str:
+    """The normalized ``{project}`` of the path, if the caller may read it."""
+    name = normalize(project)
+    may_read(ctx, who, name, f"No project named {name!r}.")
+    return name
+
+
+def writable_project(project: str, ctx: Context, who: Caller) -> str:
+    """The normalized ``{project}`` of the path, if the caller may write to it."""
+    name = normalize(project)
+    may_write(ctx, who, name)
+    return name
+
+
+ReadableProject = Annotated[str, Depends(readable_project)]
+WritableProject = Annotated[str, Depends(writable_project)]
+
+
+def mutable_backend(ctx: Context) -> MutableAccessBackend:
+    backend = ctx.services.mutable_access
+    if backend is None:
+        raise InvalidInput(
+            "The access backend is read-only; use pypi.auth = sqlite, dynamo or "
+            "aws_secrets_manager to manage users through the API."
+        )
+    return backend
+
+
+Directory = Annotated[MutableAccessBackend, Depends(mutable_backend)]
