@@ -74,6 +74,7 @@ class ApiStack(Stack):
             **settings.app_environment(),
             # ARNs only; the app fetches the value on first use.
             "STRATUS_AUTH_SIGNING_KEY_SECRET": storage.signing_key.secret_arn,
+            "STRATUS_AUDIT_LOG_GROUP": storage.audit_log.log_group_name,
         }
         user_database = storage.user_database
         if user_database is not None:
@@ -106,6 +107,11 @@ class ApiStack(Stack):
             "Uploads, downloads and deletes files under packages/; the prefix is the scope",
         )
         files.allow_listing(fn)
+        fn.allow(
+            "WriteAuditLog",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [storage.audit_log.log_group_arn],
+        )
         # The catalog, and the access data in the same table (users, groups, permissions
         # with access_backend=dynamo; API tokens always).
         allow_index(fn, storage.table, yank=True)

@@ -88,6 +88,7 @@ class DeploySettings:
     noncurrent_version_retention_days: int = 30  # old versions of overwritten/deleted files
     access_log_retention_days: int = 365  # S3 server access logs
     log_retention_days: int = 30  # Lambda and API access logs (a CloudWatch Logs value)
+    audit_log_retention_days: int = 731  # the audit log group (a CloudWatch Logs value)
     storage_termination_protection: bool = True  # the stack holding the bucket and table
     # --- monitoring ---
     alarm_email: str = ""  # subscribed to the alarm topic when set
@@ -108,8 +109,9 @@ class DeploySettings:
     def validate(self) -> None:
         if self.fallback != "none":
             raise ValueError("fallback: only 'none' is supported in this version")
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
+        for name in ("log_retention_days", "audit_log_retention_days"):
+            if getattr(self, name) not in LOG_RETENTION_DAYS:
+                raise ValueError(f"{name} must be one of {LOG_RETENTION_DAYS}")
         if bool(self.custom_domain) != bool(self.certificate_arn):
             raise ValueError("custom_domain and certificate_arn go together")
         if bool(self.hosted_zone_id) != bool(self.hosted_zone_name):

@@ -17,6 +17,7 @@ import json
 from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -171,6 +172,12 @@ class StorageStack(Stack):
                     event, destination, s3.NotificationKeyFilter(prefix=prefix, suffix=suffix)
                 )
         self._acknowledge_notification_handler()
+        # The audit trail (uploads, deletes, permission changes, failed logins...): its own
+        # group, kept longer than the function logs and kept when the stack goes.
+        self.audit_log = logs.LogGroup(self, "AuditLog", removal_policy=RemovalPolicy.RETAIN)
+        audit_cfn = self.audit_log.node.default_child
+        assert isinstance(audit_cfn, logs.CfnLogGroup)
+        audit_cfn.retention_in_days = settings.audit_log_retention_days or None
         # Exported under a fixed name and imported by name (``bucket_arn_for``): the IAM
         # statements built on it then read "<export>/packages/*" in every synth, which is
         # how cdk-nag's acknowledgments of those wildcards name them.
@@ -184,6 +191,12 @@ class StorageStack(Stack):
         CfnOutput(self, "IndexTableName", value=self.table.table_name)
         CfnOutput(self, "SyncDeadLetterQueueUrl", value=self.dead_letters.queue_url)
         CfnOutput(self, "SigningKeySecretArn", value=self.signing_key.secret_arn)
+        CfnOutput(
+            self,
+            "AuditLogGroup",
+            value=self.audit_log.log_group_name,
+            description="STRATUS_AUDIT_LOG_GROUP for `stratus audit --aws`",
+        )
         if self.user_database is not None:
             CfnOutput(
                 self,

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .app.services import Services
-from .ports import AccessBackend, MutableAccessBackend
+from .ports import AccessBackend, AuditLog, MutableAccessBackend
 from .settings import Settings
 
 __all__ = ["Services", "build_access", "services_from_env", "services_local", "signing_key"]
@@ -126,12 +126,24 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         settings=settings,
         tokens=tokens,
         signing_key=signing_key(options),
+        audit=_cloudwatch_audit(env),
     )
+
+
+def _cloudwatch_audit(env: Mapping[str, str]) -> AuditLog | None:
+    """The audit log group named by ``STRATUS_AUDIT_LOG_GROUP`` (the API stack sets it)."""
+    group = env.get("STRATUS_AUDIT_LOG_GROUP")
+    if not group:
+        return None
+    from .adapters.cloudwatch_audit import CloudWatchAuditLog
+
+    return CloudWatchAuditLog(group)
 
 
 def services_local(data_dir: Path, config: Path | None = None) -> Services:
     """Local mode: ``<data_dir>/index.sqlite3``, ``<data_dir>/files`` (and ``access.sqlite3``)."""
     from .adapters.config_access import read_ini
+    from .adapters.file_audit import FileAuditLog
     from .adapters.local_storage import LocalStorage
     from .adapters.sqlite_access import SqliteAccess
     from .adapters.sqlite_catalog import SqliteCatalog
@@ -147,6 +159,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         settings=_settings(options),
         tokens=tokens or SqliteAccess(data_dir / "access.sqlite3"),
         signing_key=signing_key(options),
+        audit=FileAuditLog(data_dir / "audit.log"),
     )
 
 

@@ -54,7 +54,7 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
 
 
 @contextlib.contextmanager
-def running_serve(config: Path, data: Path, log: Path) -> Iterator[str]:
+def running_serve(config: Path, data: Path, log: Path, log_level: str = "warning") -> Iterator[str]:
     """`stratus serve` as a subprocess on a free port; yields its base URL."""
     port = free_port()
     with log.open("wb") as out:
@@ -69,7 +69,7 @@ def running_serve(config: Path, data: Path, log: Path) -> Iterator[str]:
                 "--config",
                 str(config),
                 "--log-level",
-                "warning",
+                log_level,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -162,6 +162,7 @@ def test_api_role_statements(synth, backend, kms):
 
     assert set(got) == {
         "WriteOwnLogs",
+        "WriteAuditLog",
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",

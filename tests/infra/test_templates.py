@@ -362,11 +362,24 @@ def test_api_role(templates):
     got = statements(templates["Api"], "ApiRole")
     assert set(got) == {
         "WriteOwnLogs",
+        "WriteAuditLog",
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",
         "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
     }
+    # The audit trail: its own retained log group, kept two years; the API only appends.
+    audit_id, audit = next(
+        (k, v)
+        for k, v in resources(templates["Storage"], "AWS::Logs::LogGroup").items()
+        if k.startswith("AuditLog")
+    )
+    assert audit["DeletionPolicy"] == "Retain"
+    assert audit["Properties"]["RetentionInDays"] == 731
+    assert got["WriteAuditLog"]["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert audit_id in json.dumps(got["WriteAuditLog"]["resource"])
+    (fn,) = resources(templates["Api"], "AWS::Lambda::Function").values()
+    assert audit_id in json.dumps(fn["Properties"]["Environment"]["Variables"])
     assert got["WriteOwnLogs"] == {
         "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "resource": log_group_arn(templates["Api"], "ApiLogs"),

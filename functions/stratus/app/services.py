@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import AccessBackend, Catalog, MutableAccessBackend, Storage
+from ..ports import AccessBackend, AuditLog, Catalog, MutableAccessBackend, Storage
 from ..settings import Settings
 
 
@@ -20,6 +20,7 @@ class Services:
     settings: Settings
     tokens: MutableAccessBackend | None = None  # where API tokens live
     signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
+    audit: AuditLog | None = None  # where security-relevant events are recorded
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 from pathlib import Path
 
@@ -19,10 +20,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"stratus serve: config file {config} not found", file=sys.stderr)
         return 2
     services = services_local(Path(args.data_dir), config)
-    app = create_app(services)
+    app = create_app(services, access_log=True)
     print(
         f"Stratus serving {Path(args.data_dir).resolve()} on http://{args.host}:{args.port}/simple/",
         flush=True,
+    )
+    # stratus.access (a line per request) and stratus.audit go to stdout.
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
 from . import admin, errors, files, health, packages_api, simple, upload, users
 from .deps import AppContext
+from .observe import RequestObserver
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
+    """The app; ``access_log`` writes a line per request (the local server turns it on)."""
     app = FastAPI(
         title="Stratus",
         summary="A private Python package index",
@@ -30,4 +33,5 @@ def create_app(services: Services) -> FastAPI:
         ),
     )
     errors.install(app, services.settings.realm)
+    app.add_middleware(RequestObserver, auditor=Auditor(services.audit), access_log=access_log)
     return app

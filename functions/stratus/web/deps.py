@@ -41,7 +41,9 @@ Context = Annotated[AppContext, Depends(app_context)]
 def identity(request: Request, ctx: Context) -> Identity:
     """Authenticate the request (raises ``BadCredentials`` → 401). Runs in the thread pool."""
     source = request.client.host if request.client else None
-    return ctx.policy.identify(request.headers.get("authorization"), source)
+    who = ctx.policy.identify(request.headers.get("authorization"), source)
+    request.state.user = who.username  # for the access log and the audit trail
+    return who
 
 
 Caller = Annotated[Identity, Depends(identity)]

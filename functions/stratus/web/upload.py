@@ -86,10 +86,16 @@ async def handle_upload(
     version = str(form.get("version") or "")
     if not name or not version:
         raise InvalidInput("The upload must carry the 'name' and 'version' fields.")
-    may_write(ctx, who, normalize(name))
+    project = normalize(name)
+    request.state.audit = {"target": f"{project}/{content.filename}", "version": version}
+    may_write(ctx, who, project)
     data = await content.read(limit + 1)
     if len(data) > limit:  # a chunked body has no Content-Length to check up front
         return _too_large(limit)
+    if ctx.services.settings.allow_overwrite:  # tell an overwrite apart in the audit log
+        existing = await run_in_threadpool(ctx.services.catalog.get_file, project, content.filename)
+        if existing is not None:
+            request.state.audit.update(action="overwrite", replaced_sha256=existing.sha256)
     digests = {key: form.get(key) for key in ("sha256_digest", "md5_digest", "blake2_256_digest")}
     record = await run_in_threadpool(
         ctx.publisher.upload,
@@ -100,6 +106,7 @@ async def handle_upload(
         digests={k: v for k, v in digests.items() if isinstance(v, str)},
         uploader=who.username,
     )
+    request.state.audit["sha256"] = record.sha256
     return PlainTextResponse(f"OK: stored {record.filename}\n", status_code=200)
 
 
