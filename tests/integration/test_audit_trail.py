@@ -108,3 +108,17 @@ def test_admin_and_token_changes_are_recorded_with_their_target(audited) -> None
         ("group_change", "bob", "group:devs", "denied"),
         ("token_create", "carol", "/api/tokens/", "failed"),
     ]
+
+
+def test_refusals_name_the_refused_action(audited) -> None:
+    client, _ = audited
+    filename, _ = built = wheel_bytes("secret-lib", "3.0")
+    assert upload(client, built, "alice").status_code == 200
+    base = f"/api/package/secret-lib/{filename}"
+    bob = auth("bob")
+    assert "may not delete in project 'secret-lib'" in client.delete(base, headers=bob).text
+    assert "may not yank" in client.post(f"{base}/yank", headers=bob).text
+    assert "may not unyank" in client.post(f"{base}/unyank", headers=bob).text
+    refused = upload(client, wheel_bytes("secret-lib", "3.1"), "bob")
+    assert "may not upload in project 'secret-lib'" in refused.text
+    assert "to delete" in client.delete(base).text  # anonymous: 401 says what it was for

@@ -77,13 +77,23 @@ def may_read(ctx: AppContext, who: Identity, project: str, missing: str) -> None
         raise NotFound(missing)
 
 
-def may_write(ctx: AppContext, who: Identity, project: str) -> None:
-    """401 for an anonymous caller, 403 for one without write access to ``project``."""
+def may_write(ctx: AppContext, who: Identity, project: str, action: str = "upload") -> None:
+    """401 for an anonymous caller, 403 for one without write access to ``project``.
+
+    ``action`` names what was refused in the message: upload, delete, yank, unyank.
+    """
     if ctx.policy.can_write(who, project):
         return
     if not who.authenticated:
-        raise AuthRequired("Authentication required to upload.")
-    raise Forbidden(f"User {who.username!r} may not upload to project {project!r}.")
+        raise AuthRequired(f"Authentication required to {action}.")
+    raise Forbidden(f"User {who.username!r} may not {action} in project {project!r}.")
+
+
+def _write_action(request: Request) -> str:
+    if request.method == "DELETE":
+        return "delete"
+    last = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    return last if last in ("yank", "unyank") else "upload"
 
 
 def readable_project(project: str, ctx: Context, who: Caller) -> str:
@@ -93,10 +103,10 @@ def readable_project(project: str, ctx: Context, who: Caller) -> str:
     return name
 
 
-def writable_project(project: str, ctx: Context, who: Caller) -> str:
+def writable_project(project: str, request: Request, ctx: Context, who: Caller) -> str:
     """The normalized ``{project}`` of the path, if the caller may write to it."""
     name = normalize(project)
-    may_write(ctx, who, name)
+    may_write(ctx, who, name, _write_action(request))
     return name
 
 
