@@ -75,6 +75,8 @@ class ApiStack(Stack):
             # ARNs only; the app fetches the value on first use.
             "STRATUS_AUTH_SIGNING_KEY_SECRET": storage.signing_key.secret_arn,
             "STRATUS_AUDIT_LOG_GROUP": storage.audit_log.log_group_name,
+            # /admin/rebuild/ starts reconcile runs on the reconcile function's queue.
+            "STRATUS_RECONCILE_QUEUE_URL": storage.reconcile_queue.queue_url,
         }
         user_database = storage.user_database
         if user_database is not None:
@@ -107,6 +109,7 @@ class ApiStack(Stack):
             "Uploads, downloads and deletes files under packages/; the prefix is the scope",
         )
         files.allow_listing(fn)
+        fn.allow("StartReconcileRuns", ["sqs:SendMessage"], [storage.reconcile_queue.queue_arn])
         fn.allow(
             "WriteAuditLog",
             ["logs:CreateLogStream", "logs:PutLogEvents"],

@@ -52,7 +52,7 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         **common,
         dead_letters=storage.dead_letters,
         events_queue=storage.events,
-        reconcile_failures=reconcile.failures,
+        reconcile_failures=storage.reconcile_failures,
         http_api=api.http_api,
         functions={
             "Api": api.api_function.function,

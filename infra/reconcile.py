@@ -1,23 +1,23 @@
 """The reconcile function: on a schedule (and by hand), repair drift bucket ↔ index.
 
-A run that nears the function's timeout queues its continuation on ``Continuations``,
-which invokes the function again (one message at a time), so a bucket of any size
-reconciles in a chain of bounded invocations. Failed scheduled (asynchronous) invocations
-go to ``Failures``; continuations that keep failing go to the same queue after three
+A run that nears the function's timeout queues its continuation on the reconcile queue
+(``StorageStack.reconcile_queue``; ``/admin/rebuild/`` starts runs there too), which
+invokes the function again (one message at a time), so a bucket of any size reconciles
+in a chain of bounded invocations. Failed scheduled (asynchronous) invocations go to
+``reconcile_failures``; continuations that keep failing go to the same queue after three
 attempts. The monitoring stack alarms on it.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .functions import StratusFunction, ack, dependency_layer
+from .functions import StratusFunction, dependency_layer
 from .permissions import PackageFiles, allow_indexing
 from .settings import DeploySettings
 from .storage import StorageStack
@@ -57,26 +57,8 @@ class ReconcileStack(Stack):
         files = PackageFiles(storage.bucket_arn_for(self), storage.bucket.bucket_name)
         allow_indexing(fn, files, storage.table)
 
-        self.failures = sqs.Queue(
-            self,
-            "Failures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        ack(self.failures, "AwsSolutions-SQS3", "This is the reconcile's failure destination")
-        self.continuations = sqs.Queue(
-            self,
-            "Continuations",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # AWS's advice for Lambda event sources: six times the function timeout.
-            visibility_timeout=Duration.seconds(6 * settings.reconcile_timeout_seconds),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.failures, max_receive_count=3),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.failures = storage.reconcile_failures
+        self.continuations = storage.reconcile_queue
         fn.function.add_environment("STRATUS_RECONCILE_QUEUE_URL", self.continuations.queue_url)
         fn.allow("QueueContinuation", ["sqs:SendMessage"], [self.continuations.queue_arn])
         fn.function.add_event_source(

@@ -122,6 +122,7 @@ class StorageStack(Stack):
                 point_in_time_recovery_enabled=table_schema.POINT_IN_TIME_RECOVERY
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=table_schema.TTL_ATTRIBUTE,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -162,6 +163,30 @@ class StorageStack(Stack):
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letters, max_receive_count=settings.sync_max_receive_count
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The reconcile function's queue (continuations of long runs, and runs the admin
+        # API starts) and the queue its failures land in (alarmed by the monitoring stack).
+        self.reconcile_failures = sqs.Queue(
+            self,
+            "ReconcileFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        ack(self.reconcile_failures, "AwsSolutions-SQS3", "The reconcile's failure destination")
+        self.reconcile_queue = sqs.Queue(
+            self,
+            "ReconcileRuns",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # AWS's advice for Lambda event sources: six times the function timeout.
+            visibility_timeout=Duration.seconds(6 * settings.reconcile_timeout_seconds),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.reconcile_failures, max_receive_count=3
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from .domain.audit import AuditEvent
 from .domain.models import FileRecord, ProjectSummary
 from .domain.permissions import PackageAcl
+from .domain.runs import RunStatus
 
 
 @runtime_checkable
@@ -248,3 +249,13 @@ class AuditLog(Protocol):
 
     def recent(self, limit: int = 100, *, since: float | None = None) -> list[AuditEvent]:
         """The latest ``limit`` events (oldest first), optionally only those after ``since``."""
+
+
+@runtime_checkable
+class ReconcileRuns(Protocol):
+    """Progress of reconcile runs started from the admin API, kept for a few days."""
+
+    def save(self, run: RunStatus) -> None:
+        """Store (or replace) the run's status."""
+
+    def get(self, run_id: str) -> RunStatus | None: ...

@@ -119,6 +119,15 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         from .adapters.dynamo_access import DynamoAccess
 
         tokens = DynamoAccess(table)
+    from .adapters.dynamo_runs import DynamoReconcileRuns
+
+    runs = DynamoReconcileRuns(table)
+    rebuild = None
+    if env.get("STRATUS_RECONCILE_QUEUE_URL"):
+        from .adapters.sqs_queue import SqsSender
+        from .app.rebuild import QueueRunner
+
+        rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
     return Services(
         catalog=DynamoCatalog(table),
         storage=S3Storage(env["STRATUS_BUCKET_NAME"], presign_expiry=settings.presign_expiry),
@@ -127,6 +136,8 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         tokens=tokens,
         signing_key=signing_key(options),
         audit=_cloudwatch_audit(env),
+        reconcile_runs=runs,
+        rebuild=rebuild,
     )
 
 
@@ -147,19 +158,26 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     from .adapters.local_storage import LocalStorage
     from .adapters.sqlite_access import SqliteAccess
     from .adapters.sqlite_catalog import SqliteCatalog
+    from .adapters.sqlite_runs import SqliteReconcileRuns
+    from .app.rebuild import ThreadRunner
 
     data_dir.mkdir(parents=True, exist_ok=True)
     options = read_ini(config) if config is not None else {}
     access = build_access(options, data_dir=data_dir)
     tokens = access if isinstance(access, MutableAccessBackend) else None
+    catalog = SqliteCatalog(data_dir / "index.sqlite3")
+    storage = LocalStorage(data_dir / "files")
+    runs = SqliteReconcileRuns(data_dir / "index.sqlite3")
     return Services(
-        catalog=SqliteCatalog(data_dir / "index.sqlite3"),
-        storage=LocalStorage(data_dir / "files"),
+        catalog=catalog,
+        storage=storage,
         access=access,
         settings=_settings(options),
         tokens=tokens or SqliteAccess(data_dir / "access.sqlite3"),
         signing_key=signing_key(options),
         audit=FileAuditLog(data_dir / "audit.log"),
+        reconcile_runs=runs,
+        rebuild=ThreadRunner(catalog, storage, runs),
     )
 
 

@@ -24,7 +24,43 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def api(dynamo_table, s3_bucket, monkeypatch, tmp_path):
+def reconcile_queue(moto_endpoint, monkeypatch) -> str:
+    """The reconcile function's queue, as the stacks wire it to the API and the function."""
+    import uuid
+
+    import boto3
+
+    url = boto3.client("sqs").create_queue(QueueName=f"reconcile-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("STRATUS_RECONCILE_QUEUE_URL", url["QueueUrl"])
+    return url["QueueUrl"]
+
+
+def deliver_to_reconcile(queue: str) -> dict:
+    """Lambda's SQS event source: hand the queued message to the reconcile handler."""
+    import uuid
+
+    import boto3
+
+    from stratus.handlers import reconcile as reconcile_handler
+    from tests.support.apigw import FakeLambdaContext
+
+    sqs = boto3.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    context = FakeLambdaContext(
+        function_name="stratus-reconcile",
+        memory_limit_in_mb=1024,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:r",
+        aws_request_id=str(uuid.uuid4()),
+        timeout_seconds=900,
+    )
+    reconcile_handler._services = None  # a fresh container
+    event = {"Records": [{"body": message["Body"], "eventSource": "aws:sqs"}]}
+    return reconcile_handler.handler(event, context)
+
+
+@pytest.fixture
+def api(dynamo_table, s3_bucket, reconcile_queue, monkeypatch, tmp_path):
     config = tmp_path / "stratus.ini"
     config.write_text(
         "[stratus]\npypi.auth = dynamo\npypi.default_read = authenticated\n"
@@ -40,7 +76,7 @@ def api(dynamo_table, s3_bucket, monkeypatch, tmp_path):
         yield gateway.url.rstrip("/")
 
 
-def test_operator_session(api, tmp_path):
+def test_operator_session(api, reconcile_queue, tmp_path):
     root = ("root", "root-password-1")
     dev = ("dev", "dev-password-1")
     c = httpx.Client(base_url=api, timeout=30)
@@ -168,12 +204,21 @@ def test_operator_session(api, tmp_path):
     }
     assert other_backend.verify_user("dev", "dev-password-2")
 
-    # 8. Admin deletes; rebuild answers with a report.
+    # 8. Admin deletes; a rebuild starts on the reconcile function's queue (202) and its
+    #    status fills in as the function works through it.
     assert c.delete("/admin/user/carol/", auth=root).status_code == 200
     assert c.delete("/admin/group/devs/", auth=root).status_code == 200
     assert c.get("/admin/package/demo-app/", auth=root).json() == {"user": [], "group": []}
-    report = c.get("/admin/rebuild/", auth=root).json()
-    assert report["objects"] == 1
+    started = c.get("/admin/rebuild/", auth=root)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    assert started.json()["state"] == "queued"
+    status_path = f"/admin/rebuild/{run_id}/"
+    assert started.json()["status_url"].endswith(status_path)
+    page = deliver_to_reconcile(reconcile_queue)
+    assert page["run_id"] == run_id and page["complete"] is True
+    status = c.get(status_path, auth=root).json()
+    assert (status["state"], status["objects"], status["pages"]) == ("complete", 1, 1)
 
 
 def test_brute_force_gets_429(api):

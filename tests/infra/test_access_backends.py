@@ -163,6 +163,7 @@ def test_api_role_statements(synth, backend, kms):
     assert set(got) == {
         "WriteOwnLogs",
         "WriteAuditLog",
+        "StartReconcileRuns",
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",

@@ -133,7 +133,7 @@ def test_table_keys_and_indexes_match_the_dev_table(templates):
 
 def test_event_queue_has_a_dead_letter_queue_and_sse(templates):
     queues = resources(templates["Storage"], "AWS::SQS::Queue")
-    assert len(queues) == 2
+    assert len(queues) == 4  # S3 events and their dead letters; reconcile runs and failures
     events = next(q for k, q in queues.items() if k.startswith("SyncEvents"))
     dlq_id = next(k for k in queues if k.startswith("SyncDeadLetters"))
     props = events["Properties"]
@@ -277,25 +277,26 @@ def test_sync_consumes_the_event_queue_with_partial_batch_failures(templates):
 
 
 def test_reconcile_continues_through_a_queue_and_reports_failures(templates):
-    reconcile = templates["Reconcile"]
-    queues = resources(reconcile, "AWS::SQS::Queue")
-    continuations = next(k for k in queues if k.startswith("Continuations"))
-    failures = next(k for k in queues if k.startswith("Failures"))
-    props = queues[continuations]["Properties"]
+    storage, reconcile = templates["Storage"], templates["Reconcile"]
+    queues = resources(storage, "AWS::SQS::Queue")
+    runs = next(k for k in queues if k.startswith("ReconcileRuns"))
+    failures = next(k for k in queues if k.startswith("ReconcileFailures"))
+    props = queues[runs]["Properties"]
     assert props["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [failures, "Arn"]}
     assert props["VisibilityTimeout"] == 6 * 900
     mapping = only(reconcile, "AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping["BatchSize"] == 1
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [continuations, "Arn"]}
+    assert runs in json.dumps(mapping["EventSourceArn"])
     (fn,) = resources(reconcile, "AWS::Lambda::Function").values()
-    env = fn["Properties"]["Environment"]["Variables"]
-    assert env["STRATUS_RECONCILE_QUEUE_URL"] == {"Ref": continuations}
+    assert runs in json.dumps(fn["Properties"]["Environment"]["Variables"])
     invoke = only(reconcile, "AWS::Lambda::EventInvokeConfig")["Properties"]
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": [failures, "Arn"]
-    }
+    assert failures in json.dumps(invoke["DestinationConfig"]["OnFailure"]["Destination"])
     alarms = resources(templates["Monitoring"], "AWS::CloudWatch::Alarm")
     assert any(k.startswith("ReconcileFailures") for k in alarms)
+    # the API starts runs (/admin/rebuild/) on the same queue, and may do nothing else to it
+    api = statements(templates["Api"], "ApiRole")
+    assert api["StartReconcileRuns"]["actions"] == ["sqs:SendMessage"]
+    assert runs in json.dumps(api["StartReconcileRuns"]["resource"])
 
 
 def test_reconcile_runs_daily(templates):
@@ -363,6 +364,7 @@ def test_api_role(templates):
     assert set(got) == {
         "WriteOwnLogs",
         "WriteAuditLog",
+        "StartReconcileRuns",
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",
@@ -438,17 +440,17 @@ def test_indexing_roles(templates, stack):
         "sqs:GetQueueUrl",
         "sqs:ReceiveMessage",
     ]
-    queue = "SyncEvents" if stack == "Sync" else "Continuations"
+    queue = "SyncEvents" if stack == "Sync" else "ReconcileRuns"
     assert queue in json.dumps(got["ConsumeEvents"]["resource"])
     if stack == "Reconcile":
         assert got["QueueContinuation"]["actions"] == ["sqs:SendMessage"]
-        assert "Continuations" in json.dumps(got["QueueContinuation"]["resource"])
+        assert "ReconcileRuns" in json.dumps(got["QueueContinuation"]["resource"])
         assert got["SendToDestination"]["actions"] == [
             "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
             "sqs:SendMessage",
         ]
-        assert "Failures" in json.dumps(got["SendToDestination"]["resource"])
+        assert "ReconcileFailures" in json.dumps(got["SendToDestination"]["resource"])
 
 
 def test_no_wildcard_resource_outside_the_package_prefix(templates):

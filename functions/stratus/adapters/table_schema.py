@@ -26,6 +26,7 @@ permission mirror         ``U#<user>`` /        ``P#<project>``      perms
 API token                 ``TOKEN#<token_id>``  ``TOKEN``            the TokenRecord fields
 API token (user's list)   ``U#<user>``          ``T#<token_id>``     the TokenRecord fields
 registration switch       ``ACCESS``            ``ALLOW_REGISTER``   value
+reconcile run status      ``RUN#<run_id>``      ``RUN``              doc (JSON), expires_at
 ========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
@@ -61,6 +62,10 @@ class GlobalSecondaryIndex:
 PARTITION_KEY = KeyAttribute("pk", "S")
 SORT_KEY = KeyAttribute("sk", "S")
 GLOBAL_SECONDARY_INDEXES: tuple[GlobalSecondaryIndex, ...] = ()
+
+# The table's TimeToLive attribute (Number, epoch seconds): DynamoDB deletes short-lived
+# state (run statuses, upload sessions, OIDC jtis, locks) after it, so nothing is swept.
+TTL_ATTRIBUTE = "expires_at"
 
 BILLING_MODE = "PAY_PER_REQUEST"  # on-demand
 POINT_IN_TIME_RECOVERY = True  # DESIGN.md; encryption and retention are the stack's

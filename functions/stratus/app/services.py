@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import AccessBackend, AuditLog, Catalog, MutableAccessBackend, Storage
+from ..ports import AccessBackend, AuditLog, Catalog, MutableAccessBackend, ReconcileRuns, Storage
 from ..settings import Settings
+from .rebuild import RebuildRunner
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Services:
     tokens: MutableAccessBackend | None = None  # where API tokens live
     signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
     audit: AuditLog | None = None  # where security-relevant events are recorded
+    reconcile_runs: ReconcileRuns | None = None  # statuses of background rebuilds
+    rebuild: RebuildRunner | None = None  # starts them (``/admin/rebuild/``)
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

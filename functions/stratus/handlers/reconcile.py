@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from ..app import reconcile
+from ..domain.runs import RunStatus
 from ..settings import as_bool
 
 logger = Logger(service="stratus-reconcile")
@@ -43,15 +44,42 @@ def _requests(event: Any) -> list[dict[str, Any]]:
 
 
 def _continue(request: dict[str, Any]) -> None:
-    import boto3
+    from ..adapters.sqs_queue import SqsSender
 
     queue = os.environ.get("STRATUS_RECONCILE_QUEUE_URL")
     if not queue:
         raise RuntimeError("the run must continue but STRATUS_RECONCILE_QUEUE_URL is not set")
-    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(request))
+    SqsSender(queue)(request)
+
+
+def _record(run_id: str, request: dict[str, Any], result: dict[str, Any] | None, error=None):
+    """Fold this page into the run's status (``/admin/rebuild/<run_id>/`` reads it)."""
+    runs = services().reconcile_runs
+    if runs is None:
+        return
+    status = runs.get(run_id) or RunStatus(
+        run_id=run_id,
+        dry_run=as_bool(request.get("dry_run", False)),
+        deep=as_bool(request.get("deep", False)),
+    )
+    if result is not None:
+        status.add_page(result)
+    else:
+        status.state, status.error = "failed", error
+    runs.save(status)
 
 
 def run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        return _run_one(request, context)
+    except Exception as exc:
+        run_id = request.get("run_id")
+        if run_id:
+            _record(str(run_id), request, None, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     margin_ms = 1000 * float(
         os.environ.get("STRATUS_RECONCILE_MARGIN_SECONDS", DEFAULT_MARGIN_SECONDS)
@@ -70,6 +98,7 @@ def run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     result = {"run_id": run_id, "page": page, **report.as_dict()}
     logger.info("reconcile page finished", extra={"report": result})
+    _record(run_id, request, result)
     if not report.complete:
         _continue(
             {

@@ -15,9 +15,10 @@ from starlette.responses import Response
 
 from ..app import tokens
 from ..domain import passwords
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import BackendUnavailable, InvalidInput, NotFound
 from ..domain.names import normalize
 from ..domain.permissions import PERMISSION_NAMES, permission_names
+from ..domain.runs import RunStatus
 from .bodies import body, documented
 from .deps import Context, Directory, require_admin
 from .routes import both_slashes
@@ -29,7 +30,7 @@ from .schemas import (
     PackageAclBody,
     PackagePermissions,
     PasswordBody,
-    RebuildReport,
+    RebuildStatus,
     SignupToken,
     UserDetail,
     UserPermissions,
@@ -49,11 +50,37 @@ def _ok() -> Response:
     return Response(status_code=200)
 
 
-@route("/rebuild", "GET")
-def rebuild(ctx: Context) -> RebuildReport:
-    from ..app.reconcile import reconcile
+def _status(request: Request, run: RunStatus) -> RebuildStatus:
+    url = str(request.url_for("rebuild_status", run_id=run.run_id))
+    return RebuildStatus(**run.as_dict(), status_url=url)
 
-    return RebuildReport(**reconcile(ctx.services.catalog, ctx.services.storage).as_dict())
+
+REBUILD_STARTED = {
+    "status_code": 202,
+    "responses": {202: {"description": "Started; poll status_url"}},
+}
+
+
+@route("/rebuild", "GET", **REBUILD_STARTED)
+@route("/rebuild", "POST", **REBUILD_STARTED)
+def rebuild(
+    request: Request, ctx: Context, dry_run: bool = False, deep: bool = False
+) -> RebuildStatus:
+    """Start a reconcile run in the background (pypicloud's rebuild, asynchronous)."""
+    runner = ctx.services.rebuild
+    if runner is None:
+        raise BackendUnavailable("Background rebuilds are not configured on this deployment.")
+    return _status(request, runner.start(dry_run=dry_run, deep=deep))
+
+
+@router.get("/rebuild/{run_id}/", name="rebuild_status")
+@router.get("/rebuild/{run_id}", include_in_schema=False, name="rebuild_status_no_slash")
+def rebuild_status(request: Request, ctx: Context, run_id: str) -> RebuildStatus:
+    runner = ctx.services.rebuild
+    run = runner.runs.get(run_id) if runner is not None else None
+    if run is None:
+        raise NotFound(f"No rebuild run {run_id!r} (statuses are kept for 14 days).")
+    return _status(request, run)
 
 
 @router.get(

@@ -210,17 +210,27 @@ class SignupToken(BaseModel):
     token_url: str
 
 
-class RebuildReport(BaseModel):
+class RebuildStatus(BaseModel):
+    """A reconcile run started by ``/admin/rebuild/`` (counts so far; final when complete)."""
+
+    run_id: str
+    state: Literal["queued", "running", "complete", "failed"]
+    status_url: str
     dry_run: bool
     deep: bool
+    started: float
+    updated: float
+    pages: int
+    projects: int
     objects: int
     entries: int
-    added: list[str]
-    updated: list[str]
-    removed: list[str]
-    metadata_written: list[str]
-    skipped: dict[str, str]
+    added: int
+    updated_files: int
+    removed: int
+    metadata_written: int
+    skipped: int
     repairs: int
+    error: str | None = None
 
 
 class Health(BaseModel):
