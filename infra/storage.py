@@ -122,6 +122,7 @@ class StorageStack(Stack):
                 point_in_time_recovery_enabled=table_schema.POINT_IN_TIME_RECOVERY
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=table_schema.TTL_ATTRIBUTE,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import AccessBackend, AuditLog, Catalog, MutableAccessBackend, Storage
+from ..ports import (
+    AccessBackend,
+    AuditLog,
+    Catalog,
+    JwksSource,
+    MintedTokens,
+    MutableAccessBackend,
+    ReplayGuard,
+    Storage,
+    TrustedPublishers,
+)
 from ..settings import Settings
 
 
@@ -21,6 +31,11 @@ class Services:
     tokens: MutableAccessBackend | None = None  # where API tokens live
     signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
     audit: AuditLog | None = None  # where security-relevant events are recorded
+    # Trusted publishing (OIDC): one adapter implements the three stores.
+    publishers: TrustedPublishers | None = None
+    replay_guard: ReplayGuard | None = None
+    minted_tokens: MintedTokens | None = None
+    jwks: JwksSource | None = None
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:
