@@ -305,6 +305,10 @@ class MintedTokens(Protocol):
     def minted_token_claims(self, token_id: str) -> dict[str, str] | None:
         """The claims recorded with the token (for audits), or None."""
 
+    def revoke_minted_token(self, token_id: str) -> None:
+        """Make the token unusable at once (``/_/oidc/burn-token``); no error if unknown.
+        Its claims stay recorded until it would have expired."""
+
 
 @runtime_checkable
 class JwksSource(Protocol):

@@ -174,3 +174,12 @@ def test_minted_token_is_gone_once_expired(store):
 def test_minted_token_must_expire(store):
     with pytest.raises(ValueError):
         store.add_minted_token(minted(expires=None), {})
+
+
+def test_revoked_minted_token_is_unusable_but_still_audited(store):
+    store.add_minted_token(minted(), {"sha": "0123"})
+    store.revoke_minted_token("oidcabc")
+    store.revoke_minted_token("oidcabc")
+    store.revoke_minted_token("oidcunknown")
+    assert store.get_minted_token("oidcabc") is None
+    assert store.minted_token_claims("oidcabc") == {"sha": "0123"}

@@ -152,6 +152,18 @@ def test_minted_token_only_with_the_token_user_name(world):
         world.identify(token[:-2] + ("aa" if not token.endswith("aa") else "bb"))
 
 
+def test_burn_revokes_a_minted_token(world):
+    world.publish_from_github()
+    token = world.tp.mint(world.github_token(), AUD).token
+    assert not world.tp.burn(token[:-3] + "xyz")  # wrong secret: nothing happens
+    assert world.identify(token).upload_only
+    assert world.tp.burn(token)
+    with pytest.raises(BadCredentials):
+        world.identify(token)
+    assert not world.tp.burn(token)
+    assert not world.tp.burn("stratus_abc_def") and not world.tp.burn(None)
+
+
 def test_minted_token_expires(world):
     world.publish_from_github()
     world.tp.clock = lambda: time.time() - 901  # minted 901 s ago: 15 minutes are over

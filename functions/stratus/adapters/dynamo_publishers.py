@@ -304,7 +304,7 @@ class DynamoPublishers(TableAdapter):
 
     def get_minted_token(self, token_id: str) -> TokenRecord | None:
         item = self._minted(token_id)
-        if item is None or float(item.expires) <= self.clock():
+        if item is None or not item.secret_sha256 or float(item.expires) <= self.clock():
             return None
         return TokenRecord(
             token_id=token_id,
@@ -320,6 +320,18 @@ class DynamoPublishers(TableAdapter):
     def minted_token_claims(self, token_id: str) -> dict[str, str] | None:
         item = self._minted(token_id)
         return None if item is None else json.loads(item.claims)
+
+    def revoke_minted_token(self, token_id: str) -> None:
+        from pynamodb.exceptions import UpdateError
+
+        model = self.models.minted
+        try:
+            model(MINTED_PREFIX + token_id, MINTED_SK).update(
+                actions=[model.secret_sha256.set("")], condition=model.pk.exists()
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def health(self) -> None:
         try:

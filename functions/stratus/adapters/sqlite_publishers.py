@@ -188,7 +188,8 @@ class SqlitePublishers:
         row = (
             self._db.conn()
             .execute(
-                f"SELECT {_TOKEN_COLUMNS} FROM oidc_tokens WHERE token_id = ? AND expires > ?",
+                f"SELECT {_TOKEN_COLUMNS} FROM oidc_tokens "
+                "WHERE token_id = ? AND expires > ? AND secret_sha256 != ''",
                 (token_id, self.clock()),
             )
             .fetchone()
@@ -214,6 +215,12 @@ class SqlitePublishers:
             .fetchone()
         )
         return None if row is None else json.loads(row[0])
+
+    def revoke_minted_token(self, token_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE oidc_tokens SET secret_sha256 = '' WHERE token_id = ?", (token_id,)
+            )
 
     def health(self) -> None:
         self._db.conn().execute("SELECT 1 FROM oidc_jtis LIMIT 1").fetchall()

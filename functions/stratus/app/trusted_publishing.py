@@ -346,6 +346,22 @@ class TrustedPublishing:
         audit_log.info(json.dumps(entry, sort_keys=True), extra={"audit": entry})
         return MintResult(secret, int(record.expires), tuple(projects), entry)
 
+    def burn(self, token: object) -> bool:
+        """PyPI's ``/_/oidc/burn-token`` (``uv publish`` calls it after uploading): revoke a
+        minted token presented whole. True if one was revoked; callers answer alike anyway."""
+        if not isinstance(token, str) or len(token) > 512:
+            return False
+        parts = tokens.split(token)
+        if parts is None or not tokens.is_minted(parts[0]):
+            return False
+        record = self.minted_tokens.get_minted_token(parts[0])
+        if record is None or not tokens.matches(record, parts[1]):
+            return False
+        self.minted_tokens.revoke_minted_token(record.token_id)
+        entry = {"event": "oidc_burn", "principal": record.username, "token_id": record.token_id}
+        audit_log.info(json.dumps(entry, sort_keys=True), extra={"audit": entry})
+        return True
+
     # --- managing publishers ---
 
     @staticmethod
