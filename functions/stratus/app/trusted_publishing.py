@@ -40,6 +40,7 @@ from ..domain.names import validate
 from ..domain.oidc import IssuerConfig, PublisherMismatch, TrustedPublisher
 from ..ports import Catalog, JwksSource, MintedTokens, ReplayGuard, TrustedPublishers
 from . import tokens
+from .audit import Auditor
 
 audit_log = logging.getLogger("stratus.audit")
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ class TrustedPublishing:
         minted_tokens: MintedTokens,
         catalog: Catalog,
         keys: IssuerKeyCache,
+        auditor: Auditor | None = None,
         clock=time.time,
     ) -> None:
         self.settings = settings
@@ -231,6 +233,7 @@ class TrustedPublishing:
         self.minted_tokens = minted_tokens
         self.catalog = catalog
         self.keys = keys
+        self.auditor = auditor
         self.clock = clock
         self._by_url = {issuer.url: issuer for issuer in settings.issuers}
 
@@ -287,7 +290,7 @@ class TrustedPublishing:
 
     # --- minting ---
 
-    def mint(self, raw: object, audience: str) -> MintResult:
+    def mint(self, raw: object, audience: str, *, source: str | None = None) -> MintResult:
         """An upload token for every publisher the ID token satisfies, or :class:`MintError`.
 
         Order: verify → find the matching publishers (reads only) → remember the ``jti``
@@ -344,6 +347,17 @@ class TrustedPublishing:
             "claims": audit,
         }
         audit_log.info(json.dumps(entry, sort_keys=True), extra={"audit": entry})
+        if self.auditor is not None:
+            self.auditor(
+                "oidc_mint",
+                actor=record.username,
+                source=source,
+                target=f"token:{record.token_id}",
+                projects=projects,
+                publishers=entry["publishers"],
+                expires=entry["expires"],
+                claims=audit,
+            )
         return MintResult(secret, int(record.expires), tuple(projects), entry)
 
     def burn(self, token: object) -> bool:
@@ -360,6 +374,13 @@ class TrustedPublishing:
         self.minted_tokens.revoke_minted_token(record.token_id)
         entry = {"event": "oidc_burn", "principal": record.username, "token_id": record.token_id}
         audit_log.info(json.dumps(entry, sort_keys=True), extra={"audit": entry})
+        if self.auditor is not None:
+            self.auditor(
+                "token_revoke",
+                actor=record.username,
+                source=None,
+                target=f"token:{record.token_id}",
+            )
         return True
 
     # --- managing publishers ---
