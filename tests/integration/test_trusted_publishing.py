@@ -11,10 +11,12 @@ import time
 
 import pytest
 
+from stratus.adapters.file_audit import FileAuditLog
 from stratus.adapters.http_jwks import HttpJwksSource
 from stratus.adapters.sqlite_access import SqliteAccess
 from stratus.adapters.sqlite_catalog import SqliteCatalog
 from stratus.adapters.sqlite_publishers import SqlitePublishers
+from stratus.app.audit import Auditor
 from stratus.app.policy import AccessPolicy, BadCredentials
 from stratus.app.trusted_publishing import (
     IssuerKeyCache,
@@ -549,3 +551,21 @@ def test_invalid_project_name(world):
 def test_not_enabled_without_issuers(world):
     world.tp.settings = OidcSettings()
     refused(world, world.github_token(), "not-enabled")
+
+
+def test_mint_and_burn_go_to_the_audit_log(world, tmp_path):
+    log = FileAuditLog(tmp_path / "audit.log", echo=False)
+    world.tp.auditor = Auditor(log)
+    world.publish_from_github()
+    token = world.tp.mint(world.github_token(), AUD, source="10.0.0.7").token
+    world.tp.burn(token)
+    minted, revoked = log.recent()
+    assert (minted.action, minted.actor, minted.source) == (
+        "oidc_mint",
+        "oidc:github:acme/widget",
+        "10.0.0.7",
+    )
+    assert minted.detail["projects"] == ["widget"]
+    assert minted.detail["claims"]["sha"] == "0123456789abcdef0123456789abcdef01234567"
+    assert revoked.action == "token_revoke" and revoked.target == minted.target
+    assert token.rpartition("_")[2] not in (tmp_path / "audit.log").read_text()
