@@ -4,6 +4,7 @@ and real twine uploading with the minted token as ``__token__``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -93,6 +94,13 @@ def test_publish_with_a_minted_token(index, issuer, tmp_path):
     replay = mint(index, id_token)
     assert replay.status_code == 422
     assert replay.json()["errors"][0]["code"] == "invalid-reuse-token"
+
+    if index.data_dir is not None:  # the mint is in the local audit log, with its claims
+        records = [json.loads(line) for line in (index.data_dir / "audit.log").open()]
+        mints = [r for r in records if r["action"] == "oidc_mint"]
+        assert [m["detail"]["projects"] for m in mints] == [["widget"]]
+        assert mints[0]["actor"] == "oidc:github:acme/widget"
+        assert mints[0]["detail"]["claims"]["environment"] == "release"
 
     # uv's burn-token revokes it.
     assert httpx.post(f"{index.url}/_/oidc/burn-token", json={"token": token}).status_code == 202

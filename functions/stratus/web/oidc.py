@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from ..app.audit import Auditor
 from ..app.services import Services
 from ..app.trusted_publishing import (
     IssuerKeyCache,
@@ -57,6 +58,7 @@ def build(services: Services) -> TrustedPublishing | None:
             ttl=settings.jwks_cache_seconds,
             min_refresh=settings.jwks_refresh_seconds,
         ),
+        auditor=Auditor(services.audit),
     )
 
 
