@@ -5,13 +5,14 @@ Every adapter of a port passes the same contract suite in ``tests/contract``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .domain.audit import AuditEvent
 from .domain.models import FileRecord, ProjectSummary
+from .domain.oidc import TrustedPublisher
 from .domain.permissions import PackageAcl
 from .domain.runs import RunStatus
 
@@ -148,6 +149,9 @@ class TokenRecord:
     created: float
     expires: float | None = None  # epoch seconds, None = never
     projects: list[str] | None = None  # normalized names it may upload to; None = as the user
+    # Minted by trusted publishing: ``projects`` is a grant (no ACL needed) and the token
+    # may upload to them and do nothing else. ``username`` is then ``oidc:<issuer>:<lookup>``.
+    upload_only: bool = False
 
 
 @runtime_checkable
@@ -259,3 +263,68 @@ class ReconcileRuns(Protocol):
         """Store (or replace) the run's status."""
 
     def get(self, run_id: str) -> RunStatus | None: ...
+
+
+# --- trusted publishing (OIDC) -----------------------------------------------------------
+
+
+@runtime_checkable
+class TrustedPublishers(Protocol):
+    """The trusted publishers of every project (see ``stratus.domain.oidc``)."""
+
+    def add_publisher(self, publisher: TrustedPublisher) -> None:
+        """Store a publisher; raise ``Conflict`` if its id exists (atomic)."""
+
+    def get_publisher(self, project: str, publisher_id: str) -> TrustedPublisher | None: ...
+
+    def list_publishers(self, project: str) -> list[TrustedPublisher]:
+        """The project's publishers (pending ones included), sorted by id; one query."""
+
+    def find_publishers(self, issuer: str, lookup: str) -> list[TrustedPublisher]:
+        """Every publisher of any project with this issuer and lookup value; one query."""
+
+    def activate_publisher(self, project: str, publisher_id: str) -> None:
+        """Make a pending publisher a regular one; no error if it is one already;
+        raise ``NotFound`` if it is gone."""
+
+    def delete_publisher(self, project: str, publisher_id: str) -> TrustedPublisher | None:
+        """Remove a publisher; return it, or None if there was none."""
+
+
+@runtime_checkable
+class ReplayGuard(Protocol):
+    """One-time use of OIDC token ids (``jti``), remembered until the token expires."""
+
+    def first_use(self, key: str, expires: float, *, now: float | None = None) -> bool:
+        """Remember ``key`` until ``expires`` (epoch seconds); False if it is remembered already.
+
+        Atomic: of concurrent calls with one key, exactly one returns True. A key whose
+        ``expires`` has passed counts as new again.
+        """
+
+
+@runtime_checkable
+class MintedTokens(Protocol):
+    """Upload tokens minted by trusted publishing, short-lived (``TokenRecord.upload_only``)."""
+
+    def add_minted_token(self, record: TokenRecord, claims: Mapping[str, str]) -> None:
+        """Store the token with the token claims that minted it; ``Conflict`` on a taken id."""
+
+    def get_minted_token(self, token_id: str) -> TokenRecord | None:
+        """The token, or None if unknown or expired."""
+
+    def minted_token_claims(self, token_id: str) -> dict[str, str] | None:
+        """The claims recorded with the token (for audits), or None."""
+
+    def revoke_minted_token(self, token_id: str) -> None:
+        """Make the token unusable at once (``/_/oidc/burn-token``); no error if unknown.
+        Its claims stay recorded until it would have expired."""
+
+
+@runtime_checkable
+class JwksSource(Protocol):
+    """Where an OIDC issuer's signing keys come from."""
+
+    def fetch_jwks(self, issuer_url: str) -> Mapping[str, object]:
+        """The issuer's JSON Web Key Set (``{"keys": [...]}``), found through its
+        ``/.well-known/openid-configuration``; raise ``BackendUnavailable`` on failure."""

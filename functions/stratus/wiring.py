@@ -78,7 +78,7 @@ def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """INI-style options of a Lambda: the ``STRATUS_CONFIG`` file, then the environment.
 
     ``STRATUS_AUTH`` → ``pypi.auth``; ``STRATUS_AUTH_<X>`` → ``auth.<x>`` (non-secret
-    settings only, such as ``STRATUS_AUTH_SECRET_ID``).
+    settings only, such as ``STRATUS_AUTH_SECRET_ID``); ``STRATUS_OIDC_<X>`` → ``oidc.<x>``.
     """
     options: dict[str, str] = {}
     if env.get("STRATUS_CONFIG"):
@@ -90,6 +90,8 @@ def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
     for key, value in env.items():
         if key.startswith("STRATUS_AUTH_"):
             options["auth." + key[len("STRATUS_AUTH_") :].lower()] = value
+        elif key.startswith("STRATUS_OIDC_"):
+            options["oidc." + key[len("STRATUS_OIDC_") :].lower()] = value
     return options
 
 
@@ -103,6 +105,8 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
     if missing:
         raise RuntimeError(f"missing environment variable(s): {', '.join(missing)}")
     from .adapters.dynamo_catalog import DynamoCatalog
+    from .adapters.dynamo_publishers import DynamoPublishers
+    from .adapters.http_jwks import HttpJwksSource
     from .adapters.s3_storage import S3Storage
 
     table = env["STRATUS_TABLE_NAME"]
@@ -110,7 +114,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
     overrides = {
         k[len("STRATUS_") :].lower(): v
         for k, v in env.items()
-        if k.startswith("STRATUS_") and not k.startswith("STRATUS_AUTH")
+        if k.startswith("STRATUS_") and not k.startswith(("STRATUS_AUTH", "STRATUS_OIDC_"))
     }
     settings = _settings(options, overrides)
     access = build_access(options, table_name=table)
@@ -128,6 +132,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         from .app.rebuild import QueueRunner
 
         rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
+    oidc_state = DynamoPublishers(table)
     return Services(
         catalog=DynamoCatalog(table),
         storage=S3Storage(env["STRATUS_BUCKET_NAME"], presign_expiry=settings.presign_expiry),
@@ -138,6 +143,10 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         audit=_cloudwatch_audit(env),
         reconcile_runs=runs,
         rebuild=rebuild,
+        publishers=oidc_state,
+        replay_guard=oidc_state,
+        minted_tokens=oidc_state,
+        jwks=HttpJwksSource(),
     )
 
 
@@ -155,9 +164,11 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     """Local mode: ``<data_dir>/index.sqlite3``, ``<data_dir>/files`` (and ``access.sqlite3``)."""
     from .adapters.config_access import read_ini
     from .adapters.file_audit import FileAuditLog
+    from .adapters.http_jwks import HttpJwksSource
     from .adapters.local_storage import LocalStorage
     from .adapters.sqlite_access import SqliteAccess
     from .adapters.sqlite_catalog import SqliteCatalog
+    from .adapters.sqlite_publishers import SqlitePublishers
     from .adapters.sqlite_runs import SqliteReconcileRuns
     from .app.rebuild import ThreadRunner
 
@@ -168,6 +179,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     catalog = SqliteCatalog(data_dir / "index.sqlite3")
     storage = LocalStorage(data_dir / "files")
     runs = SqliteReconcileRuns(data_dir / "index.sqlite3")
+    oidc_state = SqlitePublishers(data_dir / "oidc.sqlite3")
     return Services(
         catalog=catalog,
         storage=storage,
@@ -178,6 +190,10 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         audit=FileAuditLog(data_dir / "audit.log"),
         reconcile_runs=runs,
         rebuild=ThreadRunner(catalog, storage, runs),
+        publishers=oidc_state,
+        replay_guard=oidc_state,
+        minted_tokens=oidc_state,
+        jwks=HttpJwksSource(),
     )
 
 

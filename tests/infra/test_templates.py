@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from stratus.adapters import table_schema
 from stratus.adapters.table_schema import create_table_kwargs
 
 PACKAGES_EXPORT = "StratusStorage-PackagesBucketArn"
@@ -129,6 +130,10 @@ def test_table_keys_and_indexes_match_the_dev_table(templates):
     }
     assert rendered == wanted
     assert "LocalSecondaryIndexes" not in table
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": table_schema.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
 
 
 def test_event_queue_has_a_dead_letter_queue_and_sse(templates):

@@ -7,7 +7,7 @@ import uuid
 import boto3
 import pytest
 
-from stratus.adapters.table_schema import create_table_kwargs
+from stratus.adapters.table_schema import TTL_ATTRIBUTE, create_table_kwargs
 from stratus.cli.dev_resources import create_dev_resources
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -106,6 +106,9 @@ def test_creates_the_table_idempotently(dynamodb_endpoint: str) -> None:
         assert described["KeySchema"] == wanted["KeySchema"]
         assert described["AttributeDefinitions"] == wanted["AttributeDefinitions"]
         assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] == "ENABLED"
+        assert ttl["AttributeName"] == TTL_ATTRIBUTE
     finally:
         client.delete_table(TableName=table)
 

@@ -27,6 +27,17 @@ API token                 ``TOKEN#<token_id>``  ``TOKEN``            the TokenRe
 API token (user's list)   ``U#<user>``          ``T#<token_id>``     the TokenRecord fields
 registration switch       ``ACCESS``            ``ALLOW_REGISTER``   value
 reconcile run status      ``RUN#<run_id>``      ``RUN``              doc (JSON), expires_at
+trusted publisher         ``PUB#<project>``     ``PUB#<id>``         project, publisher_id,
+                                                                     issuer, claims (JSON),
+                                                                     lookup, pending, created,
+                                                                     created_by
+publisher (lookup copy)   ``PUBLOOKUP#<issuer>  ``PUB#<project>#     the same attributes
+                          #<lookup>``           <id>``
+OIDC jti (replay guard)   ``JTI#<sha256(iss,    ``JTI``              expires_at (TTL)
+                          jti)>``
+minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRecord fields,
+                                                                     claims (JSON),
+                                                                     expires_at (TTL)
 ========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
@@ -34,7 +45,14 @@ root page = Query ``pk = PROJECTS``; file lookup = GetItem. Access control: user
 (login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
 package's permissions = Query ``PKGACL#<project>``; users, pending users = Query
 ``USERS``; groups = Query ``GROUPS``; members = Query ``G#<group>`` (``M#``); token =
-GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). No Scan, no GSI.
+GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). Trusted publishing
+(items owned by ``stratus.adapters.dynamo_publishers``): a project's publishers = Query
+``PUB#<project>``; publishers a token may match = Query ``PUBLOOKUP#<issuer>#<lookup>``
+(both copies written and deleted in one transaction); a jti's first use = conditional
+PutItem; a minted token = GetItem. No Scan, no GSI.
+
+Short-lived items carry ``TTL_ATTRIBUTE`` (epoch seconds), the table's TimeToLive
+attribute: DynamoDB deletes them some time after expiry, so readers still check it.
 """
 
 from __future__ import annotations

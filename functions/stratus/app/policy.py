@@ -18,7 +18,7 @@ import time
 from ..domain import permissions
 from ..domain.models import ANONYMOUS, Identity
 from ..domain.permissions import READ, WRITE
-from ..ports import AccessBackend, MutableAccessBackend
+from ..ports import AccessBackend, MintedTokens, MutableAccessBackend
 from ..settings import Settings
 from . import tokens
 from .throttle import LoginThrottle
@@ -36,10 +36,12 @@ class AccessPolicy:
         *,
         token_store: MutableAccessBackend | None = None,
         throttle: LoginThrottle | None = None,
+        minted_tokens: MintedTokens | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings
         self.token_store = token_store
+        self.minted_tokens = minted_tokens
         self.throttle = throttle or LoginThrottle()
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[bytes, float, Identity]] = {}
@@ -66,7 +68,9 @@ class AccessPolicy:
             raise BadCredentials("Malformed Basic authorization header.")
         self.throttle.check(username, source)
         token_parts = tokens.split(password)
-        if token_parts is not None and self.token_store is not None:
+        if token_parts is not None and tokens.is_minted(token_parts[0]):
+            identity = self._check_minted(username, *token_parts)
+        elif token_parts is not None and self.token_store is not None:
             identity = self._check_token(username, *token_parts)
         else:
             identity = self._check_password(username, password)
@@ -93,6 +97,19 @@ class AccessPolicy:
             return None
         scope = frozenset(record.projects) if record.projects is not None else None
         return self._describe(record.username, scope)
+
+    def _check_minted(self, username: str, token_id: str, secret: str) -> Identity | None:
+        """A trusted-publishing token (``__token__`` only): upload to its projects only."""
+        if self.minted_tokens is None or username != "__token__":
+            return None
+        record = self.minted_tokens.get_minted_token(token_id)
+        if record is None or not record.upload_only or not tokens.matches(record, secret):
+            return None
+        return Identity(
+            username=record.username,
+            upload_scope=frozenset(record.projects or ()),
+            upload_only=True,
+        )
 
     def _check_password(self, username: str, password: str) -> Identity | None:
         """The identity (groups and admin flag included) for a correct password.
@@ -126,6 +143,10 @@ class AccessPolicy:
 
     # --- authorization ---
     def permissions(self, identity: Identity, project: str) -> frozenset[str]:
+        if identity.upload_only:  # read as anyone may, and its own projects; never write
+            if identity.upload_scope is not None and project in identity.upload_scope:
+                return frozenset({READ})
+            return self.permissions(ANONYMOUS, project) - {WRITE}
         if identity.is_admin:  # no ACL lookup needed (a query per project on some backends)
             return frozenset({READ, WRITE})
         return permissions.effective(
@@ -142,3 +163,9 @@ class AccessPolicy:
         if identity.upload_scope is not None and project not in identity.upload_scope:
             return False
         return WRITE in self.permissions(identity, project)
+
+    def can_upload(self, identity: Identity, project: str) -> bool:
+        """May upload a file: as ``can_write``, or a minted token to one of its projects."""
+        if identity.upload_only:
+            return identity.upload_scope is not None and project in identity.upload_scope
+        return self.can_write(identity, project)

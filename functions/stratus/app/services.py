@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ports import AccessBackend, AuditLog, Catalog, MutableAccessBackend, ReconcileRuns, Storage
+from ..ports import (
+    AccessBackend,
+    AuditLog,
+    Catalog,
+    JwksSource,
+    MintedTokens,
+    MutableAccessBackend,
+    ReconcileRuns,
+    ReplayGuard,
+    Storage,
+    TrustedPublishers,
+)
 from ..settings import Settings
 from .rebuild import RebuildRunner
 
@@ -24,6 +35,11 @@ class Services:
     audit: AuditLog | None = None  # where security-relevant events are recorded
     reconcile_runs: ReconcileRuns | None = None  # statuses of background rebuilds
     rebuild: RebuildRunner | None = None  # starts them (``/admin/rebuild/``)
+    # Trusted publishing (OIDC): one adapter implements the three stores.
+    publishers: TrustedPublishers | None = None
+    replay_guard: ReplayGuard | None = None
+    minted_tokens: MintedTokens | None = None
+    jwks: JwksSource | None = None
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

@@ -16,6 +16,8 @@ from ..domain.errors import InvalidInput
 from ..ports import TokenRecord
 
 PREFIX = "stratus_"
+# Ids of tokens minted by trusted publishing start so (random ids are hex: never do).
+MINTED_ID_PREFIX = "oidc"
 
 
 def _digest(secret: str) -> str:
@@ -50,6 +52,30 @@ def new_token(
     return f"{PREFIX}{token_id}_{secret}", record
 
 
+def new_upload_token(
+    principal: str,
+    name: str,
+    projects: Iterable[str],
+    *,
+    expires_in: float,
+    now: float | None = None,
+) -> tuple[str, TokenRecord]:
+    """A trusted-publishing token: may upload to exactly ``projects``, nothing else."""
+    scope = sorted(set(projects))
+    if not scope:
+        raise InvalidInput("An upload token needs at least one project.")
+    full, record = new_token(principal, name, projects=scope, expires_in=expires_in, now=now)
+    parts = split(full)
+    assert parts is not None
+    record.token_id = MINTED_ID_PREFIX + parts[0]
+    record.upload_only = True
+    return f"{PREFIX}{record.token_id}_{parts[1]}", record
+
+
+def is_minted(token_id: str) -> bool:
+    return token_id.startswith(MINTED_ID_PREFIX)
+
+
 def split(token: str) -> tuple[str, str] | None:
     """(token_id, secret) of something shaped like an API token, else None."""
     if not token.startswith(PREFIX):
@@ -76,6 +102,7 @@ def public(record: TokenRecord) -> dict[str, object]:
         "created": int(record.created),
         "expires": int(record.expires) if record.expires else None,
         "projects": record.projects,
+        "upload_only": record.upload_only,
     }
 
 

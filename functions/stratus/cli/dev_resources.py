@@ -94,7 +94,7 @@ def _error_code(exc: Exception) -> str:
 def _create_table(session: Any, endpoint: _Endpoint, table: str) -> str:
     from botocore.exceptions import ClientError
 
-    from ..adapters.table_schema import create_table_kwargs
+    from ..adapters.table_schema import TTL_ATTRIBUTE, create_table_kwargs
 
     client = session.client("dynamodb", endpoint_url=endpoint.url)
     wanted = create_table_kwargs(table)
@@ -108,6 +108,12 @@ def _create_table(session: Any, endpoint: _Endpoint, table: str) -> str:
     client.get_waiter("table_exists").wait(
         TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
     if not created:
         existing = client.describe_table(TableName=table)["Table"]["KeySchema"]
         if sorted(existing, key=str) != sorted(wanted["KeySchema"], key=str):

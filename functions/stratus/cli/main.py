@@ -174,6 +174,57 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trusted_publishing(args: argparse.Namespace):
+    """The TrustedPublishing use case of a deployment (--aws or --config/--data-dir)."""
+    import os
+
+    from ..app.trusted_publishing import IssuerKeyCache, OidcSettings, TrustedPublishing
+    from ..wiring import services_from_env, services_local
+
+    if args.aws:
+        services = services_from_env(os.environ)
+    else:
+        services = services_local(Path(args.data_dir), Path(args.config) if args.config else None)
+    assert services.publishers and services.replay_guard and services.minted_tokens
+    assert services.jwks is not None
+    return TrustedPublishing(
+        OidcSettings.from_options(services.settings.extra),
+        publishers=services.publishers,
+        replay_guard=services.replay_guard,
+        minted_tokens=services.minted_tokens,
+        catalog=services.catalog,
+        keys=IssuerKeyCache(services.jwks),
+    )
+
+
+def _publishers(args: argparse.Namespace) -> int:
+    import getpass
+    import json
+
+    from ..domain.errors import StratusError
+
+    tp = _trusted_publishing(args)
+    try:
+        if args.action == "list":
+            shown = [p.public() for p in tp.list_publishers(args.project)]
+        elif args.action == "delete":
+            shown = [tp.delete_publisher(args.project, args.id).public()]
+        else:
+            data: dict[str, object] = {"issuer": args.issuer}
+            for key in ("repository", "workflow", "environment", "repository_owner_id"):
+                if getattr(args, key):
+                    data[key] = getattr(args, key)
+            if args.claim:
+                data["claims"] = dict(c.partition("=")[::2] for c in args.claim)
+            created_by = f"cli:{getpass.getuser()}"
+            shown = [tp.add_publisher(args.project, data, created_by=created_by).public()]
+    except (StratusError, ValueError) as exc:
+        print(f"stratus publishers: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
 def _create_dev_resources(_: argparse.Namespace) -> int:
     from .dev_resources import create_dev_resources
 
@@ -237,6 +288,33 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-n", "--limit", type=int, default=50, help="records (default 50)")
     audit.add_argument("--hours", type=float, default=0, help="only the last N hours")
     audit.set_defaults(func=_audit)
+
+    pubs = sub.add_parser(
+        "publishers", help="list, add or delete a project's trusted publishers (OIDC)"
+    )
+    pubs_sub = pubs.add_subparsers(dest="action", required=True)
+    for action, helptext in (
+        ("list", "show the project's publishers (JSON)"),
+        ("add", "add a publisher (pending if the project has no files yet)"),
+        ("delete", "remove a publisher by id"),
+    ):
+        cmd = pubs_sub.add_parser(action, help=helptext)
+        cmd.add_argument("project")
+        cmd.add_argument("--config", help="INI file (oidc.* settings, the backends)")
+        cmd.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
+        cmd.add_argument("--aws", action="store_true", help="use the STRATUS_* environment")
+        cmd.set_defaults(func=_publishers)
+        if action == "delete":
+            cmd.add_argument("id", help="the publisher's id (see list)")
+        if action == "add":
+            cmd.add_argument("--issuer", required=True, help="github, gitlab or a generic name")
+            cmd.add_argument("--repository", help="GitHub owner/name, GitLab namespace/project")
+            cmd.add_argument("--workflow", help="GitHub workflow file, GitLab CI file path")
+            cmd.add_argument("--environment", help="deployment environment (optional)")
+            cmd.add_argument("--repository-owner-id", help="GitHub's numeric owner id")
+            cmd.add_argument(
+                "--claim", action="append", help="generic issuers: NAME=VALUE (repeat)"
+            )
 
     dev = sub.add_parser(
         "create-dev-resources",

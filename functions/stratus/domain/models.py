@@ -53,6 +53,9 @@ class Identity:
     is_admin: bool = False
     # Set when the caller used an API token limited to uploading these (normalized) projects.
     upload_scope: frozenset[str] | None = None
+    # A token minted by trusted publishing: may upload to ``upload_scope`` (a grant, not a
+    # limit on some user's permissions) and read what anyone may read, nothing else.
+    upload_only: bool = False
 
     @property
     def authenticated(self) -> bool:

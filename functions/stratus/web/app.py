@@ -8,7 +8,7 @@ from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import admin, errors, files, health, packages_api, simple, upload, users
+from . import admin, errors, files, health, oidc, packages_api, simple, upload, users
 from .deps import AppContext
 from .observe import RequestObserver
 
@@ -23,15 +23,21 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (simple, files, upload, packages_api, users, admin, health):
+    for module in (simple, files, upload, packages_api, users, oidc, admin, health):
         app.include_router(module.router)
     app.state.ctx = AppContext(
         services=services,
-        policy=AccessPolicy(services.access, services.settings, token_store=services.tokens),
+        policy=AccessPolicy(
+            services.access,
+            services.settings,
+            token_store=services.tokens,
+            minted_tokens=services.minted_tokens,
+        ),
         publisher=Publisher(
             services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
         ),
     )
+    app.state.trusted_publishing = oidc.build(services)
     errors.install(app, services.settings.realm)
     app.add_middleware(RequestObserver, auditor=Auditor(services.audit), access_log=access_log)
     return app

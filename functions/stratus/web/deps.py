@@ -96,6 +96,13 @@ def _write_action(request: Request) -> str:
     return last if last in ("yank", "unyank") else "upload"
 
 
+def may_upload(ctx: AppContext, who: Identity, project: str) -> None:
+    """As ``may_write``, also letting a trusted-publishing token upload to its projects."""
+    if ctx.policy.can_upload(who, project):
+        return
+    may_write(ctx, who, project)
+
+
 def readable_project(project: str, ctx: Context, who: Caller) -> str:
     """The normalized ``{project}`` of the path, if the caller may read it."""
     name = normalize(project)

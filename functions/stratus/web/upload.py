@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from ..domain.errors import InvalidInput
 from ..domain.models import Identity
 from ..domain.names import normalize
-from .deps import AppContext, Caller, Context, may_write
+from .deps import AppContext, Caller, Context, may_upload
 
 router = APIRouter(tags=["upload"])
 
@@ -88,7 +88,7 @@ async def handle_upload(
         raise InvalidInput("The upload must carry the 'name' and 'version' fields.")
     project = normalize(name)
     request.state.audit = {"target": f"{project}/{content.filename}", "version": version}
-    may_write(ctx, who, project)
+    may_upload(ctx, who, project)
     data = await content.read(limit + 1)
     if len(data) > limit:  # a chunked body has no Content-Length to check up front
         return _too_large(limit)

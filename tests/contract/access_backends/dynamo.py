@@ -13,7 +13,7 @@ from stratus.adapters.dynamo_access import DynamoAccess
 from .mutable_sample import populate
 
 
-def _forbid_scan(request) -> None:
+def forbid_scan(request) -> None:
     from pynamodb.connection.base import Connection
 
     def scan(self, *args, **kwargs):
@@ -39,7 +39,7 @@ def new_table(request) -> str:
 
 
 def build_empty(request, tmp_path):
-    _forbid_scan(request)
+    forbid_scan(request)
     return DynamoAccess(new_table(request))
 
 
