@@ -328,3 +328,10 @@ class JwksSource(Protocol):
     def fetch_jwks(self, issuer_url: str) -> Mapping[str, object]:
         """The issuer's JSON Web Key Set (``{"keys": [...]}``), found through its
         ``/.well-known/openid-configuration``; raise ``BackendUnavailable`` on failure."""
+
+
+@runtime_checkable
+class MetricsSink(Protocol):
+    """Business metrics: counts of uploads, downloads, failed logins... (EMF on Lambda)."""
+
+    def count(self, name: str, value: int = 1) -> None: ...

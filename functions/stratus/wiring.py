@@ -124,6 +124,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
 
         tokens = DynamoAccess(table)
     from .adapters.dynamo_runs import DynamoReconcileRuns
+    from .adapters.emf_metrics import EmfCounter
 
     runs = DynamoReconcileRuns(table)
     rebuild = None
@@ -141,6 +142,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         tokens=tokens,
         signing_key=signing_key(options),
         audit=_cloudwatch_audit(env),
+        metrics=EmfCounter(),
         reconcile_runs=runs,
         rebuild=rebuild,
         publishers=oidc_state,

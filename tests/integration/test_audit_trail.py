@@ -122,3 +122,23 @@ def test_refusals_name_the_refused_action(audited) -> None:
     refused = upload(client, wheel_bytes("secret-lib", "3.1"), "bob")
     assert "may not upload in project 'secret-lib'" in refused.text
     assert "to delete" in client.delete(base).text  # anonymous: 401 says what it was for
+
+
+def test_business_metrics_count_what_happened(request, tmp_path: Path) -> None:
+    counts: dict[str, int] = {}
+
+    class Sink:
+        def count(self, name: str, value: int = 1) -> None:
+            counts[name] = counts.get(name, 0) + value
+
+    services = make_services("local", request, tmp_path)
+    services.metrics = Sink()
+    with TestClient(create_app(services), follow_redirects=False) as client:
+        filename, _ = built = wheel_bytes("secret-lib", "4.0")
+        assert upload(client, built, "alice").status_code == 200
+        assert upload(client, built, "bob").status_code == 403
+        get = client.get(f"/files/secret-lib/{filename}", headers=auth("alice"))
+        assert get.status_code == 200
+        wrong = base64.b64encode(b"alice:wrong").decode()
+        client.get("/simple/", headers={"Authorization": f"Basic {wrong}"})
+    assert counts == {"Upload": 1, "UploadDenied": 1, "Downloads": 1, "AuthFailures": 1}

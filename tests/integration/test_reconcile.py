@@ -266,3 +266,20 @@ def test_a_run_that_outgrows_one_invocation_continues_where_it_stopped(setup, mo
     assert [key for p in pages for key in p["removed"]] == [file_key("bb", ghost.filename)]
     assert catalog_files(setup.table) == setup.bucket_files()
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+
+
+def test_repairs_are_published_as_a_metric(setup, capsys):
+    """Drift found is the ReconcileRepairs metric (EMF on stdout), which an alarm watches."""
+    import json
+
+    setup.put(wheel_bytes("drifted", "1.0"), "drifted")
+    capsys.readouterr()
+    assert run()["repairs"] == 2  # the file and its core metadata
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+    ]
+    (metric,) = [m for m in emf if "ReconcileRepairs" in m]
+    assert metric["ReconcileRepairs"] == [2.0] or metric["ReconcileRepairs"] == 2.0
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Stratus"

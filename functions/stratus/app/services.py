@@ -13,6 +13,7 @@ from ..ports import (
     AuditLog,
     Catalog,
     JwksSource,
+    MetricsSink,
     MintedTokens,
     MutableAccessBackend,
     ReconcileRuns,
@@ -33,6 +34,7 @@ class Services:
     tokens: MutableAccessBackend | None = None  # where API tokens live
     signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
     audit: AuditLog | None = None  # where security-relevant events are recorded
+    metrics: MetricsSink | None = None  # business metrics (EMF on Lambda)
     reconcile_runs: ReconcileRuns | None = None  # statuses of background rebuilds
     rebuild: RebuildRunner | None = None  # starts them (``/admin/rebuild/``)
     # Trusted publishing (OIDC): one adapter implements the three stores.

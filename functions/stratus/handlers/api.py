@@ -11,6 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
+from .telemetry import metrics, tracer
+
 logger = Logger(service="stratus-api")
 _asgi_handler: Any = None
 
@@ -25,6 +27,8 @@ def _build() -> Any:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _asgi_handler
     if _asgi_handler is None:

@@ -16,10 +16,12 @@ import uuid
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 
 from ..app import reconcile
 from ..domain.runs import RunStatus
 from ..settings import as_bool
+from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-reconcile")
 _services: Any = None
@@ -97,6 +99,8 @@ def _run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
         should_stop=lambda: context.get_remaining_time_in_millis() < margin_ms,
     )
     result = {"run_id": run_id, "page": page, **report.as_dict()}
+    # drift found: the ReconcileDrift alarm watches this
+    metrics.add_metric(name="ReconcileRepairs", unit=MetricUnit.Count, value=report.repairs)
     logger.info("reconcile page finished", extra={"report": result})
     _record(run_id, request, result)
     if not report.complete:
@@ -113,6 +117,8 @@ def _run_one(request: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = [run_one(request, context) for request in _requests(event)]
     return results[0] if len(results) == 1 else {"runs": results}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app import sync
+from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-sync")
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -39,11 +41,21 @@ def services() -> Any:
 
 def record_handler(record: SQSRecord) -> list[str]:
     svc = services()
-    outcomes = sync.apply_message(svc.catalog, svc.storage, record.body)
+    try:
+        outcomes = sync.apply_message(svc.catalog, svc.storage, record.body)
+    except Exception:
+        metrics.add_metric(name="SyncEventsFailed", unit=MetricUnit.Count, value=1)
+        raise
+    for outcome in outcomes:
+        metrics.add_metric(
+            name=f"SyncEvents{outcome.value.title()}", unit=MetricUnit.Count, value=1
+        )
     return [outcome.value for outcome in outcomes]
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

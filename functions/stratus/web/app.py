@@ -39,5 +39,10 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
     )
     app.state.trusted_publishing = oidc.build(services)
     errors.install(app, services.settings.realm)
-    app.add_middleware(RequestObserver, auditor=Auditor(services.audit), access_log=access_log)
+    app.add_middleware(
+        RequestObserver,
+        auditor=Auditor(services.audit),
+        metrics=services.metrics,
+        access_log=access_log,
+    )
     return app

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..app.audit import Auditor
+from ..ports import MetricsSink
 
 access_log = logging.getLogger("stratus.access")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -57,6 +58,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/admin/rebuild/"): "rebuild",
     ("POST", "/admin/rebuild/"): "rebuild",
 }
+SECURITY_METRICS = {"login_failure": "AuthFailures", "throttled": "ThrottledLogins"}
 # Routes not named above still get a record when they change something under these.
 AUDITED_PREFIXES = ("/admin/", "/api/", "/_/")
 
@@ -116,9 +118,17 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, *, auditor: Auditor, access_log: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auditor: Auditor,
+        metrics: MetricsSink | None = None,
+        access_log: bool = False,
+    ) -> None:
         self.app = app
         self.auditor = auditor
+        self.metrics = metrics
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,6 +155,21 @@ class RequestObserver:
         finally:
             self._after(scope, state, sent["status"], sent["bytes"], started)
 
+    def _count(self, action: str | None, route_path: str | None, status: int) -> None:
+        """Business metrics: one count per audited action, by result; downloads."""
+        if self.metrics is None:
+            return
+        if route_path is not None and route_path.startswith("/files/") and status < 400:
+            self.metrics.count("Downloads")
+        if action in SECURITY_METRICS:
+            self.metrics.count(SECURITY_METRICS[action])
+        elif action is not None:
+            result = _result(status)
+            name = "".join(part.title() for part in action.split("_"))
+            self.metrics.count(name if result == "ok" else f"{name}{result.title()}")
+        if status >= 500:
+            self.metrics.count("ServerErrors")
+
     def _after(
         self, scope: Scope, state: dict[str, Any], status: int, size: int, started: float
     ) -> None:
@@ -164,7 +189,8 @@ class RequestObserver:
                 state["request_id"],
             )
         route = scope.get("route")
-        action = _action(method, getattr(route, "path", None), path)
+        route_path = getattr(route, "path", None)
+        action = _action(method, route_path, path)
         extra: dict[str, Any] = dict(state.get("audit") or {})
         action = extra.pop("action", None) or action
         has_credentials = any(name == b"authorization" for name, _ in scope.get("headers", ()))
@@ -173,6 +199,7 @@ class RequestObserver:
                 extra["attempted"] = action
             action = "login_failure" if status == 401 else "throttled"
             user = user or _claimed_user(scope)
+        self._count(action, route_path, status)
         if action is None:
             return
         target = extra.pop("target", None) or _target(scope.get("path_params") or {}, path)
