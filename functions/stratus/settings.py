@@ -35,6 +35,7 @@ class Settings:
     fallback: str = "none"  # only "none" is implemented so far
     credential_cache_seconds: int = 60
     max_upload_bytes: int = 100 * 1024 * 1024
+    api_docs: bool = True  # GET /openapi.json and /docs
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

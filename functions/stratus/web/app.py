@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .. import __version__
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import admin, errors, files, health, packages_api, simple, upload, users
+from . import admin, docs, errors, files, health, packages_api, simple, upload, users
 from .deps import AppContext
 
 
 def create_app(services: Services) -> FastAPI:
+    """The app on ``services`` (built once by ``stratus.wiring`` or a test)."""
+    api_docs = services.settings.api_docs
     app = FastAPI(
         title="Stratus",
-        summary="A private Python package index",
+        summary="A private Python package index: pypicloud's API, PEP 503/691 simple pages",
+        version=__version__,
         redirect_slashes=False,  # every route names its slash variants itself
-        openapi_url=None,
-        docs_url=None,
+        openapi_url=docs.OPENAPI_URL if api_docs else None,
+        docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
     for module in (simple, files, upload, packages_api, users, admin, health):
         app.include_router(module.router)
+    if api_docs:
+        app.include_router(docs.router)
+        docs.describe_basic_auth(app)
     app.state.ctx = AppContext(
         services=services,
         policy=AccessPolicy(services.access, services.settings, token_store=services.tokens),
