@@ -48,32 +48,15 @@ Package permissions do not require the user or group to exist (the special group
 from __future__ import annotations
 
 import os
-import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..domain import passwords
-from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
-from ..domain.permissions import EMPTY_ACL, PackageAcl
+from ..domain.errors import BackendUnavailable, Conflict, NotFound
+from ..domain.permissions import EMPTY_ACL, PackageAcl, check_permission_args, perm_string
 from ..ports import TokenRecord, UserInfo
-from . import table_schema
-from .dynamo_catalog import (
-    _CONDITION_FAILED,
-    _RETRY_AFTER_BACKOFF,
-    BACKOFF_BASE,
-    BACKOFF_CAP,
-    MAX_ATTEMPTS,
-    TableAdapter,
-    _Plan,
-    _Transaction,
-    cached_per_table,
-)
-from .dynamo_catalog import models_for as catalog_models_for
-
-if TYPE_CHECKING:
-    from pynamodb.connection import Connection
+from .dynamo_table import AGAIN, Plan, TableAdapter, Transaction, cached_per_table, table_for
 
 USERS_PK = "USERS"
 GROUPS_PK = "GROUPS"
@@ -91,7 +74,6 @@ TOKEN_PK_PREFIX = "TOKEN#"
 
 # Actions per TransactWriteItems call (DynamoDB's limit is 100).
 MAX_TRANSACTION_ITEMS = 100
-_AGAIN = object()  # a plan's result: a partial deletion committed, plan the rest
 
 
 def user_key(username: str) -> tuple[str, str]:
@@ -119,18 +101,6 @@ def _rev() -> str:
     return os.urandom(8).hex()
 
 
-def check_permission_args(kind: str, perm: str) -> None:
-    if kind not in ("user", "group"):
-        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
-    if perm not in ("r", "w"):
-        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
-
-
-def perm_string(perms: set[str]) -> str:
-    """``{"w", "r"}`` -> ``"rw"`` (the stored form)."""
-    return "".join(p for p in "rw" if p in perms)
-
-
 # --- pynamodb models, built per table name --------------------------------------------
 
 
@@ -142,7 +112,6 @@ class _Models:
     perm: Any
     token: Any
     setting: Any
-    connection: Connection
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
@@ -152,15 +121,8 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         NumberAttribute,
         UnicodeAttribute,
     )
-    from pynamodb.models import Model
 
-    class Item(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    Item = table_for(table, aws_region).base  # shared with the catalog's item classes
 
     class UserItem(Item):
         password_hash = UnicodeAttribute()
@@ -185,10 +147,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
     class SettingItem(Item):
         value = BooleanAttribute()
 
-    # Share the catalog's TableConnection (one botocore client per table and process).
-    Item._connection = catalog_models_for(table, aws_region).file._get_connection()
-    connection = Item._get_connection().connection
-    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem, connection)
+    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem)
 
 
 models_for = cached_per_table(_build_models)
@@ -358,18 +317,18 @@ class DynamoAccess(TableAdapter):
         """Rewrite the user item with ``change(item)``'s attributes (None: nothing to do)."""
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {username!r}.")
             changes = change(user)
             if changes is None:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             tx.put("user", self._user_item(user, **changes), m.user.rev == user.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     def _user_item(self, user: Any, **changes: Any) -> Any:
         """A copy of ``user`` with ``changes`` and a new ``rev``."""
@@ -430,14 +389,14 @@ class DynamoAccess(TableAdapter):
     def add_member(self, username: str, group: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {username!r}.")
             if self._get(m.item, (owner_pk("user", username), GROUP_PREFIX + group)) is not None:
-                return _Plan(None)  # already a member
+                return Plan(None)  # already a member
             current = self._get(m.group, group_key(group), consistent=True)
-            tx = _Transaction()
+            tx = Transaction()
             tx.put("user", self._user_item(user), m.user.rev == user.rev)
             tx.put(
                 "group",
@@ -446,20 +405,20 @@ class DynamoAccess(TableAdapter):
             )
             tx.put("member", m.item(owner_pk("user", username), GROUP_PREFIX + group))
             tx.put("mirror", m.item(owner_pk("group", group), MEMBER_PREFIX + username))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     def remove_member(self, username: str, group: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
-            tx = _Transaction()
+        def plan() -> Plan:
+            tx = Transaction()
             tx.delete("member", m.item(owner_pk("user", username), GROUP_PREFIX + group))
             tx.delete("mirror", m.item(owner_pk("group", group), MEMBER_PREFIX + username))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- package permissions ---
 
@@ -472,14 +431,14 @@ class DynamoAccess(TableAdapter):
         owner_model = m.user if kind == "user" else m.group
         owner_key = user_key(name) if kind == "user" else group_key(name)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             owner = self._get(owner_model, owner_key, consistent=True)
             entry = self._get(m.perm, acl_key, consistent=True)
             current = set(entry.perms) if entry is not None else set()
             updated = current | {perm} if granted else current - {perm}
             if updated == current:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             condition = m.perm.pk.does_not_exist() if entry is None else m.perm.perms == entry.perms
             if updated:
                 perms = perm_string(updated)
@@ -495,9 +454,9 @@ class DynamoAccess(TableAdapter):
                 tx.put("owner", self._user_item(owner), owner_model.rev == owner.rev)
             else:
                 tx.put("owner", m.group(*owner_key, rev=_rev()), owner_model.rev == owner.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- registration ---
 
@@ -514,11 +473,11 @@ class DynamoAccess(TableAdapter):
         """Raise ``NotFound`` unless the user exists, ``Conflict`` for a taken token_id."""
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(token.username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {token.username!r}.")
-            tx = _Transaction()
+            tx = Transaction()
             tx.put(
                 "token",
                 _token_item(m.token, token_pk(token.token_id), TOKEN_SK, token),
@@ -531,12 +490,12 @@ class DynamoAccess(TableAdapter):
                 ),
             )
             tx.put("user", self._user_item(user), m.user.rev == user.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
         def conflict() -> Exception:
             return Conflict(f"Token {token.token_id!r} already exists.")
 
-        self._transact(plan, ("token", conflict))
+        self.transact(plan, ("token", conflict))
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         item = self._get(self.models.token, (token_pk(token_id), TOKEN_SK))
@@ -550,16 +509,16 @@ class DynamoAccess(TableAdapter):
     def delete_token(self, token_id: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             item = self._get(m.token, (token_pk(token_id), TOKEN_SK), consistent=True)
             if item is None:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             tx.delete("token", item)
             tx.delete("listed", m.item(owner_pk("user", item.username), TOKEN_PREFIX + token_id))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- helpers ---
 
@@ -583,14 +542,14 @@ class DynamoAccess(TableAdapter):
         owner_key = user_key(name) if kind == "user" else group_key(name)
         per_transaction = (MAX_TRANSACTION_ITEMS - 1) // 2  # pairs, plus the owner
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             owner = self._get(owner_model, owner_key, consistent=True)
             items = m.item.query(owner_pk(kind, name), consistent_read=True)
             pairs = [(item.pk, item.sk, self._mirror(kind, name, item.sk)) for item in items]
             if owner is None and not pairs:
-                return _Plan(None)
+                return Plan(None)
             batch, rest = pairs[:per_transaction], pairs[per_transaction:]
-            tx = _Transaction()
+            tx = Transaction()
             for i, (pk, sk, mirror) in enumerate(batch):
                 tx.delete(f"item{i}", m.item(pk, sk))
                 if mirror is not None:
@@ -601,48 +560,6 @@ class DynamoAccess(TableAdapter):
                 tx.check("owner", owner_model, *owner_key, owner_model.rev == owner.rev)
             else:
                 tx.delete("owner", owner, owner_model.rev == owner.rev)
-            return _Plan(tx, _AGAIN if rest else None)
+            return Plan(tx, AGAIN if rest else None)
 
-        self._transact(plan)
-
-    def _transact(
-        self,
-        plan: Callable[[], _Plan],
-        on_condition: tuple[str, Callable[[], Exception]] | None = None,
-    ) -> Any:
-        """Run ``plan`` and its transaction until it commits or there is nothing to write.
-
-        A plan whose result is ``_AGAIN`` committed part of the work: plan again.
-        ``on_condition``: (item name, error factory) to raise instead of retrying when that
-        item's condition failed.
-        """
-        from pynamodb.exceptions import TransactWriteError
-
-        attempt = 0
-        while attempt < MAX_ATTEMPTS:
-            decided = plan()
-            if decided.transaction is None:
-                return decided.result
-            try:
-                decided.transaction.commit(self.models.connection)
-            except TransactWriteError as exc:
-                reasons = decided.transaction.reasons(exc)
-                if reasons is None:
-                    raise
-                if on_condition is not None and reasons.get(on_condition[0]) == _CONDITION_FAILED:
-                    raise on_condition[1]() from None
-                codes = set(reasons.values())
-                if not codes <= _RETRY_AFTER_BACKOFF | {_CONDITION_FAILED}:
-                    raise
-                if codes & _RETRY_AFTER_BACKOFF or attempt > 2:
-                    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-                    time.sleep(random.uniform(0, delay))  # full jitter
-                attempt += 1
-                continue
-            if decided.result is not _AGAIN:
-                return decided.result
-            attempt = 0  # progress: the remaining work is a fresh plan
-        raise BackendUnavailable(
-            f"DynamoDB table {self.table_name!r}: too much contention, gave up after "
-            f"{MAX_ATTEMPTS} attempts"
-        )
+        self.transact(plan)

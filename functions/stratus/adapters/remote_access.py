@@ -58,7 +58,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ..domain.errors import BackendUnavailable, NotFound
 from ..domain.names import normalize
-from ..domain.permissions import PackageAcl
+from ..domain.permissions import PackageAcl, permission_letter
 from ..ports import UserInfo
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_CACHE_ENTRIES = 10_000
-_LETTER = {"read": "r", "write": "w", "r": "r", "w": "w"}
 _NOT_FOUND = object()
 
 
@@ -224,7 +223,8 @@ class RemoteAccess:
             return frozenset()
         if not isinstance(value, list):
             raise RemoteAccessError(f"remote access server: {name}: permissions must be a list")
-        return frozenset(_LETTER[p] for p in value if isinstance(p, str) and p in _LETTER)
+        letters = (permission_letter(p) for p in value if isinstance(p, str))
+        return frozenset(letter for letter in letters if letter is not None)
 
     def _package_list(self, name: str, value: Any) -> dict[str, frozenset[str]]:
         if not isinstance(value, list):

@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 
 from ..domain import passwords
-from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.permissions import EMPTY_ACL, PackageAcl
+from ..domain.errors import Conflict, NotFound
+from ..domain.permissions import EMPTY_ACL, PackageAcl, check_permission_args, perm_string
 from ..ports import TokenRecord, UserInfo
 from .sqlite_db import SqliteDatabase, Transaction
 
@@ -57,21 +57,6 @@ CREATE TABLE IF NOT EXISTS access_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens (username);
 """
-
-KINDS = ("user", "group")
-PERMS = ("r", "w")
-
-
-def check_permission_args(kind: str, perm: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
-    if perm not in PERMS:
-        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
-
-
-def perm_string(perms: frozenset[str] | set[str]) -> str:
-    """``{"w", "r"}`` -> ``"rw"`` (the stored form)."""
-    return "".join(p for p in PERMS if p in perms)
 
 
 class SqliteAccess:

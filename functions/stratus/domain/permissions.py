@@ -13,19 +13,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .errors import InvalidInput
 from .models import Identity
 
 EVERYONE = "everyone"
 AUTHENTICATED = "authenticated"
 READ = "r"
 WRITE = "w"
+LETTERS = (READ, WRITE)
+KINDS = ("user", "group")  # who an ACL entry names
 # pypicloud's words for the permissions (admin API, ACL files) and their letters here.
 PERMISSION_NAMES = {"read": READ, "write": WRITE}
 
 
 def permission_names(perms: Iterable[str]) -> list[str]:
-    """``{"r", "w"}`` → ``["read", "write"]`` (in that order)."""
+    """``{"w", "r"}`` → ``["read", "write"]`` (pypicloud's order)."""
     return [name for name, letter in PERMISSION_NAMES.items() if letter in perms]
+
+
+def permission_letter(word: str) -> str | None:
+    """``"read"``/``"r"`` → ``"r"``, ``"write"``/``"w"`` → ``"w"``; None for anything else."""
+    return PERMISSION_NAMES.get(word) or (word if word in LETTERS else None)
+
+
+def perm_string(perms: Iterable[str]) -> str:
+    """``{"w", "r"}`` → ``"rw"`` (the stored form)."""
+    granted = set(perms)
+    return "".join(p for p in LETTERS if p in granted)
+
+
+def check_permission_args(kind: str, perm: str) -> None:
+    """What ``set_permission`` accepts: kind "user"|"group", perm "r"|"w"."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
+    if perm not in LETTERS:
+        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
 
 
 def parse_perm(value: str) -> frozenset[str]:

@@ -27,10 +27,9 @@ def services() -> Any:
 
 
 def _flag(event: Any, name: str) -> bool:
-    value = event.get(name, False) if isinstance(event, dict) else False
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+    from ..settings import as_bool
+
+    return as_bool(event.get(name) if isinstance(event, dict) else None, name)
 
 
 @logger.inject_lambda_context
