@@ -328,3 +328,26 @@ def test_oversized_upload_413(services, tmp_path, request):
 def test_json_pages_are_valid_json(client, published):
     r = client.get("/simple/", headers={**auth("bob"), "Accept": JSON})
     json.loads(r.text)
+
+
+def test_listings_ask_the_access_backend_once(client, published, services, monkeypatch):
+    """No lookup per project when a non-admin lists /simple/ or /api/package/."""
+    for name in ("lib-a", "lib-b", "lib-c"):
+        assert upload(client, wheel_bytes(name, "1.0"), name=name).status_code == 200
+    bulk_calls: list[list[str]] = []
+    bulk = services.access.package_acls
+
+    def one_by_one(project):
+        raise AssertionError(f"package_acl({project!r}) while listing")
+
+    def counted(projects):
+        bulk_calls.append(list(projects))
+        return bulk(projects)
+
+    monkeypatch.setattr(services.access, "package_acl", one_by_one)
+    monkeypatch.setattr(services.access, "package_acls", counted)
+    for path in ("/simple/", "/api/package/"):
+        bulk_calls.clear()
+        r = client.get(path, headers={**auth("bob"), "Accept": JSON})
+        assert r.status_code == 200, r.text
+        assert len(bulk_calls) == 1 and len(bulk_calls[0]) == 4, (path, bulk_calls)

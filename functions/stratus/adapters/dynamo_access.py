@@ -15,6 +15,8 @@ permission             ``PKGACL#<project>``   ``U#<user>`` or      perms ("r", "
                                               ``G#<group>``
 permission, mirror     ``U#<user>`` or        ``P#<project>``      perms
                        ``G#<group>``
+permission, index      ``PKGACLS``            ``<project>#U#<u>``  perms
+                                              or ``<project>#G#<g>``
 token                  ``TOKEN#<token_id>``   ``TOKEN``            the TokenRecord fields
 token, user's list     ``U#<user>``           ``T#<token_id>``     the TokenRecord fields
 registration switch    ``ACCESS``             ``ALLOW_REGISTER``   value
@@ -22,18 +24,20 @@ registration switch    ``ACCESS``             ``ALLOW_REGISTER``   value
 
 Access patterns, never a Scan: ``verify_user`` / ``is_admin`` / ``get_password_hash`` =
 GetItem of the user; ``groups(user)`` = Query ``U#<user>`` (``G#``); ``package_acl`` =
-Query ``PKGACL#<project>``; ``list_users`` / ``pending_users`` / ``has_admin`` = Query
+Query ``PKGACL#<project>``; ``package_acls`` (the ACLs for listing ``/simple/``) = one
+Query of ``PKGACLS``; ``list_users`` / ``pending_users`` / ``has_admin`` = Query
 ``USERS``; ``list_groups`` = Query ``GROUPS``; ``group_members`` = GetItem + Query
 ``G#<group>`` (``M#``); ``user_package_permissions`` / ``group_package_permissions`` = Query
 of the user's / group's partition (``P#``); ``get_token`` = GetItem ``TOKEN#<id>``;
 ``list_tokens`` = Query ``U#<user>`` (``T#``).
 
 Writes: ``create_user`` is a conditional put (``attribute_not_exists``: ``Conflict``);
-everything that changes several items (a membership and its mirror, a permission and its
-mirror, a token and its list entry) is one TransactWrite. The user and group items carry
-a random ``rev`` that every write adding items to their partition rewrites under the
-condition that ``rev`` is what was read; ``delete_user`` / ``delete_group`` delete the
-partition's items, their mirrors and the owner item under the same condition. So a
+everything that changes several items (a membership and its mirror, a permission with
+its mirror and index copy, a token and its list entry) is one TransactWrite. The user and
+group items carry a random ``rev`` that every write adding items to their partition
+rewrites under the condition that ``rev`` is what was read; ``delete_user`` /
+``delete_group`` delete the partition's items, their copies and the owner item under the
+same condition. So a
 concurrent grant, membership or token either lands before the deletion read the
 partition (and is deleted with it) or fails its condition and is re-planned (and finds
 the owner gone): a deleted user never leaves a token or a permission behind. A deletion
@@ -48,13 +52,19 @@ Package permissions do not require the user or group to exist (the special group
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..domain import passwords
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
-from ..domain.permissions import EMPTY_ACL, PackageAcl, check_permission_args, perm_string
+from ..domain.permissions import (
+    EMPTY_ACL,
+    PackageAcl,
+    acls_from_entries,
+    check_permission_args,
+    perm_string,
+)
 from ..ports import TokenRecord, UserInfo
 from .dynamo_table import AGAIN, Plan, TableAdapter, Transaction, cached_per_table, table_for
 
@@ -70,6 +80,7 @@ MEMBER_PREFIX = "M#"
 PERMISSION_PREFIX = "P#"
 TOKEN_PREFIX = "T#"
 ACL_PREFIX = "PKGACL#"
+ACL_INDEX_PK = "PKGACLS"  # every permission of every project, for one-query listings
 TOKEN_PK_PREFIX = "TOKEN#"
 
 # Actions per TransactWriteItems call (DynamoDB's limit is 100).
@@ -91,6 +102,14 @@ def owner_pk(kind: str, name: str) -> str:
 
 def acl_pk(project: str) -> str:
     return ACL_PREFIX + project
+
+
+def acl_index_key(project: str, principal: str) -> tuple[str, str]:
+    """The index copy of a permission (``principal``: ``U#<user>`` or ``G#<group>``).
+
+    Project names (normalized, validated) never contain ``#``: the first one ends it.
+    """
+    return ACL_INDEX_PK, f"{project}#{principal}"
 
 
 def token_pk(token_id: str) -> str:
@@ -231,6 +250,17 @@ class DynamoAccess(TableAdapter):
         if not users and not groups:
             return EMPTY_ACL
         return PackageAcl(users, groups)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """One Query of the index partition, however many projects are asked for."""
+
+        def entries() -> Iterator[tuple[str, str, str, str]]:
+            for item in self._query(self.models.perm, ACL_INDEX_PK):
+                project, _, principal = item.sk.partition("#")
+                kind = "user" if principal.startswith(USER_PREFIX) else "group"
+                yield project, kind, principal[len(USER_PREFIX) :], item.perms
+
+        return acls_from_entries(projects, entries())
 
     def health(self) -> None:
         """One GetItem (the same permission as the real reads)."""
@@ -428,6 +458,7 @@ class DynamoAccess(TableAdapter):
         principal_sk = (USER_PREFIX if kind == "user" else GROUP_PREFIX) + name
         acl_key = (acl_pk(project), principal_sk)
         mirror_key = (owner_pk(kind, name), PERMISSION_PREFIX + project)
+        index_key = acl_index_key(project, principal_sk)
         owner_model = m.user if kind == "user" else m.group
         owner_key = user_key(name) if kind == "user" else group_key(name)
 
@@ -444,9 +475,11 @@ class DynamoAccess(TableAdapter):
                 perms = perm_string(updated)
                 tx.put("acl", m.perm(*acl_key, perms=perms), condition)
                 tx.put("mirror", m.perm(*mirror_key, perms=perms))
+                tx.put("index", m.perm(*index_key, perms=perms))
             else:
                 tx.delete("acl", m.perm(*acl_key), condition)
                 tx.delete("mirror", m.perm(*mirror_key))
+                tx.delete("index", m.perm(*index_key))
             # Serialize with delete_user / delete_group (see the module docstring).
             if owner is None:
                 tx.check("owner", owner_model, *owner_key, owner_model.pk.does_not_exist())
@@ -522,38 +555,38 @@ class DynamoAccess(TableAdapter):
 
     # --- helpers ---
 
-    def _mirror(self, kind: str, name: str, sk: str) -> tuple[str, str] | None:
-        """The other copy of an item of the owner partition ``owner_pk(kind, name)``."""
+    def _mirrors(self, kind: str, name: str, sk: str) -> list[tuple[str, str]]:
+        """The other copies of an item of the owner partition ``owner_pk(kind, name)``."""
         if sk.startswith(PERMISSION_PREFIX):
-            principal = (USER_PREFIX if kind == "user" else GROUP_PREFIX) + name
-            return acl_pk(sk[len(PERMISSION_PREFIX) :]), principal
+            project, principal = sk[len(PERMISSION_PREFIX) :], owner_pk(kind, name)
+            return [(acl_pk(project), principal), acl_index_key(project, principal)]
         if kind == "user" and sk.startswith(GROUP_PREFIX):
-            return owner_pk("group", sk[len(GROUP_PREFIX) :]), MEMBER_PREFIX + name
+            return [(owner_pk("group", sk[len(GROUP_PREFIX) :]), MEMBER_PREFIX + name)]
         if kind == "group" and sk.startswith(MEMBER_PREFIX):
-            return owner_pk("user", sk[len(MEMBER_PREFIX) :]), GROUP_PREFIX + name
+            return [(owner_pk("user", sk[len(MEMBER_PREFIX) :]), GROUP_PREFIX + name)]
         if kind == "user" and sk.startswith(TOKEN_PREFIX):
-            return token_pk(sk[len(TOKEN_PREFIX) :]), TOKEN_SK
-        return None
+            return [(token_pk(sk[len(TOKEN_PREFIX) :]), TOKEN_SK)]
+        return []
 
     def _delete_owner(self, kind: str, name: str) -> None:
         """Delete a user or group item, its partition's items and their mirrors."""
         m = self.models
         owner_model = m.user if kind == "user" else m.group
         owner_key = user_key(name) if kind == "user" else group_key(name)
-        per_transaction = (MAX_TRANSACTION_ITEMS - 1) // 2  # pairs, plus the owner
+        per_transaction = (MAX_TRANSACTION_ITEMS - 1) // 3  # item + up to 2 copies, + owner
 
         def plan() -> Plan:
             owner = self._get(owner_model, owner_key, consistent=True)
             items = m.item.query(owner_pk(kind, name), consistent_read=True)
-            pairs = [(item.pk, item.sk, self._mirror(kind, name, item.sk)) for item in items]
-            if owner is None and not pairs:
+            groups = [(item.pk, item.sk, self._mirrors(kind, name, item.sk)) for item in items]
+            if owner is None and not groups:
                 return Plan(None)
-            batch, rest = pairs[:per_transaction], pairs[per_transaction:]
+            batch, rest = groups[:per_transaction], groups[per_transaction:]
             tx = Transaction()
-            for i, (pk, sk, mirror) in enumerate(batch):
+            for i, (pk, sk, mirrors) in enumerate(batch):
                 tx.delete(f"item{i}", m.item(pk, sk))
-                if mirror is not None:
-                    tx.delete(f"mirror{i}", m.item(*mirror))
+                for j, mirror in enumerate(mirrors):
+                    tx.delete(f"mirror{i}.{j}", m.item(*mirror))
             if owner is None:
                 tx.check("owner", owner_model, *owner_key, owner_model.pk.does_not_exist())
             elif rest:

@@ -48,7 +48,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -460,6 +460,11 @@ class LdapAccess:
         if self._fallback is None:
             return EMPTY_ACL
         return self._fallback.package_acl(project)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        if self._fallback is None:
+            return dict.fromkeys(projects, EMPTY_ACL)
+        return self._fallback.package_acls(projects)
 
     def health(self) -> None:
         def whoami(conn: Any) -> dict[str, Any]:

@@ -52,7 +52,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -262,6 +262,10 @@ class RemoteAccess:
         users = self._perm_map("user_permissions", self._cached("user_permissions", params))
         groups = self._perm_map("group_permissions", self._cached("group_permissions", params))
         return PackageAcl(users, groups)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """pypicloud's remote protocol has no bulk call: one (cached) lookup per project."""
+        return {p: self.package_acl(p) for p in projects}
 
     def health(self) -> None:
         self._names("groups", self._get("groups"))

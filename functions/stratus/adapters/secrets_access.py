@@ -74,7 +74,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -464,6 +464,10 @@ class SecretsManagerAccess:
 
     def package_acl(self, project: str) -> PackageAcl:
         return self._snapshot().acls.get(normalize(project), EMPTY_ACL)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        acls = self._snapshot().acls  # one (cached) read of the secret
+        return {p: acls.get(normalize(p), EMPTY_ACL) for p in projects}
 
     def health(self) -> None:
         """Fetch the secret now (no cache). A secret not created yet is healthy."""

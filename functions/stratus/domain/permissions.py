@@ -82,6 +82,20 @@ class PackageAcl:
 EMPTY_ACL = PackageAcl({}, {})
 
 
+def acls_from_entries(
+    projects: Iterable[str], entries: Iterable[tuple[str, str, str, Iterable[str]]]
+) -> dict[str, PackageAcl]:
+    """``{project: PackageAcl}`` for ``projects`` from (project, "user"|"group", name, perms)
+    rows; other projects' rows are skipped, a project without rows gets ``EMPTY_ACL``."""
+    found: dict[str, tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]] = {
+        p: ({}, {}) for p in projects
+    }
+    for project, kind, name, perms in entries:
+        if project in found:
+            found[project][0 if kind == "user" else 1][name] = frozenset(perms)
+    return {p: PackageAcl(u, g) if u or g else EMPTY_ACL for p, (u, g) in found.items()}
+
+
 def effective(
     identity: Identity,
     acl: PackageAcl,

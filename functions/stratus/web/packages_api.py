@@ -32,7 +32,7 @@ from .schemas import (
     YankBody,
     YankState,
 )
-from .simple import project_files
+from .simple import project_files, readable_projects
 from .upload import UPLOAD_FORM, UPLOAD_RESPONSES, handle_upload
 
 router = APIRouter(tags=["packages"])
@@ -54,7 +54,7 @@ def _file_url(request: Request, record: FileRecord) -> str:
 def list_packages(
     ctx: Context, who: Caller, verbose: bool = False
 ) -> PackageNames | PackageSummaries:
-    projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
+    projects = readable_projects(ctx, who)
     if not verbose:
         return PackageNames(packages=[p.name for p in projects])
     summaries = []

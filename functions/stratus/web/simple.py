@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 from starlette.responses import Response
 
 from ..domain.errors import NotFound
-from ..domain.models import FileRecord, ProjectSummary
+from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
 from .deps import AppContext, Caller, Context, may_read
@@ -85,6 +85,13 @@ def _sort_key(record: FileRecord) -> tuple:
 # --- root page ---
 
 
+def readable_projects(ctx: AppContext, who: Identity) -> list[ProjectSummary]:
+    """Every project the caller may read, in the catalog's order (two queries in all)."""
+    projects = ctx.services.catalog.list_projects()
+    allowed = ctx.policy.readable(who, [p.name for p in projects])
+    return [p for p in projects if p.name in allowed]
+
+
 def render_root_html(projects: list[ProjectSummary]) -> bytes:
     links = "\n".join(
         f'    <a href="{p.name}/">{html.escape(p.display_name)}</a><br/>' for p in projects
@@ -114,7 +121,7 @@ async def simple_root(
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
+    projects = readable_projects(ctx, who)
     if media == negotiation.JSON_V1:
         return _respond(request, render_root_json(projects), media)
     return _respond(request, render_root_html(projects), media)
