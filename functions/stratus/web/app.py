@@ -24,10 +24,15 @@ def create_app(services: Services) -> FastAPI:
         docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    for module in (simple, files, upload, packages_api, users, admin, health):
-        app.include_router(module.router)
+    modules = [simple, files, upload, packages_api, users, admin, health]
     if api_docs:
-        app.include_router(docs.router)
+        modules.append(docs)
+    for module in modules:
+        # Each module's routes are complete (prefix and router dependencies applied when
+        # they were declared): added as they are, FastAPI does not build them again on the
+        # first request as it does for an include_router().
+        app.router.routes.extend(module.router.routes)
+    if api_docs:
         docs.describe_basic_auth(app)
     app.state.ctx = AppContext(
         services=services,

@@ -21,6 +21,7 @@ from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
 from .deps import AppContext, Caller, Context, may_read
+from .routes import route
 
 API_VERSION = "1.1"
 router = APIRouter(tags=["simple"])
@@ -193,8 +194,7 @@ def project_files(ctx: AppContext, project: str) -> list[FileRecord]:
     return files
 
 
-@router.get("/simple/{project}/", **PAGE)
-@router.get("/simple/{project}", include_in_schema=False)
+@route(router, "GET", "/simple/{project}/", "/simple/{project}", **PAGE)
 async def simple_project(
     request: Request, ctx: Context, who: Caller, project: str, format: str | None = None
 ) -> Response:
