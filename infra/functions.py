@@ -88,10 +88,9 @@ def check_config_backend(config_file: str, access_backend: str) -> None:
     written for another backend would otherwise be ignored without a word.
     """
     from stratus.adapters.config_access import read_ini
-    from stratus.wiring import _PYPICLOUD_NAMES  # pypicloud's dotted names for pypi.auth
+    from stratus.wiring import backend_kind  # also knows pypicloud's dotted names
 
-    named = read_ini(config_source(config_file)).get("pypi.auth", "").strip().lower()
-    named = _PYPICLOUD_NAMES.get(named, named)
+    named = backend_kind(read_ini(config_source(config_file)).get("pypi.auth", ""))
     if named and named != access_backend:
         raise ValueError(
             f"access_config_file sets pypi.auth = {named} but access_backend is "

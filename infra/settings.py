@@ -14,6 +14,8 @@ from typing import Any
 
 from constructs import Node
 
+from stratus.settings import as_bool
+
 # CloudWatch Logs accepts only these retention periods (0 = never expire).
 LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -166,14 +168,7 @@ def _convert(name: str, raw: Any, f: Any) -> Any:
     kind = f.type
     try:
         if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"true", "1", "yes", "on"}:
-                return True
-            if text in {"false", "0", "no", "off", ""}:
-                return False
-            raise ValueError(raw)
+            return as_bool(raw, name)
         if kind == "int":
             return int(raw)
         if kind.startswith("dict"):

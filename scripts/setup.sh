@@ -10,11 +10,11 @@ pick_python() {
   for candidate in "${STRATUS_PYTHON:-}" python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 \
                    "$HOME"/.pyenv/versions/3.12*/bin/python3.12 python3.13 python3; do
     [ -n "$candidate" ] || continue
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
       echo "$candidate"; return 0
     fi
   done
-  echo "Stratus needs Python >= 3.11 (3.12 preferred, the Lambda runtime)" >&2
+  echo "Stratus needs Python >= 3.12 (the Lambda runtime)" >&2
   return 1
 }
 
@@ -47,6 +47,10 @@ if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
   echo "==> installing OpenLDAP slapd for the LDAP access tests"
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing headless Chromium for the browser tests (/docs)"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "==> installing Node.js and npm"

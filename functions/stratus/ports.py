@@ -5,7 +5,7 @@ Every adapter of a port passes the same contract suite in ``tests/contract``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -126,6 +126,10 @@ class AccessBackend(Protocol):
 
     def package_acl(self, project: str) -> PackageAcl:
         """Explicit user and group permissions on a (normalized) project."""
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """``{project: package_acl(project)}`` for each of ``projects``, in one query where
+        the backend can (listing ``/simple/`` must not cost a lookup per project)."""
 
     def health(self) -> None: ...
 

@@ -1,21 +1,34 @@
 """Options, named as pypicloud names them where one exists.
 
 Locally they come from a pypicloud-style INI file (``pypi.<option>`` keys, any section);
-in Lambda from ``STRATUS_<OPTION>`` environment variables.
+in Lambda from ``STRATUS_<OPTION>`` environment variables (``stratus.wiring`` reads both).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+# The words pypicloud's (pyramid's) ``asbool`` knows, and their negations.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", ""})
 
-def as_bool(value: object) -> bool:
-    """An option's truth: ``true``/``1``/``yes``/``on`` (any case) for strings."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+
+def as_bool(value: object, name: str = "option") -> bool:
+    """A boolean option: a bool, None (false) or one of the words above; else ValueError.
+
+    The one parser of boolean options (settings, access backends, CDK context, events).
+    """
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"{name}: {value!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
 
 
 def _as_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -36,6 +49,7 @@ class Settings:
     fallback: str = "none"  # only "none" is implemented so far
     credential_cache_seconds: int = 60
     max_upload_bytes: int = 100 * 1024 * 1024
+    api_docs: bool = True  # GET /openapi.json and /docs
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -48,7 +62,7 @@ class Settings:
             raw = values[f.name]
             default = f.default
             if isinstance(default, bool):
-                kwargs[f.name] = as_bool(raw)  # type: ignore[arg-type]
+                kwargs[f.name] = as_bool(raw, f"pypi.{f.name}")
             elif isinstance(default, int):
                 kwargs[f.name] = int(raw)  # type: ignore[arg-type]
             elif isinstance(default, tuple):
@@ -58,20 +72,3 @@ class Settings:
         if kwargs.get("fallback", "none") != "none":
             raise ValueError("pypi.fallback: only 'none' is supported in this version")
         return cls(**kwargs)  # type: ignore[arg-type]
-
-    @classmethod
-    def from_ini(cls, options: Mapping[str, str]) -> Settings:
-        """From flat INI keys: ``pypi.default_read`` → ``default_read``."""
-        picked = {k[len("pypi.") :]: v for k, v in options.items() if k.startswith("pypi.")}
-        return cls.from_mapping(picked)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """From ``STRATUS_<OPTION>`` variables: ``STRATUS_DEFAULT_READ`` → ``default_read``."""
-        env = os.environ if environ is None else environ
-        picked = {
-            f.name: env[f"STRATUS_{f.name.upper()}"]
-            for f in fields(cls)
-            if f"STRATUS_{f.name.upper()}" in env
-        }
-        return cls.from_mapping(picked)

@@ -16,11 +16,18 @@ from .app.services import Services
 from .ports import AccessBackend, AuditLog, MutableAccessBackend
 from .settings import Settings
 
-__all__ = ["Services", "build_access", "services_from_env", "services_local", "signing_key"]
+__all__ = [
+    "Services",
+    "backend_kind",
+    "build_access",
+    "services_from_env",
+    "services_local",
+    "signing_key",
+]
 
 ACCESS_BACKENDS = ("config", "sql", "sqlite", "dynamo", "aws_secrets_manager", "remote", "ldap")
 # pypicloud's dotted class names for pypi.auth, so its config files work unchanged.
-_PYPICLOUD_NAMES = {
+PYPICLOUD_NAMES = {
     "pypicloud.access.configaccessbackend": "config",
     "pypicloud.access.sql.sqlaccessbackend": "sql",
     "pypicloud.access.aws_secrets_manager.awssecretsmanageraccessbackend": "aws_secrets_manager",
@@ -29,11 +36,16 @@ _PYPICLOUD_NAMES = {
 }
 
 
+def backend_kind(auth: str) -> str:
+    """The backend ``pypi.auth`` names: ours, or pypicloud's dotted class name for it."""
+    kind = auth.strip().lower()
+    return PYPICLOUD_NAMES.get(kind, kind)
+
+
 def build_access(
     options: Mapping[str, str], *, data_dir: Path | None = None, table_name: str | None = None
 ) -> AccessBackend:
-    kind = options.get("pypi.auth", "config").strip().lower()
-    kind = _PYPICLOUD_NAMES.get(kind, kind)
+    kind = backend_kind(options.get("pypi.auth", "config"))
     if kind == "config":
         from .adapters.config_access import ConfigAccess
 

@@ -68,13 +68,17 @@ TABLE = {
 }
 
 
-@pytest.mark.parametrize("user", list(TABLE), ids=lambda u: u or "everyone")
-def test_manual_permission_table(access, user):
-    policy = AccessPolicy(access, Settings())
+def identify(policy: AccessPolicy, user: str | None):
     header = None
     if user is not None:
         header = "Basic " + base64.b64encode(f"{user}:{PASSWORDS[user]}".encode()).decode()
-    who = policy.identify(header)
+    return policy.identify(header)
+
+
+@pytest.mark.parametrize("user", list(TABLE), ids=lambda u: u or "everyone")
+def test_manual_permission_table(access, user):
+    policy = AccessPolicy(access, Settings())
+    who = identify(policy, user)
     for project, expected in TABLE[user].items():
         got = "".join(p for p in "rw" if p in policy.permissions(who, project))
         assert got == expected, (user, project)
@@ -85,3 +89,22 @@ def test_admin_reads_and_writes_everything(access):
     who = policy.identify("Basic " + base64.b64encode(b"admin:root").decode())
     for project in ("django-unchained", "anything-else"):
         assert policy.permissions(who, project) == {"r", "w"}
+
+
+SAMPLE_PROJECTS = ["django-unchained", "polite-requests", "pyramid-head", "unknown-project"]
+
+
+def test_package_acls_is_package_acl_for_many(access):
+    assert access.package_acls(SAMPLE_PROJECTS) == {
+        p: access.package_acl(p) for p in SAMPLE_PROJECTS
+    }
+    assert access.package_acls(["unknown-project"]) == {"unknown-project": EMPTY_ACL}
+    assert access.package_acls([]) == {}
+
+
+@pytest.mark.parametrize("user", list(TABLE), ids=lambda u: u or "everyone")
+def test_readable_agrees_with_the_permission_table(access, user):
+    policy = AccessPolicy(access, Settings())
+    who = identify(policy, user)
+    expected = {project for project, perms in TABLE[user].items() if "r" in perms}
+    assert policy.readable(who, list(TABLE[user])) == expected

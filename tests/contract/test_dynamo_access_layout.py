@@ -37,6 +37,8 @@ def test_sample_layout(access):
     assert ("U#dsa", "P#polite-requests") in items
     assert ("PKGACL#pyramid-head", "G#everyone") in items
     assert ("G#everyone", "P#pyramid-head") in items
+    assert ("PKGACLS", "polite-requests#U#dsa") in items  # all ACLs in one partition
+    assert ("PKGACLS", "pyramid-head#G#everyone") in items
     assert ("GROUPS", "G#everyone") not in items
 
 
@@ -51,7 +53,7 @@ def test_deleting_everything_leaves_an_empty_table(access):
 
 
 def test_large_deletion_runs_in_several_transactions(access, monkeypatch):
-    monkeypatch.setattr(dynamo_access, "MAX_TRANSACTION_ITEMS", 5)  # two pairs + owner
+    monkeypatch.setattr(dynamo_access, "MAX_TRANSACTION_ITEMS", 7)  # two items + copies, owner
     for i in range(7):
         access.set_permission(f"lib-{i}", "user", "dsa", "r", True)
     access.add_token(token("t1", "dsa"))

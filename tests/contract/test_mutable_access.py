@@ -501,3 +501,21 @@ def test_tokens_survive_unrelated_changes(access):
 
 def test_health(access):
     access.health()
+
+
+def test_package_acls_follow_every_change(access):
+    projects = ["django-unchained", "polite-requests", "pyramid-head", "new-lib"]
+
+    def same_as_one_by_one() -> None:
+        assert access.package_acls(projects) == {p: access.package_acl(p) for p in projects}
+
+    access.set_permission("new-lib", "user", "dsa", "r", True)
+    access.set_permission("new-lib", "group", "everyone", "w", True)
+    same_as_one_by_one()
+    assert access.package_acls(["new-lib"])["new-lib"].users == {"dsa": {"r"}}
+    access.delete_user("dsa")
+    same_as_one_by_one()
+    access.delete_group("brotatos")
+    access.set_permission("new-lib", "group", "everyone", "w", False)
+    same_as_one_by_one()
+    assert access.package_acls(["new-lib"]) == {"new-lib": EMPTY_ACL}

@@ -328,3 +328,47 @@ def test_oversized_upload_413(services, tmp_path, request):
 def test_json_pages_are_valid_json(client, published):
     r = client.get("/simple/", headers={**auth("bob"), "Accept": JSON})
     json.loads(r.text)
+
+
+def test_listings_ask_the_access_backend_once(client, published, services, monkeypatch):
+    """No lookup per project when a non-admin lists /simple/ or /api/package/."""
+    for name in ("lib-a", "lib-b", "lib-c"):
+        assert upload(client, wheel_bytes(name, "1.0"), name=name).status_code == 200
+    bulk_calls: list[list[str]] = []
+    bulk = services.access.package_acls
+
+    def one_by_one(project):
+        raise AssertionError(f"package_acl({project!r}) while listing")
+
+    def counted(projects):
+        bulk_calls.append(list(projects))
+        return bulk(projects)
+
+    monkeypatch.setattr(services.access, "package_acl", one_by_one)
+    monkeypatch.setattr(services.access, "package_acls", counted)
+    for path in ("/simple/", "/api/package/"):
+        bulk_calls.clear()
+        r = client.get(path, headers={**auth("bob"), "Accept": JSON})
+        assert r.status_code == 200, r.text
+        assert len(bulk_calls) == 1 and len(bulk_calls[0]) == 4, (path, bulk_calls)
+
+
+def test_aliases_answer_like_the_documented_route(client, published):
+    for documented, alias in [
+        ("/api/package/", "/api/package"),
+        ("/api/package/demo-app/", "/api/package/demo-app"),
+        ("/pypi/demo-app/json", "/pypi/demo-app/json/"),
+    ]:
+        one = client.get(documented, headers=auth("bob"))
+        other = client.get(alias, headers=auth("bob"))
+        assert one.status_code == other.status_code == 200, alias
+        assert one.json() == other.json()
+    assert client.get("/api/package", headers=auth("bob")).json()["packages"] == ["demo-app"]
+    assert client.get("/api/package").status_code == 200  # anonymous: an empty list
+    for path, version in (("/simple/", "1.0"), ("/legacy/", "2.0")):
+        filename, data = wheel_bytes("alias-lib", version)
+        form = {":action": "file_upload", "name": "alias-lib", "version": version}
+        r = client.post(path, data=form, files={"content": (filename, data)}, headers=auth("alice"))
+        assert r.status_code == 200, (path, r.text)
+    page = client.get("/simple/alias-lib/", headers={**auth("bob"), "Accept": JSON}).json()
+    assert page["versions"] == ["1.0", "2.0"]

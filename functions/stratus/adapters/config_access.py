@@ -15,7 +15,7 @@ Keys (in any INI section, as pypicloud users have them)::
 from __future__ import annotations
 
 import configparser
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..domain import passwords
@@ -112,6 +112,9 @@ class ConfigAccess:
 
     def package_acl(self, project: str) -> PackageAcl:
         return self._acls.get(project, EMPTY_ACL)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        return {p: self._acls.get(p, EMPTY_ACL) for p in projects}
 
     def health(self) -> None:
         return None

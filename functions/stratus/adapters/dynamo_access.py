@@ -15,6 +15,8 @@ permission             ``PKGACL#<project>``   ``U#<user>`` or      perms ("r", "
                                               ``G#<group>``
 permission, mirror     ``U#<user>`` or        ``P#<project>``      perms
                        ``G#<group>``
+permission, index      ``PKGACLS``            ``<project>#U#<u>``  perms
+                                              or ``<project>#G#<g>``
 token                  ``TOKEN#<token_id>``   ``TOKEN``            the TokenRecord fields
 token, user's list     ``U#<user>``           ``T#<token_id>``     the TokenRecord fields
 registration switch    ``ACCESS``             ``ALLOW_REGISTER``   value
@@ -22,18 +24,20 @@ registration switch    ``ACCESS``             ``ALLOW_REGISTER``   value
 
 Access patterns, never a Scan: ``verify_user`` / ``is_admin`` / ``get_password_hash`` =
 GetItem of the user; ``groups(user)`` = Query ``U#<user>`` (``G#``); ``package_acl`` =
-Query ``PKGACL#<project>``; ``list_users`` / ``pending_users`` / ``has_admin`` = Query
+Query ``PKGACL#<project>``; ``package_acls`` (the ACLs for listing ``/simple/``) = one
+Query of ``PKGACLS``; ``list_users`` / ``pending_users`` / ``has_admin`` = Query
 ``USERS``; ``list_groups`` = Query ``GROUPS``; ``group_members`` = GetItem + Query
 ``G#<group>`` (``M#``); ``user_package_permissions`` / ``group_package_permissions`` = Query
 of the user's / group's partition (``P#``); ``get_token`` = GetItem ``TOKEN#<id>``;
 ``list_tokens`` = Query ``U#<user>`` (``T#``).
 
 Writes: ``create_user`` is a conditional put (``attribute_not_exists``: ``Conflict``);
-everything that changes several items (a membership and its mirror, a permission and its
-mirror, a token and its list entry) is one TransactWrite. The user and group items carry
-a random ``rev`` that every write adding items to their partition rewrites under the
-condition that ``rev`` is what was read; ``delete_user`` / ``delete_group`` delete the
-partition's items, their mirrors and the owner item under the same condition. So a
+everything that changes several items (a membership and its mirror, a permission with
+its mirror and index copy, a token and its list entry) is one TransactWrite. The user and
+group items carry a random ``rev`` that every write adding items to their partition
+rewrites under the condition that ``rev`` is what was read; ``delete_user`` /
+``delete_group`` delete the partition's items, their copies and the owner item under the
+same condition. So a
 concurrent grant, membership or token either lands before the deletion read the
 partition (and is deleted with it) or fails its condition and is re-planned (and finds
 the owner gone): a deleted user never leaves a token or a permission behind. A deletion
@@ -48,32 +52,21 @@ Package permissions do not require the user or group to exist (the special group
 from __future__ import annotations
 
 import os
-import random
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..domain import passwords
-from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
-from ..domain.permissions import EMPTY_ACL, PackageAcl
-from ..ports import TokenRecord, UserInfo
-from . import table_schema
-from .dynamo_catalog import (
-    _CONDITION_FAILED,
-    _RETRY_AFTER_BACKOFF,
-    BACKOFF_BASE,
-    BACKOFF_CAP,
-    MAX_ATTEMPTS,
-    TableAdapter,
-    _Plan,
-    _Transaction,
-    cached_per_table,
+from ..domain.errors import BackendUnavailable, Conflict, NotFound
+from ..domain.permissions import (
+    EMPTY_ACL,
+    PackageAcl,
+    acls_from_entries,
+    check_permission_args,
+    perm_string,
 )
-from .dynamo_catalog import models_for as catalog_models_for
-
-if TYPE_CHECKING:
-    from pynamodb.connection import Connection
+from ..ports import TokenRecord, UserInfo
+from .dynamo_table import AGAIN, Plan, TableAdapter, Transaction, cached_per_table, table_for
 
 USERS_PK = "USERS"
 GROUPS_PK = "GROUPS"
@@ -87,11 +80,11 @@ MEMBER_PREFIX = "M#"
 PERMISSION_PREFIX = "P#"
 TOKEN_PREFIX = "T#"
 ACL_PREFIX = "PKGACL#"
+ACL_INDEX_PK = "PKGACLS"  # every permission of every project, for one-query listings
 TOKEN_PK_PREFIX = "TOKEN#"
 
 # Actions per TransactWriteItems call (DynamoDB's limit is 100).
 MAX_TRANSACTION_ITEMS = 100
-_AGAIN = object()  # a plan's result: a partial deletion committed, plan the rest
 
 
 def user_key(username: str) -> tuple[str, str]:
@@ -111,24 +104,20 @@ def acl_pk(project: str) -> str:
     return ACL_PREFIX + project
 
 
+def acl_index_key(project: str, principal: str) -> tuple[str, str]:
+    """The index copy of a permission (``principal``: ``U#<user>`` or ``G#<group>``).
+
+    Project names (normalized, validated) never contain ``#``: the first one ends it.
+    """
+    return ACL_INDEX_PK, f"{project}#{principal}"
+
+
 def token_pk(token_id: str) -> str:
     return TOKEN_PK_PREFIX + token_id
 
 
 def _rev() -> str:
     return os.urandom(8).hex()
-
-
-def check_permission_args(kind: str, perm: str) -> None:
-    if kind not in ("user", "group"):
-        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
-    if perm not in ("r", "w"):
-        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
-
-
-def perm_string(perms: set[str]) -> str:
-    """``{"w", "r"}`` -> ``"rw"`` (the stored form)."""
-    return "".join(p for p in "rw" if p in perms)
 
 
 # --- pynamodb models, built per table name --------------------------------------------
@@ -142,7 +131,6 @@ class _Models:
     perm: Any
     token: Any
     setting: Any
-    connection: Connection
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
@@ -152,15 +140,8 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         NumberAttribute,
         UnicodeAttribute,
     )
-    from pynamodb.models import Model
 
-    class Item(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    Item = table_for(table, aws_region).base  # shared with the catalog's item classes
 
     class UserItem(Item):
         password_hash = UnicodeAttribute()
@@ -185,10 +166,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
     class SettingItem(Item):
         value = BooleanAttribute()
 
-    # Share the catalog's TableConnection (one botocore client per table and process).
-    Item._connection = catalog_models_for(table, aws_region).file._get_connection()
-    connection = Item._get_connection().connection
-    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem, connection)
+    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem)
 
 
 models_for = cached_per_table(_build_models)
@@ -272,6 +250,17 @@ class DynamoAccess(TableAdapter):
         if not users and not groups:
             return EMPTY_ACL
         return PackageAcl(users, groups)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """One Query of the index partition, however many projects are asked for."""
+
+        def entries() -> Iterator[tuple[str, str, str, str]]:
+            for item in self._query(self.models.perm, ACL_INDEX_PK):
+                project, _, principal = item.sk.partition("#")
+                kind = "user" if principal.startswith(USER_PREFIX) else "group"
+                yield project, kind, principal[len(USER_PREFIX) :], item.perms
+
+        return acls_from_entries(projects, entries())
 
     def health(self) -> None:
         """One GetItem (the same permission as the real reads)."""
@@ -358,18 +347,18 @@ class DynamoAccess(TableAdapter):
         """Rewrite the user item with ``change(item)``'s attributes (None: nothing to do)."""
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {username!r}.")
             changes = change(user)
             if changes is None:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             tx.put("user", self._user_item(user, **changes), m.user.rev == user.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     def _user_item(self, user: Any, **changes: Any) -> Any:
         """A copy of ``user`` with ``changes`` and a new ``rev``."""
@@ -430,14 +419,14 @@ class DynamoAccess(TableAdapter):
     def add_member(self, username: str, group: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {username!r}.")
             if self._get(m.item, (owner_pk("user", username), GROUP_PREFIX + group)) is not None:
-                return _Plan(None)  # already a member
+                return Plan(None)  # already a member
             current = self._get(m.group, group_key(group), consistent=True)
-            tx = _Transaction()
+            tx = Transaction()
             tx.put("user", self._user_item(user), m.user.rev == user.rev)
             tx.put(
                 "group",
@@ -446,20 +435,20 @@ class DynamoAccess(TableAdapter):
             )
             tx.put("member", m.item(owner_pk("user", username), GROUP_PREFIX + group))
             tx.put("mirror", m.item(owner_pk("group", group), MEMBER_PREFIX + username))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     def remove_member(self, username: str, group: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
-            tx = _Transaction()
+        def plan() -> Plan:
+            tx = Transaction()
             tx.delete("member", m.item(owner_pk("user", username), GROUP_PREFIX + group))
             tx.delete("mirror", m.item(owner_pk("group", group), MEMBER_PREFIX + username))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- package permissions ---
 
@@ -469,25 +458,28 @@ class DynamoAccess(TableAdapter):
         principal_sk = (USER_PREFIX if kind == "user" else GROUP_PREFIX) + name
         acl_key = (acl_pk(project), principal_sk)
         mirror_key = (owner_pk(kind, name), PERMISSION_PREFIX + project)
+        index_key = acl_index_key(project, principal_sk)
         owner_model = m.user if kind == "user" else m.group
         owner_key = user_key(name) if kind == "user" else group_key(name)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             owner = self._get(owner_model, owner_key, consistent=True)
             entry = self._get(m.perm, acl_key, consistent=True)
             current = set(entry.perms) if entry is not None else set()
             updated = current | {perm} if granted else current - {perm}
             if updated == current:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             condition = m.perm.pk.does_not_exist() if entry is None else m.perm.perms == entry.perms
             if updated:
                 perms = perm_string(updated)
                 tx.put("acl", m.perm(*acl_key, perms=perms), condition)
                 tx.put("mirror", m.perm(*mirror_key, perms=perms))
+                tx.put("index", m.perm(*index_key, perms=perms))
             else:
                 tx.delete("acl", m.perm(*acl_key), condition)
                 tx.delete("mirror", m.perm(*mirror_key))
+                tx.delete("index", m.perm(*index_key))
             # Serialize with delete_user / delete_group (see the module docstring).
             if owner is None:
                 tx.check("owner", owner_model, *owner_key, owner_model.pk.does_not_exist())
@@ -495,9 +487,9 @@ class DynamoAccess(TableAdapter):
                 tx.put("owner", self._user_item(owner), owner_model.rev == owner.rev)
             else:
                 tx.put("owner", m.group(*owner_key, rev=_rev()), owner_model.rev == owner.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- registration ---
 
@@ -514,11 +506,11 @@ class DynamoAccess(TableAdapter):
         """Raise ``NotFound`` unless the user exists, ``Conflict`` for a taken token_id."""
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             user = self._user(token.username, consistent=True)
             if user is None:
                 raise NotFound(f"No user {token.username!r}.")
-            tx = _Transaction()
+            tx = Transaction()
             tx.put(
                 "token",
                 _token_item(m.token, token_pk(token.token_id), TOKEN_SK, token),
@@ -531,12 +523,12 @@ class DynamoAccess(TableAdapter):
                 ),
             )
             tx.put("user", self._user_item(user), m.user.rev == user.rev)
-            return _Plan(tx)
+            return Plan(tx)
 
         def conflict() -> Exception:
             return Conflict(f"Token {token.token_id!r} already exists.")
 
-        self._transact(plan, ("token", conflict))
+        self.transact(plan, ("token", conflict))
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         item = self._get(self.models.token, (token_pk(token_id), TOKEN_SK))
@@ -550,99 +542,57 @@ class DynamoAccess(TableAdapter):
     def delete_token(self, token_id: str) -> None:
         m = self.models
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             item = self._get(m.token, (token_pk(token_id), TOKEN_SK), consistent=True)
             if item is None:
-                return _Plan(None)
-            tx = _Transaction()
+                return Plan(None)
+            tx = Transaction()
             tx.delete("token", item)
             tx.delete("listed", m.item(owner_pk("user", item.username), TOKEN_PREFIX + token_id))
-            return _Plan(tx)
+            return Plan(tx)
 
-        self._transact(plan)
+        self.transact(plan)
 
     # --- helpers ---
 
-    def _mirror(self, kind: str, name: str, sk: str) -> tuple[str, str] | None:
-        """The other copy of an item of the owner partition ``owner_pk(kind, name)``."""
+    def _mirrors(self, kind: str, name: str, sk: str) -> list[tuple[str, str]]:
+        """The other copies of an item of the owner partition ``owner_pk(kind, name)``."""
         if sk.startswith(PERMISSION_PREFIX):
-            principal = (USER_PREFIX if kind == "user" else GROUP_PREFIX) + name
-            return acl_pk(sk[len(PERMISSION_PREFIX) :]), principal
+            project, principal = sk[len(PERMISSION_PREFIX) :], owner_pk(kind, name)
+            return [(acl_pk(project), principal), acl_index_key(project, principal)]
         if kind == "user" and sk.startswith(GROUP_PREFIX):
-            return owner_pk("group", sk[len(GROUP_PREFIX) :]), MEMBER_PREFIX + name
+            return [(owner_pk("group", sk[len(GROUP_PREFIX) :]), MEMBER_PREFIX + name)]
         if kind == "group" and sk.startswith(MEMBER_PREFIX):
-            return owner_pk("user", sk[len(MEMBER_PREFIX) :]), GROUP_PREFIX + name
+            return [(owner_pk("user", sk[len(MEMBER_PREFIX) :]), GROUP_PREFIX + name)]
         if kind == "user" and sk.startswith(TOKEN_PREFIX):
-            return token_pk(sk[len(TOKEN_PREFIX) :]), TOKEN_SK
-        return None
+            return [(token_pk(sk[len(TOKEN_PREFIX) :]), TOKEN_SK)]
+        return []
 
     def _delete_owner(self, kind: str, name: str) -> None:
         """Delete a user or group item, its partition's items and their mirrors."""
         m = self.models
         owner_model = m.user if kind == "user" else m.group
         owner_key = user_key(name) if kind == "user" else group_key(name)
-        per_transaction = (MAX_TRANSACTION_ITEMS - 1) // 2  # pairs, plus the owner
+        per_transaction = (MAX_TRANSACTION_ITEMS - 1) // 3  # item + up to 2 copies, + owner
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             owner = self._get(owner_model, owner_key, consistent=True)
             items = m.item.query(owner_pk(kind, name), consistent_read=True)
-            pairs = [(item.pk, item.sk, self._mirror(kind, name, item.sk)) for item in items]
-            if owner is None and not pairs:
-                return _Plan(None)
-            batch, rest = pairs[:per_transaction], pairs[per_transaction:]
-            tx = _Transaction()
-            for i, (pk, sk, mirror) in enumerate(batch):
+            groups = [(item.pk, item.sk, self._mirrors(kind, name, item.sk)) for item in items]
+            if owner is None and not groups:
+                return Plan(None)
+            batch, rest = groups[:per_transaction], groups[per_transaction:]
+            tx = Transaction()
+            for i, (pk, sk, mirrors) in enumerate(batch):
                 tx.delete(f"item{i}", m.item(pk, sk))
-                if mirror is not None:
-                    tx.delete(f"mirror{i}", m.item(*mirror))
+                for j, mirror in enumerate(mirrors):
+                    tx.delete(f"mirror{i}.{j}", m.item(*mirror))
             if owner is None:
                 tx.check("owner", owner_model, *owner_key, owner_model.pk.does_not_exist())
             elif rest:
                 tx.check("owner", owner_model, *owner_key, owner_model.rev == owner.rev)
             else:
                 tx.delete("owner", owner, owner_model.rev == owner.rev)
-            return _Plan(tx, _AGAIN if rest else None)
+            return Plan(tx, AGAIN if rest else None)
 
-        self._transact(plan)
-
-    def _transact(
-        self,
-        plan: Callable[[], _Plan],
-        on_condition: tuple[str, Callable[[], Exception]] | None = None,
-    ) -> Any:
-        """Run ``plan`` and its transaction until it commits or there is nothing to write.
-
-        A plan whose result is ``_AGAIN`` committed part of the work: plan again.
-        ``on_condition``: (item name, error factory) to raise instead of retrying when that
-        item's condition failed.
-        """
-        from pynamodb.exceptions import TransactWriteError
-
-        attempt = 0
-        while attempt < MAX_ATTEMPTS:
-            decided = plan()
-            if decided.transaction is None:
-                return decided.result
-            try:
-                decided.transaction.commit(self.models.connection)
-            except TransactWriteError as exc:
-                reasons = decided.transaction.reasons(exc)
-                if reasons is None:
-                    raise
-                if on_condition is not None and reasons.get(on_condition[0]) == _CONDITION_FAILED:
-                    raise on_condition[1]() from None
-                codes = set(reasons.values())
-                if not codes <= _RETRY_AFTER_BACKOFF | {_CONDITION_FAILED}:
-                    raise
-                if codes & _RETRY_AFTER_BACKOFF or attempt > 2:
-                    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-                    time.sleep(random.uniform(0, delay))  # full jitter
-                attempt += 1
-                continue
-            if decided.result is not _AGAIN:
-                return decided.result
-            attempt = 0  # progress: the remaining work is a fresh plan
-        raise BackendUnavailable(
-            f"DynamoDB table {self.table_name!r}: too much contention, gave up after "
-            f"{MAX_ATTEMPTS} attempts"
-        )
+        self.transact(plan)

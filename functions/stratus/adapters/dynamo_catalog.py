@@ -25,20 +25,15 @@ uploads: one success, one ``Conflict``), and for the S3 sync the stored sequence
 (``seq_key``, padded by ``sequencer_key`` so DynamoDB's string order is S3's order) must
 be older than the event's. A cancelled transaction is re-planned from fresh reads when a
 condition failed (the state moved) and retried with jittered backoff on transaction
-conflicts and throttling.
+conflicts and throttling (``dynamo_table.TableAdapter.transact``).
 
-The endpoint is never passed: botocore reads ``AWS_ENDPOINT_URL_DYNAMODB`` /
-``AWS_ENDPOINT_URL`` itself (pynamodb leaves ``endpoint_url`` unset). pynamodb is imported
-on first use, not at import, to keep cold starts short.
+The item classes derive from the table's shared base model (``dynamo_table``). pynamodb
+is imported on first use, not at import, to keep cold starts short.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,30 +41,15 @@ from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary
 from . import table_schema
+from .dynamo_table import Plan, TableAdapter, Transaction, cached_per_table, table_for
 
 if TYPE_CHECKING:
-    from pynamodb.connection import Connection
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.expressions.condition import Condition
     from pynamodb.models import Model
 
 PROJECTS_PK = "PROJECTS"
 PROJECT_PREFIX = "P#"
 FILE_PREFIX = "F#"
 TOMBSTONE_PREFIX = "T#"
-
-MAX_ATTEMPTS = 20
-BACKOFF_BASE = 0.02  # seconds; doubled per attempt, capped, full jitter
-BACKOFF_CAP = 0.5
-_RETRY_AFTER_BACKOFF = frozenset(
-    {
-        "TransactionConflict",
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "RequestLimitExceeded",
-    }
-)
-_CONDITION_FAILED = "ConditionalCheckFailed"
 
 
 def project_pk(project: str) -> str:
@@ -96,37 +76,12 @@ class _Models:
     file: Any  # pynamodb Model classes (built at runtime, so typed loosely)
     tombstone: Any
     project: Any
-    connection: Connection  # shared by the three models and by transactions
-
-
-def cached_per_table[T](build: Callable[[str, str | None], T]) -> Callable[..., T]:
-    """Build a table's Model classes once per (table, region); pynamodb configures tables
-    per class, so every adapter on the table needs its own classes, built once."""
-    lock = threading.Lock()
-    cache: dict[tuple[str, str | None], T] = {}
-
-    def models_for(table_name: str, region: str | None = None) -> T:
-        key = (table_name, region)
-        with lock:
-            if key not in cache:
-                cache[key] = build(table_name, region)
-            return cache[key]
-
-    return models_for
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-    from pynamodb.models import Model
 
-    class Item(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-            # no ``host``: botocore resolves AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    Item = table_for(table, aws_region).base
 
     class FileItem(Item):
         version = UnicodeAttribute()
@@ -155,10 +110,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         last_modified = NumberAttribute()
         rev = UnicodeAttribute()  # random per write: never reused, so no ABA on re-creation
 
-    # One TableConnection (one botocore client) for all: subclasses find the base's
-    # ``_connection`` through the class hierarchy once the base has made it.
-    table_connection = Item._get_connection()
-    return _Models(FileItem, TombstoneItem, ProjectItem, table_connection.connection)
+    return _Models(FileItem, TombstoneItem, ProjectItem)
 
 
 # --- conversions ------------------------------------------------------------------------
@@ -220,91 +172,7 @@ def _to_summary(item: Any) -> ProjectSummary:
     )
 
 
-# --- transactions -----------------------------------------------------------------------
-
-
-class _Transaction:
-    """A TransactWrite whose items have names, to read cancellation reasons by name."""
-
-    def __init__(self) -> None:
-        self._checks: list[tuple[str, Any, str, str, Condition]] = []
-        self._deletes: list[tuple[str, Model, Condition | None]] = []
-        self._puts: list[tuple[str, Model, Condition | None]] = []
-
-    def check(self, name: str, model: Any, pk: str, sk: str, condition: Condition) -> None:
-        self._checks.append((name, model, pk, sk, condition))
-
-    def delete(self, name: str, item: Model, condition: Condition | None = None) -> None:
-        self._deletes.append((name, item, condition))
-
-    def put(self, name: str, item: Model, condition: Condition | None = None) -> None:
-        self._puts.append((name, item, condition))
-
-    def names(self) -> list[str]:
-        # The order pynamodb sends them in (TransactWrite._commit): checks, deletes, puts.
-        return [e[0] for e in self._checks] + [e[0] for e in self._deletes + self._puts]
-
-    def commit(self, connection: Connection) -> None:
-        from pynamodb.transactions import TransactWrite
-
-        with TransactWrite(connection=connection) as tx:
-            for _, model, pk, sk, condition in self._checks:
-                tx.condition_check(model, pk, sk, condition=condition)
-            for _, item, condition in self._deletes:
-                tx.delete(item, condition=condition)
-            for _, item, condition in self._puts:
-                tx.save(item, condition=condition)
-
-    def reasons(self, error: TransactWriteError) -> dict[str, str] | None:
-        """``{item name: reason code}`` of a cancelled transaction; None if not a cancellation."""
-        if error.cause_response_code != "TransactionCanceledException":
-            return None
-        reasons = error.cancellation_reasons
-        names = self.names()
-        if len(reasons) != len(names):
-            return None
-        return {
-            name: reason.code
-            for name, reason in zip(names, reasons, strict=True)
-            if reason is not None and reason.code not in ("None", "", None)
-        }
-
-
-@dataclass(slots=True)
-class _Plan:
-    """What one attempt decided: the transaction to run (None: nothing to write), the result."""
-
-    transaction: _Transaction | None
-    result: Any = None
-
-
 # --- the adapter ------------------------------------------------------------------------
-
-
-class TableAdapter:
-    """What every adapter on the Stratus table shares: its name and lazily built models.
-
-    Subclasses set ``models_factory`` (table name, region → their pynamodb models).
-    """
-
-    models_factory: Callable[[str, str | None], Any]
-
-    def __init__(
-        self, table_name: str, *, region: str | None = None, consistent_read: bool = True
-    ) -> None:
-        self.table_name = table_name
-        self.region = region
-        self.consistent_read = consistent_read
-        self._models: Any = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.table_name!r})"
-
-    @property
-    def models(self) -> Any:
-        if self._models is None:
-            self._models = type(self).models_factory(self.table_name, self.region)
-        return self._models
 
 
 class DynamoCatalog(TableAdapter):
@@ -362,12 +230,12 @@ class DynamoCatalog(TableAdapter):
         m = self.models
         pk, sk = project_pk(record.project), file_sk(record.filename)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             entry = self._entry(record.project)  # first: see _stage_project
             current = self._get(m.file, pk, sk)
             if current is not None and not overwrite:
                 raise self._conflict(record)
-            tx = _Transaction()
+            tx = Transaction()
             tx.delete("tombstone", m.tombstone(pk, tombstone_sk(record.filename)))
             tx.put(
                 "file",
@@ -375,10 +243,10 @@ class DynamoCatalog(TableAdapter):
                 m.file.pk.does_not_exist() if current is None else m.file.pk.exists(),
             )
             self._stage_project(tx, record.project, entry, removed=current, added=record)
-            return _Plan(tx)
+            return Plan(tx)
 
         on_condition = None if overwrite else ("file", lambda: self._conflict(record))
-        self._transact(plan, on_condition)
+        self.transact(plan, on_condition)
 
     @staticmethod
     def _conflict(record: FileRecord) -> Conflict:
@@ -388,17 +256,17 @@ class DynamoCatalog(TableAdapter):
         m = self.models
         pk, sk = project_pk(project), file_sk(filename)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             entry = self._entry(project)
             current = self._get(m.file, pk, sk)
             if current is None:
-                return _Plan(None, None)
-            tx = _Transaction()
+                return Plan(None, None)
+            tx = Transaction()
             tx.delete("file", current, m.file.sha256 == current.sha256)
             self._stage_project(tx, project, entry, removed=current, added=None)
-            return _Plan(tx, _to_record(current))
+            return Plan(tx, _to_record(current))
 
-        return self._transact(plan)
+        return self.transact(plan)
 
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         from pynamodb.exceptions import UpdateError
@@ -421,18 +289,18 @@ class DynamoCatalog(TableAdapter):
         pk, filename = project_pk(record.project), record.filename
         new_key = sequencer_key(record.sequencer)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             entry = self._entry(record.project)
             current = self._get(m.file, pk, file_sk(filename))
             tombstone = self._get(m.tombstone, pk, tombstone_sk(filename))
             if tombstone is not None and tombstone.seq_key >= new_key:
-                return _Plan(None, False)  # removed by a later (or this) event
+                return Plan(None, False)  # removed by a later (or this) event
             if current is not None and (
                 (current.seq_key is not None and current.seq_key >= new_key)
                 or current.sha256 == record.sha256
             ):
-                return _Plan(None, False)  # newer file, or the API wrote this one already
-            tx = _Transaction()
+                return Plan(None, False)  # newer file, or the API wrote this one already
+            tx = Transaction()
             # Also when none was read: a removal event processed meanwhile must win.
             tx.delete(
                 "tombstone",
@@ -447,9 +315,9 @@ class DynamoCatalog(TableAdapter):
                 | (m.file.seq_key < new_key),
             )
             self._stage_project(tx, record.project, entry, removed=current, added=record)
-            return _Plan(tx, True)
+            return Plan(tx, True)
 
-        return self._transact(plan)
+        return self.transact(plan)
 
     def sync_delete(self, project: str, filename: str, sequencer: str) -> bool:
         if not sequencer:
@@ -458,16 +326,16 @@ class DynamoCatalog(TableAdapter):
         pk = project_pk(project)
         new_key = sequencer_key(sequencer)
 
-        def plan() -> _Plan:
+        def plan() -> Plan:
             entry = self._entry(project)
             current = self._get(m.file, pk, file_sk(filename))
             if current is not None and current.seq_key is not None and current.seq_key > new_key:
-                return _Plan(None, False)  # the stored file is newer than this removal
+                return Plan(None, False)  # the stored file is newer than this removal
             tombstone = self._get(m.tombstone, pk, tombstone_sk(filename))
             newer_tombstone = tombstone is not None and tombstone.seq_key >= new_key
             if current is None and newer_tombstone:
-                return _Plan(None, False)  # nothing to remove, tombstone already as new
-            tx = _Transaction()
+                return Plan(None, False)  # nothing to remove, tombstone already as new
+            tx = Transaction()
             if not newer_tombstone:
                 tx.put(
                     "tombstone",
@@ -477,7 +345,7 @@ class DynamoCatalog(TableAdapter):
             if current is None:
                 # Only while no file appeared meanwhile (a concurrent create it must remove).
                 tx.check("file", m.file, pk, file_sk(filename), m.file.pk.does_not_exist())
-                return _Plan(tx, False)
+                return Plan(tx, False)
             tx.delete(
                 "file",
                 current,
@@ -485,9 +353,9 @@ class DynamoCatalog(TableAdapter):
                 & (m.file.seq_key.does_not_exist() | (m.file.seq_key <= new_key)),
             )
             self._stage_project(tx, project, entry, removed=current, added=None)
-            return _Plan(tx, True)
+            return Plan(tx, True)
 
-        return self._transact(plan)
+        return self.transact(plan)
 
     # --- helpers ---
 
@@ -496,7 +364,7 @@ class DynamoCatalog(TableAdapter):
 
     def _stage_project(
         self,
-        tx: _Transaction,
+        tx: Transaction,
         project: str,
         entry: Any | None,
         *,
@@ -555,39 +423,3 @@ class DynamoCatalog(TableAdapter):
         )
         times = [float(i.upload_time) for i in items if i.sk != excluding]
         return max(times, default=None)
-
-    def _transact(
-        self,
-        plan: Callable[[], _Plan],
-        on_condition: tuple[str, Callable[[], Exception]] | None = None,
-    ) -> Any:
-        """Run ``plan`` and its transaction until it commits or there is nothing to write.
-
-        ``on_condition``: (item name, error factory) to raise instead of retrying when that
-        item's condition failed.
-        """
-        from pynamodb.exceptions import TransactWriteError
-
-        for attempt in range(MAX_ATTEMPTS):
-            decided = plan()
-            if decided.transaction is None:
-                return decided.result
-            try:
-                decided.transaction.commit(self.models.connection)
-                return decided.result
-            except TransactWriteError as exc:
-                reasons = decided.transaction.reasons(exc)
-                if reasons is None:
-                    raise
-                if on_condition is not None and reasons.get(on_condition[0]) == _CONDITION_FAILED:
-                    raise on_condition[1]() from None
-                codes = set(reasons.values())
-                if not codes <= _RETRY_AFTER_BACKOFF | {_CONDITION_FAILED}:
-                    raise
-                if codes & _RETRY_AFTER_BACKOFF or attempt > 2:
-                    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-                    time.sleep(random.uniform(0, delay))  # full jitter
-        raise BackendUnavailable(
-            f"DynamoDB table {self.table_name!r}: too much contention, gave up after "
-            f"{MAX_ATTEMPTS} attempts"
-        )

@@ -48,7 +48,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -56,6 +56,7 @@ from urllib.parse import urlsplit
 from ..domain.errors import BackendUnavailable, NotFound
 from ..domain.permissions import EMPTY_ACL, PackageAcl
 from ..ports import UserInfo
+from ..settings import as_bool
 from .config_access import ConfigAccess
 
 LOG = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ SIZE_LIMIT_EXCEEDED = 4
 REFERRAL = 10
 NO_SUCH_OBJECT = 32
 INVALID_CREDENTIALS = 49
-TRUE_VALUES = frozenset({"true", "yes", "on", "y", "t", "1"})
 
 
 def _ldap3():
@@ -76,10 +76,6 @@ def _ldap3():
     except ImportError as exc:  # pragma: no cover - ldap3 is a dependency of the package
         raise ImportError("pypi.auth = ldap needs the ldap3 package") from exc
     return ldap3
-
-
-def _asbool(value: str | None) -> bool:
-    return (value or "").strip().lower() in TRUE_VALUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +201,11 @@ class LdapAccess:
             admin_value=[v for v in admin_value if v],
             admin_group_dn=get("admin_group_dn"),
             cache_time=float(cache_time) if cache_time is not None else None,
-            ignore_cert=_asbool(get("ignore_cert")),
-            ignore_referrals=_asbool(get("ignore_referrals")),
-            ignore_multiple_results=_asbool(get("ignore_multiple_results")),
+            ignore_cert=as_bool(get("ignore_cert"), "auth.ldap.ignore_cert"),
+            ignore_referrals=as_bool(get("ignore_referrals"), "auth.ldap.ignore_referrals"),
+            ignore_multiple_results=as_bool(
+                get("ignore_multiple_results"), "auth.ldap.ignore_multiple_results"
+            ),
             fallback=fallback,
             timeout=float(get("timeout") or 10.0),
             clock=clock,
@@ -462,6 +460,11 @@ class LdapAccess:
         if self._fallback is None:
             return EMPTY_ACL
         return self._fallback.package_acl(project)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        if self._fallback is None:
+            return dict.fromkeys(projects, EMPTY_ACL)
+        return self._fallback.package_acls(projects)
 
     def health(self) -> None:
         def whoami(conn: Any) -> dict[str, Any]:

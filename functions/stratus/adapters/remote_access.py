@@ -52,13 +52,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ..domain.errors import BackendUnavailable, NotFound
 from ..domain.names import normalize
-from ..domain.permissions import PackageAcl
+from ..domain.permissions import PackageAcl, permission_letter
 from ..ports import UserInfo
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_CACHE_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_CACHE_ENTRIES = 10_000
-_LETTER = {"read": "r", "write": "w", "r": "r", "w": "w"}
 _NOT_FOUND = object()
 
 
@@ -224,7 +223,8 @@ class RemoteAccess:
             return frozenset()
         if not isinstance(value, list):
             raise RemoteAccessError(f"remote access server: {name}: permissions must be a list")
-        return frozenset(_LETTER[p] for p in value if isinstance(p, str) and p in _LETTER)
+        letters = (permission_letter(p) for p in value if isinstance(p, str))
+        return frozenset(letter for letter in letters if letter is not None)
 
     def _package_list(self, name: str, value: Any) -> dict[str, frozenset[str]]:
         if not isinstance(value, list):
@@ -262,6 +262,10 @@ class RemoteAccess:
         users = self._perm_map("user_permissions", self._cached("user_permissions", params))
         groups = self._perm_map("group_permissions", self._cached("group_permissions", params))
         return PackageAcl(users, groups)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """pypicloud's remote protocol has no bulk call: one (cached) lookup per project."""
+        return {p: self.package_acl(p) for p in projects}
 
     def health(self) -> None:
         self._names("groups", self._get("groups"))

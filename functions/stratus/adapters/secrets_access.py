@@ -74,14 +74,22 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..domain import passwords
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from ..domain.names import normalize
-from ..domain.permissions import AUTHENTICATED, EMPTY_ACL, EVERYONE, PackageAcl
+from ..domain.permissions import (
+    AUTHENTICATED,
+    EMPTY_ACL,
+    EVERYONE,
+    PackageAcl,
+    check_permission_args,
+    permission_letter,
+    permission_names,
+)
 from ..ports import TokenRecord, UserInfo
 
 if TYPE_CHECKING:
@@ -99,8 +107,6 @@ BACKOFF_CAP = 1.0
 # Namespace of the derived version ids (any fixed UUID; changing it breaks the chain).
 VERSION_NAMESPACE = uuid.UUID("6f1c2d0e-5b7a-4f43-9a51-3c1e8e0b7d21")
 
-_WORD = {"r": "read", "w": "write"}
-_LETTER = {"read": "r", "write": "w", "r": "r", "w": "w"}
 _SPECIAL_GROUPS = frozenset({EVERYONE, AUTHENTICATED})
 _KINDS = {"user": "users", "group": "groups"}
 _MISSING_CODES = frozenset({"ResourceNotFoundException"})
@@ -134,16 +140,12 @@ def _perms(value: Any, where: str) -> frozenset[str]:
         raise BackendUnavailable(f"access secret: {where} must be a list of 'read'/'write'")
     letters = set()
     for word in value:
-        letter = _LETTER.get(word) if isinstance(word, str) else None
+        letter = permission_letter(word) if isinstance(word, str) else None
         if letter is None:
             log.warning("access secret: ignoring unknown permission %r in %s", word, where)
             continue
         letters.add(letter)
     return frozenset(letters)
-
-
-def _words(perms: frozenset[str] | set[str]) -> list[str]:
-    return [_WORD[p] for p in "rw" if p in perms]
 
 
 def _as_dict(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -463,6 +465,10 @@ class SecretsManagerAccess:
     def package_acl(self, project: str) -> PackageAcl:
         return self._snapshot().acls.get(normalize(project), EMPTY_ACL)
 
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        acls = self._snapshot().acls  # one (cached) read of the secret
+        return {p: acls.get(normalize(p), EMPTY_ACL) for p in projects}
+
     def health(self) -> None:
         """Fetch the secret now (no cache). A secret not created yet is healthy."""
         version, doc = self._fetch()
@@ -610,11 +616,8 @@ class SecretsManagerAccess:
     # --- package permissions -------------------------------------------------------------------
 
     def set_permission(self, project: str, kind: str, name: str, perm: str, granted: bool) -> None:
-        section = _KINDS.get(kind)
-        if section is None:
-            raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
-        if perm not in _WORD:
-            raise InvalidInput(f"permission must be 'r' or 'w', not {perm!r}")
+        check_permission_args(kind, perm)
+        section = _KINDS[kind]
         project = normalize(project)
 
         def change(doc: dict[str, Any]) -> None:
@@ -639,8 +642,8 @@ class SecretsManagerAccess:
                             perms = _perms(words, f"packages.{key}.{sec}.{principal}")
                             merged[sec].setdefault(principal, set()).update(perms)
                 entry = {
-                    "groups": {g: _words(p) for g, p in merged["groups"].items()},
-                    "users": {u: _words(p) for u, p in merged["users"].items()},
+                    "groups": {g: permission_names(p) for g, p in merged["groups"].items()},
+                    "users": {u: permission_names(p) for u, p in merged["users"].items()},
                 }
                 packages[project] = entry
             entry.setdefault("groups", {})
@@ -651,7 +654,7 @@ class SecretsManagerAccess:
             else:
                 current.discard(perm)
             if current:
-                entry[section][name] = _words(current)
+                entry[section][name] = permission_names(current)
             else:
                 entry[section].pop(name, None)
             _drop_empty_packages(doc, [project])

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..domain import passwords
-from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.permissions import EMPTY_ACL, PackageAcl
+from ..domain.errors import Conflict, NotFound
+from ..domain.permissions import (
+    EMPTY_ACL,
+    PackageAcl,
+    acls_from_entries,
+    check_permission_args,
+    perm_string,
+)
 from ..ports import TokenRecord, UserInfo
 from .sqlite_db import SqliteDatabase, Transaction
 
@@ -57,21 +64,6 @@ CREATE TABLE IF NOT EXISTS access_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens (username);
 """
-
-KINDS = ("user", "group")
-PERMS = ("r", "w")
-
-
-def check_permission_args(kind: str, perm: str) -> None:
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
-    if perm not in PERMS:
-        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
-
-
-def perm_string(perms: frozenset[str] | set[str]) -> str:
-    """``{"w", "r"}`` -> ``"rw"`` (the stored form)."""
-    return "".join(p for p in PERMS if p in perms)
 
 
 class SqliteAccess:
@@ -130,6 +122,11 @@ class SqliteAccess:
         if not users and not groups:
             return EMPTY_ACL
         return PackageAcl(users, groups)
+
+    def package_acls(self, projects: Iterable[str]) -> dict[str, PackageAcl]:
+        """One SELECT of every permission row (as many rows as ACL entries, not projects)."""
+        rows = self._conn().execute("SELECT project, kind, name, perms FROM access_permissions")
+        return acls_from_entries(projects, rows)
 
     def health(self) -> None:
         self._conn().execute("SELECT 1 FROM access_settings LIMIT 1").fetchall()

@@ -48,20 +48,13 @@ from typing import IO, Any
 from .. import __version__
 from ..domain.errors import NotFound
 from ..domain.names import normalize
-from ..domain.permissions import AUTHENTICATED, EVERYONE
+from ..domain.permissions import AUTHENTICATED, EVERYONE, PERMISSION_NAMES, permission_names
 from ..ports import AccessDirectory, MutableAccessBackend
 
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
-_WORDS = {"r": "read", "w": "write"}
-_LETTERS = {"read": "r", "write": "w"}
 SPECIAL_GROUPS = (EVERYONE, AUTHENTICATED)
-
-
-def _words(perms: frozenset[str]) -> list[str]:
-    """``{"w", "r"}`` -> ``["read", "write"]`` (pypicloud's order)."""
-    return [_WORDS[p] for p in "rw" if p in perms]
 
 
 def dump(backend: AccessDirectory) -> dict[str, Any]:
@@ -88,12 +81,12 @@ def dump(backend: AccessDirectory) -> dict[str, Any]:
     for group in [*groups, *(g for g in SPECIAL_GROUPS if g not in groups)]:
         for package, perms in sorted(backend.group_package_permissions(group).items()):
             if perms:
-                packages["groups"].setdefault(package, {})[group] = _words(perms)
+                packages["groups"].setdefault(package, {})[group] = permission_names(perms)
     for user in users:
         username = user["username"]
         for package, perms in sorted(backend.user_package_permissions(username).items()):
             if perms:
-                packages["users"].setdefault(package, {})[username] = _words(perms)
+                packages["users"].setdefault(package, {})[username] = permission_names(perms)
     data["users"] = users
     data["packages"] = packages
     pending_users = getattr(backend, "pending_users", None)
@@ -105,7 +98,7 @@ def dump(backend: AccessDirectory) -> dict[str, Any]:
 
 
 def _letter(perm: str, where: str) -> str:
-    letter = _LETTERS.get(perm)
+    letter = PERMISSION_NAMES.get(perm)
     if letter is None:
         raise ValueError(f"{where}: permission must be 'read' or 'write', not {perm!r}")
     return letter

@@ -14,6 +14,7 @@ import hmac
 import os
 import threading
 import time
+from collections.abc import Iterable
 
 from ..domain import permissions
 from ..domain.models import ANONYMOUS, Identity
@@ -155,6 +156,18 @@ class AccessPolicy:
             self.settings.default_read,
             self.settings.default_write,
         )
+
+    def readable(self, identity: Identity, projects: Iterable[str]) -> set[str]:
+        """Which of ``projects`` the identity may read: one ACL query for all of them."""
+        if identity.is_admin:
+            return set(projects)
+        acls = self.backend.package_acls(projects)
+        read, write = self.settings.default_read, self.settings.default_write
+        return {
+            p
+            for p, acl in acls.items()
+            if READ in permissions.effective(identity, acl, read, write)
+        }
 
     def can_read(self, identity: Identity, project: str) -> bool:
         return READ in self.permissions(identity, project)

@@ -1,30 +1,23 @@
-"""Project names as PEP 503 normalizes and validates them."""
+"""Project names as PEP 503 normalizes and validates them (``packaging`` does both)."""
 
 from __future__ import annotations
 
-import re
+from packaging.utils import InvalidName, canonicalize_name
 
 from .errors import InvalidInput
-
-_NORMALIZE = re.compile(r"[-_.]+")
-# PEP 508 / core metadata "Name": ASCII letters, digits, and . _ - inside; alnum at both ends.
-_VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 
 def normalize(name: str) -> str:
     """PEP 503 normalized form: lower case, runs of ``-_.`` collapsed to ``-``."""
-    return _NORMALIZE.sub("-", name).lower()
-
-
-def is_valid(name: str) -> bool:
-    return bool(_VALID.match(name))
+    return canonicalize_name(name)
 
 
 def validate(name: str) -> str:
     """Return the normalized name or raise :class:`InvalidInput` with a message for the client."""
-    if not name or not is_valid(name):
+    try:
+        return canonicalize_name(name, validate=True)
+    except InvalidName:
         raise InvalidInput(
             f"Invalid project name {name!r}: names may contain only ASCII letters, digits, "
             "'.', '_' and '-', and must start and end with a letter or digit."
-        )
-    return normalize(name)
+        ) from None

@@ -13,19 +13,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .errors import InvalidInput
 from .models import Identity
 
 EVERYONE = "everyone"
 AUTHENTICATED = "authenticated"
 READ = "r"
 WRITE = "w"
+LETTERS = (READ, WRITE)
+KINDS = ("user", "group")  # who an ACL entry names
 # pypicloud's words for the permissions (admin API, ACL files) and their letters here.
 PERMISSION_NAMES = {"read": READ, "write": WRITE}
 
 
 def permission_names(perms: Iterable[str]) -> list[str]:
-    """``{"r", "w"}`` → ``["read", "write"]`` (in that order)."""
+    """``{"w", "r"}`` → ``["read", "write"]`` (pypicloud's order)."""
     return [name for name, letter in PERMISSION_NAMES.items() if letter in perms]
+
+
+def permission_letter(word: str) -> str | None:
+    """``"read"``/``"r"`` → ``"r"``, ``"write"``/``"w"`` → ``"w"``; None for anything else."""
+    return PERMISSION_NAMES.get(word) or (word if word in LETTERS else None)
+
+
+def perm_string(perms: Iterable[str]) -> str:
+    """``{"w", "r"}`` → ``"rw"`` (the stored form)."""
+    granted = set(perms)
+    return "".join(p for p in LETTERS if p in granted)
+
+
+def check_permission_args(kind: str, perm: str) -> None:
+    """What ``set_permission`` accepts: kind "user"|"group", perm "r"|"w"."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be 'user' or 'group', not {kind!r}")
+    if perm not in LETTERS:
+        raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
 
 
 def parse_perm(value: str) -> frozenset[str]:
@@ -58,6 +80,20 @@ class PackageAcl:
 
 
 EMPTY_ACL = PackageAcl({}, {})
+
+
+def acls_from_entries(
+    projects: Iterable[str], entries: Iterable[tuple[str, str, str, Iterable[str]]]
+) -> dict[str, PackageAcl]:
+    """``{project: PackageAcl}`` for ``projects`` from (project, "user"|"group", name, perms)
+    rows; other projects' rows are skipped, a project without rows gets ``EMPTY_ACL``."""
+    found: dict[str, tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]] = {
+        p: ({}, {}) for p in projects
+    }
+    for project, kind, name, perms in entries:
+        if project in found:
+            found[project][0 if kind == "user" else 1][name] = frozenset(perms)
+    return {p: PackageAcl(u, g) if u or g else EMPTY_ACL for p, (u, g) in found.items()}
 
 
 def effective(

@@ -4,27 +4,39 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .. import __version__
 from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import admin, errors, files, health, oidc, packages_api, simple, upload, users
+from . import admin, docs, errors, files, health, oidc, packages_api, simple, upload, users
 from .deps import AppContext
 from .observe import RequestObserver
 
 
 def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
-    """The app; ``access_log`` writes a line per request (the local server turns it on)."""
+    """The app on ``services`` (built once by ``stratus.wiring`` or a test);
+    ``access_log`` writes a line per request (the local server turns it on)."""
+    api_docs = services.settings.api_docs
     app = FastAPI(
         title="Stratus",
-        summary="A private Python package index",
+        summary="A private Python package index: pypicloud's API, PEP 503/691 simple pages",
+        version=__version__,
         redirect_slashes=False,  # every route names its slash variants itself
-        openapi_url=None,
-        docs_url=None,
+        openapi_url=docs.OPENAPI_URL if api_docs else None,
+        docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    for module in (simple, files, upload, packages_api, users, oidc, admin, health):
-        app.include_router(module.router)
+    modules = [simple, files, upload, packages_api, users, oidc, admin, health]
+    if api_docs:
+        modules.append(docs)
+    for module in modules:
+        # Each module's routes are complete (prefix and router dependencies applied when
+        # they were declared): added as they are, FastAPI does not build them again on the
+        # first request as it does for an include_router().
+        app.router.routes.extend(module.router.routes)
+    if api_docs:
+        docs.describe_basic_auth(app)
     app.state.ctx = AppContext(
         services=services,
         policy=AccessPolicy(

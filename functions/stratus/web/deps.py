@@ -66,9 +66,6 @@ def require_admin(who: User) -> Identity:
     return who
 
 
-Admin = Annotated[Identity, Depends(require_admin)]
-
-
 def may_read(ctx: AppContext, who: Identity, project: str, missing: str) -> None:
     """401 for an anonymous caller without read access, 404 (``missing``) for others."""
     if not ctx.policy.can_read(who, project):

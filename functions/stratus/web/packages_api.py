@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ..domain.models import FileRecord
 from .bodies import body, documented
 from .deps import Caller, Context, ReadableProject, WritableProject
+from .routes import route
 from .schemas import (
     Deleted,
     PackageFile,
@@ -32,7 +33,7 @@ from .schemas import (
     YankBody,
     YankState,
 )
-from .simple import project_files
+from .simple import project_files, readable_projects
 from .upload import UPLOAD_FORM, UPLOAD_RESPONSES, handle_upload
 
 router = APIRouter(tags=["packages"])
@@ -49,12 +50,11 @@ def _file_url(request: Request, record: FileRecord) -> str:
     return str(request.base_url).rstrip("/") + f"/files/{record.project}/{record.filename}"
 
 
-@router.get("/api/package/")
-@router.get("/api/package", include_in_schema=False)
+@route(router, "GET", "/api/package/", "/api/package")
 def list_packages(
     ctx: Context, who: Caller, verbose: bool = False
 ) -> PackageNames | PackageSummaries:
-    projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
+    projects = readable_projects(ctx, who)
     if not verbose:
         return PackageNames(packages=[p.name for p in projects])
     summaries = []
@@ -74,8 +74,7 @@ def list_packages(
     return PackageSummaries(packages=summaries)
 
 
-@router.get("/api/package/{project}/")
-@router.get("/api/package/{project}", include_in_schema=False)
+@route(router, "GET", "/api/package/{project}/", "/api/package/{project}")
 def package_versions(
     request: Request, ctx: Context, who: Caller, project: ReadableProject
 ) -> PackageVersions:
@@ -134,8 +133,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-@router.get("/pypi/{project}/json")
-@router.get("/pypi/{project}/json/", include_in_schema=False)
+@route(router, "GET", "/pypi/{project}/json", "/pypi/{project}/json/")
 def pypi_json(request: Request, ctx: Context, project: ReadableProject) -> PypiProject:
     files = project_files(ctx, project)
     releases: dict[str, list[PypiFile]] = defaultdict(list)

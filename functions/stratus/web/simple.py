@@ -17,10 +17,11 @@ from packaging.version import InvalidVersion, Version
 from starlette.responses import Response
 
 from ..domain.errors import NotFound
-from ..domain.models import FileRecord, ProjectSummary
+from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
 from .deps import AppContext, Caller, Context, may_read
+from .routes import route
 
 API_VERSION = "1.1"
 router = APIRouter(tags=["simple"])
@@ -85,6 +86,13 @@ def _sort_key(record: FileRecord) -> tuple:
 # --- root page ---
 
 
+def readable_projects(ctx: AppContext, who: Identity) -> list[ProjectSummary]:
+    """Every project the caller may read, in the catalog's order (two queries in all)."""
+    projects = ctx.services.catalog.list_projects()
+    allowed = ctx.policy.readable(who, [p.name for p in projects])
+    return [p for p in projects if p.name in allowed]
+
+
 def render_root_html(projects: list[ProjectSummary]) -> bytes:
     links = "\n".join(
         f'    <a href="{p.name}/">{html.escape(p.display_name)}</a><br/>' for p in projects
@@ -114,7 +122,7 @@ async def simple_root(
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    projects = [p for p in ctx.services.catalog.list_projects() if ctx.policy.can_read(who, p.name)]
+    projects = readable_projects(ctx, who)
     if media == negotiation.JSON_V1:
         return _respond(request, render_root_json(projects), media)
     return _respond(request, render_root_html(projects), media)
@@ -186,8 +194,7 @@ def project_files(ctx: AppContext, project: str) -> list[FileRecord]:
     return files
 
 
-@router.get("/simple/{project}/", **PAGE)
-@router.get("/simple/{project}", include_in_schema=False)
+@route(router, "GET", "/simple/{project}/", "/simple/{project}", **PAGE)
 async def simple_project(
     request: Request, ctx: Context, who: Caller, project: str, format: str | None = None
 ) -> Response:

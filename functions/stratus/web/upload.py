@@ -16,6 +16,7 @@ from ..domain.errors import InvalidInput
 from ..domain.models import Identity
 from ..domain.names import normalize
 from .deps import AppContext, Caller, Context, may_upload
+from .routes import route
 
 router = APIRouter(tags=["upload"])
 
@@ -110,14 +111,16 @@ async def handle_upload(
     return PlainTextResponse(f"OK: stored {record.filename}\n", status_code=200)
 
 
-@router.post(
+@route(
+    router,
+    "POST",
     "/",
+    "/simple/",
+    "/legacy/",
     response_class=PlainTextResponse,
     openapi_extra=UPLOAD_FORM,
     responses=UPLOAD_RESPONSES,
     summary="Upload a distribution (twine's legacy upload API)",
 )
-@router.post("/simple/", include_in_schema=False)
-@router.post("/legacy/", include_in_schema=False)
 async def legacy_upload(request: Request, ctx: Context, who: Caller) -> Response:
     return await handle_upload(request, ctx, who)
