@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 from .errors import InvalidInput
+from .limits import MAX_NAME_LENGTH
 
 _NORMALIZE = re.compile(r"[-_.]+")
 # PEP 508 / core metadata "Name": ASCII letters, digits, and . _ - inside; alnum at both ends.
-_VALID = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# ASCII only and matched whole: with IGNORECASE alone, [A-Z] also takes the Kelvin sign
+# and the long s, and ``$`` accepts a trailing newline.
+_VALID = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE | re.ASCII)
 
 
 def normalize(name: str) -> str:
@@ -17,14 +20,15 @@ def normalize(name: str) -> str:
 
 
 def is_valid(name: str) -> bool:
-    return bool(_VALID.match(name))
+    return len(name) <= MAX_NAME_LENGTH and _VALID.fullmatch(name) is not None
 
 
 def validate(name: str) -> str:
     """Return the normalized name or raise :class:`InvalidInput` with a message for the client."""
     if not name or not is_valid(name):
         raise InvalidInput(
-            f"Invalid project name {name!r}: names may contain only ASCII letters, digits, "
-            "'.', '_' and '-', and must start and end with a letter or digit."
+            f"Invalid project name {name[: MAX_NAME_LENGTH + 1]!r}: names may contain only ASCII "
+            "letters, digits, '.', '_' and '-', must start and end with a letter or digit, "
+            f"and may be at most {MAX_NAME_LENGTH} characters long."
         )
     return normalize(name)
