@@ -15,7 +15,7 @@ GIB = 1024 * MIB
 # METADATA / PKG-INFO, counted while decompressing (never trusting the header's size).
 MAX_CORE_METADATA_BYTES = 1 * MIB
 # Members of one archive (zip central directory entries, tar members scanned).
-MAX_ARCHIVE_MEMBERS = 100_000
+MAX_ARCHIVE_MEMBERS = 50_000
 # Decompressed bytes a .tar.gz scan may go through before finding PKG-INFO.
 MAX_ARCHIVE_SCAN_BYTES = 1 * GIB
 # One tar header record (pax extended header, GNU long name): read whole by tarfile.
