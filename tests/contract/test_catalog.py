@@ -530,9 +530,9 @@ def test_lease_is_exclusive_until_released(catalog: Catalog) -> None:
 
 
 def test_an_expired_lease_can_be_taken(catalog: Catalog) -> None:
-    assert catalog.acquire_lease("packages/demo/x", "crashed", 0.2) is True
+    assert catalog.acquire_lease("packages/demo/x", "crashed", 60) is True
     assert catalog.acquire_lease("packages/demo/x", "retry", 60) is False
-    time.sleep(0.5)
+    assert catalog.acquire_lease("packages/demo/x", "crashed", -1) is True  # now expired
     assert catalog.acquire_lease("packages/demo/x", "retry", 60) is True
     assert catalog.acquire_lease("packages/demo/x", "crashed", 60) is False
 

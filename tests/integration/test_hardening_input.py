@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,10 +149,10 @@ def test_h13_orphan_of_a_crashed_upload_does_not_block_a_retry(stores) -> None:
     crashed, retried = build(body="A = 1\n"), build(body="A = 2  # rebuilt\n")
     key = file_key("demo", crashed[0])
     _leave_orphan(catalog, storage, crashed)
-    assert catalog.acquire_lease(key, "killed-process", 0.5)  # its lease outlives it a bit
+    assert catalog.acquire_lease(key, "killed-process", LEASE_SECONDS)  # outlives it a while
     with pytest.raises(Conflict, match="in progress"):
         upload(catalog, storage, retried)
-    time.sleep(0.6)
+    assert catalog.acquire_lease(key, "killed-process", -1)  # ... and then expires
     record = upload(catalog, storage, retried)  # was a 409 "already exists" forever
     assert record.sha256 == sha(retried[1])
     assert assert_index_matches_bytes(catalog, storage, crashed[0]) == sha(retried[1])
@@ -206,11 +205,11 @@ def test_h13_reconcile_indexes_an_orphan_once_its_lease_expired(stores) -> None:
     built = build()
     key = file_key("demo", built[0])
     _leave_orphan(catalog, storage, built)
-    assert catalog.acquire_lease(key, "killed-process", 0.5)
+    assert catalog.acquire_lease(key, "killed-process", LEASE_SECONDS)
     first = reconcile(catalog, storage)
     assert first.added == [] and key in first.skipped  # maybe still uploading: left alone
     assert catalog.get_file("demo", built[0]) is None
-    time.sleep(0.6)
+    assert catalog.acquire_lease(key, "killed-process", -1)  # the lease expires
     second = reconcile(catalog, storage)
     assert second.added == [key]  # indexed (rolled forward), as the S3 event sync would
     assert assert_index_matches_bytes(catalog, storage, built[0]) == sha(built[1])
@@ -225,19 +224,21 @@ def test_h14_concurrent_overwrites_keep_index_and_bytes_in_step(stores) -> None:
     catalog, storage = stores
     first, second = build(body="first = 1\n"), build(body="second = 2  # longer\n")
     key = file_key("demo", first[0])
-    second_stored = threading.Event()
+    first_stored, second_committed = threading.Event(), threading.Event()
 
     def put(k: str, data: bytes, **kwargs: Any) -> None:
         storage.put(k, data, **kwargs)
-        if k == key and data == second[1]:
-            second_stored.set()
+        if k == key and data == first[1]:
+            first_stored.set()
 
     def add_file(record, *, overwrite: bool = False) -> None:
         if record.sha256 == sha(first[1]):
             # The window of the review: the first upload stored its bytes and is slow to
             # commit; unserialized, the second stores and commits in between.
-            second_stored.wait(timeout=1.5)
+            second_committed.wait(timeout=1.5)
         catalog.add_file(record, overwrite=overwrite)
+        if record.sha256 == sha(second[1]):
+            second_committed.set()
 
     slow_catalog, spy_storage = Wrapper(catalog, add_file=add_file), Wrapper(storage, put=put)
 
@@ -245,7 +246,7 @@ def test_h14_concurrent_overwrites_keep_index_and_bytes_in_step(stores) -> None:
         return upload(slow_catalog, spy_storage, first, overwrite=True)
 
     def second_upload() -> object:
-        time.sleep(0.3)  # starts once the first holds the key
+        assert first_stored.wait(timeout=30)  # starts once the first stored its bytes
         return upload(slow_catalog, spy_storage, second, overwrite=True)
 
     results = run_concurrently([first_upload, second_upload])
