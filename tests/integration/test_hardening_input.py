@@ -8,11 +8,16 @@ the sync and reconcile use cases run as they would after the crash.
 from __future__ import annotations
 
 import hashlib
+import html.parser
+import io
 import threading
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from stratus.app.leases import LEASE_SECONDS
@@ -21,10 +26,16 @@ from stratus.app.reconcile import reconcile
 from stratus.app.sync import Outcome, S3Change, apply_change, describe_object
 from stratus.domain.errors import Conflict
 from stratus.domain.keys import file_key, metadata_key
+from stratus.domain.models import FileRecord
 from stratus.domain.objectmeta import from_object_metadata, to_object_metadata
 from stratus.ports import Catalog, Storage
+from tests.support import hostile
 from tests.support.concurrency import run_concurrently
-from tests.support.distributions import wheel_bytes
+from tests.support.distributions import core_metadata, wheel_bytes
+
+from .conftest import auth
+from .test_simple_api import JSON
+from .test_simple_api import upload as http_upload
 
 
 @pytest.fixture(params=["local", "aws"])
@@ -333,3 +344,126 @@ def test_h15_interrupted_delete_is_not_resurrected(stores) -> None:
 
     assert upload(catalog, storage, built).sha256 == sha(built[1])  # uploading again works
     assert reconcile(catalog, storage).repairs == 0
+
+
+# --- through HTTP: the app on both adapter sets (``client`` / ``services`` of conftest) --------
+
+
+def _nothing_stored(services) -> None:
+    assert services.catalog.list_projects() == []
+    assert [info.key for info in services.storage.list("packages/")] == []
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_h08_http_zip_bomb_is_a_400(client, services, method: int) -> None:
+    built = hostile.zip_bomb_wheel("demo", "1.0", method)
+    r = http_upload(client, built)
+    assert r.status_code == 400, r.text
+    assert "METADATA is larger than 1048576 bytes" in r.text
+    _nothing_stored(services)
+
+
+@pytest.mark.parametrize("name", ["demo\r\nX-Injected: yes", "demo\n", "\u212aelvin"])
+def test_h12_http_crlf_or_lookalike_project_name_is_a_400(client, services, name: str) -> None:
+    r = http_upload(client, build(), name=name)
+    assert r.status_code == 400, r.text
+    assert "Invalid project name" in r.text
+    assert "\r" not in r.text and "X-Injected" not in r.headers
+    _nothing_stored(services)
+
+
+def test_h12_http_huge_version_is_a_400(client, services) -> None:
+    r = http_upload(client, build(), version="1" * 1_000_000)
+    assert r.status_code == 400 and "longer than 128" in r.text
+    _nothing_stored(services)
+
+
+def test_h12_http_non_ascii_summary_is_a_200_and_served_intact(client, services) -> None:
+    summary = "Résumé — 日本語のパッケージ ☃ 🐍"
+    built = build(summary=summary)
+    r = http_upload(client, built)
+    assert r.status_code == 200, r.text
+    info = client.get("/pypi/demo/json", headers=auth("bob")).json()["info"]
+    assert info["summary"] == summary
+    r = client.get(f"/files/demo/{built[0]}.metadata", headers=auth("bob"))
+    if r.status_code == 302:  # AWS: a presigned storage URL
+        r = httpx.get(r.headers["location"])
+    assert r.status_code == 200
+    expected = zipfile.ZipFile(io.BytesIO(built[1])).read("demo-1.0.dist-info/METADATA")
+    assert r.content == expected  # PEP 658: the bytes as uploaded
+    assert f"Summary: {summary}" in r.content.decode()
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0-py3-none-any.whl#frag",
+        "demo-1.0%2F..-py3-none-any.whl",
+        "DEMO-1.0-py3-none-any.whl",
+    ],
+)
+def test_h16_http_bad_filename_is_a_400(client, services, filename: str) -> None:
+    r = http_upload(client, (filename, build()[1]), name="demo", version="1.0")
+    assert r.status_code == 400, r.text
+    assert "Invalid" in r.text and ("character" in r.text or "canonical" in r.text)
+    _nothing_stored(services)
+
+
+def test_h17_http_metadata_disagreeing_with_the_filename_is_a_400(client, services) -> None:
+    lying = wheel_bytes("demo", "1.0", metadata=core_metadata("other", "1.0").encode())
+    r = http_upload(client, lying)
+    assert r.status_code == 400
+    assert "METADATA field Name 'other' does not match" in r.text
+    _nothing_stored(services)
+
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_h16_simple_pages_escape_every_url_and_attribute(client, services) -> None:
+    # An entry no upload accepts any more, as an older version or the bucket may hold it.
+    hostile_name = 'demo-1.0+x"><img src=x onerror=alert(1)>#?%&.tar.gz'
+    record = FileRecord(
+        project="demo",
+        filename=hostile_name,
+        version="1.0",
+        sha256="a" * 64,
+        size=1,
+        upload_time=1_700_000_000.0,
+        requires_python='>=3"><script>alert(1)</script>',
+        yanked="<b>\"broken\"</b> & 'bad'",
+        metadata_sha256="b" * 64,
+    )
+    services.catalog.add_file(record)
+    page = _Page()
+    page.feed(client.get("/simple/demo/", headers=auth("bob")).text)
+    assert [
+        tag
+        for tag, _ in page.tags
+        if tag not in ("html", "head", "meta", "title", "body", "h1", "br")
+    ] == ["a"]
+    (attrs,) = [a for tag, a in page.tags if tag == "a"]
+    quoted = quote(hostile_name, safe="")
+    assert attrs["href"] == f"../../files/demo/{quoted}#sha256={'a' * 64}"
+    assert attrs["data-requires-python"] == record.requires_python
+    assert attrs["data-yanked"] == record.yanked
+    assert attrs["data-core-metadata"] == f"sha256={'b' * 64}"
+    as_json = client.get("/simple/demo/", headers={**auth("bob"), "Accept": JSON}).json()
+    assert as_json["files"][0]["url"] == f"../../files/demo/{quoted}"
+    pypi = client.get("/pypi/demo/json", headers=auth("bob")).json()
+    assert pypi["urls"][0]["url"].endswith(f"/files/demo/{quoted}")
+    listing = client.get("/api/package/demo/", headers=auth("bob")).json()
+    assert listing["packages"][0]["url"].endswith(f"/files/demo/{quoted}")
+    root = _Page()
+    root.feed(client.get("/simple/", headers=auth("bob")).text)
+    assert [a["href"] for tag, a in root.tags if tag == "a"] == ["demo/"]
+    # and the encoded URL leads to the entry: the path is decoded back to the filename
+    r = client.get(f"/files/demo/{quoted}", headers=auth("bob"))
+    assert r.status_code in (302, 404)  # found in the catalog (no bytes stored for it here)
+    assert "indexed but missing" in r.text or r.status_code == 302
