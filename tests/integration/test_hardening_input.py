@@ -24,7 +24,7 @@ from stratus.app.leases import LEASE_SECONDS
 from stratus.app.publish import Publisher
 from stratus.app.reconcile import reconcile
 from stratus.app.sync import Outcome, S3Change, apply_change, describe_object
-from stratus.domain.errors import Conflict
+from stratus.domain.errors import Conflict, NotFound
 from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import FileRecord
 from stratus.domain.objectmeta import from_object_metadata, to_object_metadata
@@ -336,11 +336,18 @@ def test_h15_interrupted_delete_is_not_resurrected(stores) -> None:
     assert apply_change(catalog, storage, replay) is Outcome.UNCHANGED
     assert catalog.get_file("demo", built[0]) is None
 
-    report = reconcile(catalog, storage)  # finishes the delete instead of re-indexing
-    assert (report.added, report.purged) == ([], [key])
+    report = reconcile(catalog, storage)  # does not list it again either
+    assert report.added == [] and "interrupted" in report.skipped[key]
+    assert catalog.list_files("demo") == []
+    assert catalog.list_projects() == []
+
+    # Retrying the delete (its client saw a 500) finishes it, instead of a 404.
+    publisher = Publisher(catalog, storage, allow_overwrite=False)
+    assert publisher.delete("demo", built[0]).sha256 == sha(built[1])
     assert storage.head(key) is None
     assert storage.head(metadata_key("demo", built[0])) is None
-    assert catalog.list_files("demo") == []
+    with pytest.raises(NotFound):
+        publisher.delete("demo", built[0])
 
     assert upload(catalog, storage, built).sha256 == sha(built[1])  # uploading again works
     assert reconcile(catalog, storage).repairs == 0

@@ -16,7 +16,8 @@ metadata are missing:
 
 A delete goes the other way: the catalog entry first (leaving a tombstone with its
 sha256, so neither sync nor reconcile lists a surviving object again), then the
-distribution, then its metadata file.
+distribution, then its metadata file. A delete that stopped after its catalog step is
+finished by the next delete of the file (instead of a 404).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.keys import file_key, metadata_key
 from ..domain.models import FileRecord
-from ..domain.objectmeta import to_object_metadata
+from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
 from .indexing import Described, describe_distribution
 from .leases import KeyLease, holding
@@ -154,10 +155,41 @@ class Publisher:
         with holding(self.catalog, key, wait=LEASE_WAIT_SECONDS, busy=busy):
             record = self.catalog.delete_file(project, filename)
             if record is None:
+                record = self._interrupted_delete(project, filename)
+            if record is None:
                 raise NotFound(f"No file {filename!r} in project {project!r}.")
             self.storage.delete(key)
             self.storage.delete(metadata_key(project, filename))
         return record
+
+    def _interrupted_delete(self, project: str, filename: str) -> FileRecord | None:
+        """The record of a file whose delete stopped after its catalog step, if it is one.
+
+        Its tombstone hides the object left behind (same bytes, not written since), so a
+        retried delete finishes the job instead of answering 404.
+        """
+        tombstone = self.catalog.get_tombstone(project, filename)
+        if tombstone is None or tombstone.deleted_at is None:
+            return None
+        info = self.storage.head(file_key(project, filename))
+        if info is None:
+            return None
+        left = from_object_metadata(filename, info.size, info.metadata)
+        digest = (
+            left.sha256
+            if left is not None
+            else hashlib.sha256(self.storage.read(info.key)).hexdigest()
+        )
+        if not tombstone.hides(digest, info.last_modified or None):
+            return None
+        return left or FileRecord(
+            project=project,
+            filename=filename,
+            version="",
+            sha256=digest,
+            size=info.size,
+            upload_time=info.last_modified,
+        )
 
     def yank(self, project: str, filename: str, reason: str | None) -> FileRecord:
         return self.catalog.set_yanked(project, filename, reason)

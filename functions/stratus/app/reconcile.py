@@ -12,8 +12,10 @@ lists the catalog and repairs both ways:
 * a PEP 658 core metadata file missing next to its distribution → written again (always
   before the entry that promises it);
 * an object the catalog's tombstone says was deleted (same sha256, not modified since the
-  delete: a delete that stopped after its catalog step) → removed from the bucket, never
-  listed again.
+  delete: a delete that stopped after its catalog step) → never listed again, reported
+  in ``skipped``; the indexing role may not delete distributions, so the object stays
+  until the delete is retried (``Publisher.delete`` finishes it) or the file is uploaded
+  again.
 
 Orphans (an object a crashed upload stored without its catalog entry) are indexed, not
 removed: the bucket is the source of truth here as for the S3 event sync (which lists
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 # Objects written within this many seconds after their entry's upload_time are the
 # upload itself (the API records the time before it stores the bytes).
 CLOCK_SLACK_SECONDS = 5.0
+LEFT_OVER = (
+    "left over from a delete interrupted after its catalog step: not listed again; "
+    "delete the file again (or upload it again) to finish"
+)
 
 
 @dataclass
@@ -61,21 +67,13 @@ class ReconcileReport:
     updated: list[str] = field(default_factory=list)  # keys re-indexed
     removed: list[str] = field(default_factory=list)  # keys dropped from the catalog
     metadata_written: list[str] = field(default_factory=list)  # .metadata keys written
-    # Objects of deleted files (a delete interrupted after its catalog step) removed.
-    purged: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # key → why it is not indexed
     # Checkpoint: the last project done when the run stopped for time; None = complete.
     next_after: str | None = None
 
     @property
     def repairs(self) -> int:
-        return (
-            len(self.added)
-            + len(self.updated)
-            + len(self.removed)
-            + len(self.metadata_written)
-            + len(self.purged)
-        )
+        return len(self.added) + len(self.updated) + len(self.removed) + len(self.metadata_written)
 
     @property
     def complete(self) -> bool:
@@ -268,7 +266,8 @@ def _repair_key(
     if entry is None:
         tombstone = catalog.get_tombstone(current.project, current.filename)
         if tombstone is not None and tombstone.hides(current.sha256, info.last_modified or None):
-            _purge(storage, current, key, report)
+            report.skipped[key] = LEFT_OVER
+            log.info("reconcile: %r was deleted from the catalog; not listing it again", key)
             return
     elif current.sha256 == entry.sha256:
         _ensure_metadata(storage, entry, metadata_keys, report)
@@ -283,15 +282,6 @@ def _repair_key(
         _add(catalog, current, key, report)
     else:
         _update(catalog, entry, current, key, report)
-
-
-def _purge(storage: Storage, record: FileRecord, key: str, report: ReconcileReport) -> None:
-    """Finish a delete that stopped after its catalog step: remove the object it left."""
-    log.info("reconcile: %r was deleted from the catalog; removing the object left", key)
-    report.purged.append(key)
-    if not report.dry_run:
-        storage.delete(key)
-        storage.delete(metadata_key(record.project, record.filename))
 
 
 def _looks_changed(entry: FileRecord, listed: ObjectInfo) -> bool:

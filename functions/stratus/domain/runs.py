@@ -27,7 +27,6 @@ class RunStatus:
     updated_files: int = 0
     removed: int = 0
     metadata_written: int = 0
-    purged: int = 0  # objects of interrupted deletes removed
     skipped: int = 0
     next_after: str | None = None
     error: str | None = None
@@ -38,7 +37,7 @@ class RunStatus:
 
     @property
     def repairs(self) -> int:
-        return self.added + self.updated_files + self.removed + self.metadata_written + self.purged
+        return self.added + self.updated_files + self.removed + self.metadata_written
 
     def add_page(self, report: dict[str, Any]) -> None:
         """Fold one invocation's reconcile report (``ReconcileReport.as_dict``) in."""
@@ -49,7 +48,6 @@ class RunStatus:
         self.updated_files += len(report.get("updated", ()))
         self.removed += len(report.get("removed", ()))
         self.metadata_written += len(report.get("metadata_written", ()))
-        self.purged += len(report.get("purged", ()))
         self.skipped += len(report.get("skipped", ()))
         self.next_after = report.get("next_after")
         self.state = "complete" if report.get("complete", True) else "running"
