@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .domain.audit import AuditEvent
-from .domain.models import FileRecord, ProjectSummary
+from .domain.models import FileRecord, ProjectSummary, Tombstone
 from .domain.oidc import TrustedPublisher
 from .domain.permissions import PackageAcl
 from .domain.runs import RunStatus
@@ -37,24 +37,44 @@ class Catalog(Protocol):
         """Every project with at least one file, sorted by name; no full-table scan."""
 
     def delete_file(self, project: str, filename: str) -> FileRecord | None:
-        """Remove a file; return the removed record or None. Drops the project when empty."""
+        """Remove a file; return the removed record or None. Drops the project when empty.
+
+        Leaves a tombstone with ``deleted_at`` (now) and the file's ``sha256`` (keeping a
+        sync ``sequencer`` already there), so that an object the delete did not get to
+        remove is not listed again (``Tombstone.hides``).
+        """
+
+    def get_tombstone(self, project: str, filename: str) -> Tombstone | None:
+        """The tombstone of a removed file, if any (none once the file is added again)."""
 
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         """PEP 592: ``reason`` None un-yanks, "" yanks without reason. Raise ``NotFound``."""
 
     # --- used by the S3 event sync (ordered per key by the S3 event ``sequencer``) ---
-    def sync_upsert(self, record: FileRecord) -> bool:
+    def sync_upsert(self, record: FileRecord, *, last_modified: float | None = None) -> bool:
         """Apply an ObjectCreated event. ``record.sequencer`` is set.
 
         No-op (False) when the key's file or tombstone has a sequencer >= the record's,
-        or when the stored file has the same sha256 (an API upload: no second write).
-        Otherwise store the record, drop a tombstone, return True.
+        when the stored file has the same sha256 (an API upload: no second write), or
+        when the tombstone ``hides`` the object (its sha256, modified at
+        ``last_modified``). Otherwise store the record, drop a tombstone, return True.
         """
 
     def sync_delete(self, project: str, filename: str, sequencer: str) -> bool:
         """Apply an ObjectRemoved event: unless the stored file has a newer sequencer,
         delete it and leave a tombstone carrying ``sequencer``. True if a file was removed.
         """
+
+    # --- leases: one writer of a storage key at a time (upload, delete, reconcile) ---
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Hold ``name`` for ``owner`` during ``seconds``; False if another owner holds it.
+
+        Atomic: of concurrent callers exactly one gets an unheld or expired lease. The
+        owner that holds it may acquire it again (which extends it).
+        """
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give ``name`` up if ``owner`` still holds it; no error otherwise."""
 
     def health(self) -> None:
         """Raise if the backend cannot answer."""

@@ -9,6 +9,7 @@ normalized name; ``file_count`` counts files (never tombstones).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -456,6 +457,96 @@ def test_concurrent_events_on_one_key_do_not_regress(catalog: Catalog, ending: s
     else:
         assert files == []
         assert catalog.list_projects() == []
+
+
+# --- API deletes: tombstones that keep a surviving object from being listed again ---------
+
+
+def test_delete_file_leaves_a_tombstone_with_time_and_sha(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    assert catalog.get_tombstone("demo", "demo-1.0.tar.gz") is None
+    before = time.time()
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    tombstone = catalog.get_tombstone("demo", "demo-1.0.tar.gz")
+    assert tombstone is not None
+    assert tombstone.sha256 == "a" * 64
+    assert tombstone.deleted_at is not None and before - 1 <= tombstone.deleted_at <= time.time()
+    assert catalog.get_tombstone("demo", "demo-2.0.tar.gz") is None
+    catalog.add_file(record(sha="b"))  # uploaded again: no tombstone any more
+    assert catalog.get_tombstone("demo", "demo-1.0.tar.gz") is None
+
+
+def test_sync_upsert_does_not_list_what_an_api_delete_removed(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    deleted_at = catalog.get_tombstone("demo", "demo-1.0.tar.gz").deleted_at  # type: ignore[union-attr]
+    leftover = record(sha="a", sequencer=S1)
+    assert catalog.sync_upsert(leftover, last_modified=deleted_at - 60) is False
+    assert catalog.sync_upsert(leftover, last_modified=None) is False
+    assert catalog.list_files("demo") == []
+    assert catalog.list_projects() == []
+    # other bytes, or the same bytes written again well after the delete, are a new file
+    copied_back = record(sha="a", sequencer=S2)
+    assert catalog.sync_upsert(copied_back, last_modified=deleted_at + 60) is True
+    assert catalog.list_files("demo") == [copied_back]
+
+
+def test_sync_upsert_of_other_bytes_after_an_api_delete(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    other = record(sha="b", sequencer=S1)
+    assert catalog.sync_upsert(other, last_modified=1.0) is True
+    assert catalog.list_files("demo") == [other]
+
+
+def test_sync_delete_keeps_what_the_api_delete_recorded(catalog: Catalog) -> None:
+    catalog.add_file(record(sha="a"))
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    recorded = catalog.get_tombstone("demo", "demo-1.0.tar.gz")
+    assert catalog.sync_delete("demo", "demo-1.0.tar.gz", S3) is False  # the object's removal
+    tombstone = catalog.get_tombstone("demo", "demo-1.0.tar.gz")
+    assert tombstone is not None and recorded is not None
+    assert (tombstone.sequencer, tombstone.deleted_at, tombstone.sha256) == (
+        S3,
+        recorded.deleted_at,
+        recorded.sha256,
+    )
+    assert catalog.sync_upsert(record(sha="a", sequencer=S4), last_modified=0.0) is False
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+def test_lease_is_exclusive_until_released(catalog: Catalog) -> None:
+    assert catalog.acquire_lease("packages/demo/x", "one", 60) is True
+    assert catalog.acquire_lease("packages/demo/x", "two", 60) is False
+    assert catalog.acquire_lease("packages/demo/x", "one", 60) is True  # the holder renews
+    assert catalog.acquire_lease("packages/demo/y", "two", 60) is True  # another name
+    catalog.release_lease("packages/demo/x", "two")  # not the holder: no effect
+    assert catalog.acquire_lease("packages/demo/x", "two", 60) is False
+    catalog.release_lease("packages/demo/x", "one")
+    assert catalog.acquire_lease("packages/demo/x", "two", 60) is True
+    catalog.release_lease("packages/demo/nothing", "one")  # not held: no error
+
+
+def test_an_expired_lease_can_be_taken(catalog: Catalog) -> None:
+    assert catalog.acquire_lease("packages/demo/x", "crashed", 60) is True
+    assert catalog.acquire_lease("packages/demo/x", "retry", 60) is False
+    assert catalog.acquire_lease("packages/demo/x", "crashed", -1) is True  # now expired
+    assert catalog.acquire_lease("packages/demo/x", "retry", 60) is True
+    assert catalog.acquire_lease("packages/demo/x", "crashed", 60) is False
+
+
+def test_concurrent_acquirers_of_a_lease_have_one_winner(catalog: Catalog) -> None:
+    for trial in range(TRIALS):
+        name = f"packages/demo/race-{trial}"
+        results = run_concurrently(
+            [
+                lambda i=i, name=name: catalog.acquire_lease(name, f"owner-{i}", 60)  # type: ignore[misc]
+                for i in range(THREADS)
+            ]
+        )
+        assert sorted(results, key=str) == [False] * (THREADS - 1) + [True], results
 
 
 # --- health ---------------------------------------------------------------------------------

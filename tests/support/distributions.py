@@ -45,13 +45,24 @@ def wheel_bytes(
     requires_dist: tuple[str, ...] = (),
     requires_python: str | None = None,
     module_body: str = "",
+    summary: str = "A test package",
+    metadata: bytes | None = None,
 ) -> tuple[str, bytes]:
-    """(filename, bytes) of a py3-none-any wheel with one module named after the project."""
+    """(filename, bytes) of a py3-none-any wheel with one module named after the project.
+
+    ``metadata`` replaces the generated METADATA file (UTF-8 text otherwise).
+    """
     dist = _dist_name(name)
     files = {
         f"{dist}/__init__.py": (module_body or f"VERSION = {version!r}\n").encode(),
-        f"{dist}-{version}.dist-info/METADATA": core_metadata(
-            name, version, requires_dist=requires_dist, requires_python=requires_python
+        f"{dist}-{version}.dist-info/METADATA": metadata
+        if metadata is not None
+        else core_metadata(
+            name,
+            version,
+            requires_dist=requires_dist,
+            requires_python=requires_python,
+            summary=summary,
         ).encode(),
         f"{dist}-{version}.dist-info/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: stratus-tests\nRoot-Is-Purelib: true\n"

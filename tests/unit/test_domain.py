@@ -47,10 +47,12 @@ def test_path_tricks_rejected(filename):
 
 
 def test_parse_wheel_and_sdist():
-    w = distributions.parse("Foo_Bar-1.0-py3-none-any.whl")
+    w = distributions.parse("foo_bar-1.0-py3-none-any.whl")
     assert (w.project, str(w.version), w.kind) == ("foo-bar", "1.0", "bdist_wheel")
     s = distributions.parse("foo_bar-2.0rc1.tar.gz")
     assert (s.project, str(s.version), s.kind) == ("foo-bar", "2.0rc1", "sdist")
+    legacy = distributions.parse("Foo_Bar-1.0-py3-none-any.whl", strict=False)
+    assert (legacy.project, str(legacy.version)) == ("foo-bar", "1.0")
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,11 @@
 Layout (key attribute names and types come from ``table_schema``):
 
 * file ``pk=P#<project>, sk=F#<filename>``: the FileRecord fields (no metadata bodies);
-* sync tombstone ``pk=P#<project>, sk=T#<filename>``: the sequencer of the last
-  ObjectRemoved event of a key whose file is gone;
+* tombstone ``pk=P#<project>, sk=T#<filename>``: the sequencer of the last
+  ObjectRemoved event of a key whose file is gone, and when the API deleted it (with the
+  sha256 it listed);
+* lease ``pk=LEASE#<name>, sk=LEASE``: owner and expiry (``TTL_ATTRIBUTE``) of a
+  storage key's single writer;
 * project entry ``pk=PROJECTS, sk=P#<project>``: display name, file count, newest
   upload time and a revision token ``rev`` (random, so a re-created entry never repeats one).
 
@@ -34,12 +37,13 @@ is imported on first use, not at import, to keep cold starts short.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.keys import sequencer_key
-from ..domain.models import FileRecord, ProjectSummary
+from ..domain.models import FileRecord, ProjectSummary, Tombstone
 from . import table_schema
 from .dynamo_table import Plan, TableAdapter, Transaction, cached_per_table, table_for
 
@@ -50,6 +54,8 @@ PROJECTS_PK = "PROJECTS"
 PROJECT_PREFIX = "P#"
 FILE_PREFIX = "F#"
 TOMBSTONE_PREFIX = "T#"
+LEASE_PREFIX = "LEASE#"
+LEASE_SK = "LEASE"
 
 
 def project_pk(project: str) -> str:
@@ -76,6 +82,7 @@ class _Models:
     file: Any  # pynamodb Model classes (built at runtime, so typed loosely)
     tombstone: Any
     project: Any
+    lease: Any
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
@@ -103,6 +110,12 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
     class TombstoneItem(Item):
         seq = UnicodeAttribute()
         seq_key = UnicodeAttribute()
+        deleted_at = NumberAttribute(null=True)  # set by an API delete
+        sha256 = UnicodeAttribute(null=True)
+
+    class LeaseItem(Item):
+        owner = UnicodeAttribute()
+        expires = NumberAttribute(attr_name=table_schema.TTL_ATTRIBUTE)
 
     class ProjectItem(Item):
         display_name = UnicodeAttribute()
@@ -110,7 +123,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         last_modified = NumberAttribute()
         rev = UnicodeAttribute()  # random per write: never reused, so no ABA on re-creation
 
-    return _Models(FileItem, TombstoneItem, ProjectItem)
+    return _Models(FileItem, TombstoneItem, ProjectItem, LeaseItem)
 
 
 # --- conversions ------------------------------------------------------------------------
@@ -160,6 +173,14 @@ def _to_record(item: Any) -> FileRecord:
         md5=item.md5,
         blake2_256=item.blake2_256,
         sequencer=item.seq or "",
+    )
+
+
+def _to_tombstone(item: Any) -> Tombstone:
+    return Tombstone(
+        sequencer=item.seq or "",
+        deleted_at=None if item.deleted_at is None else float(item.deleted_at),
+        sha256=item.sha256,
     )
 
 
@@ -261,12 +282,32 @@ class DynamoCatalog(TableAdapter):
             current = self._get(m.file, pk, sk)
             if current is None:
                 return Plan(None, None)
+            tombstone = self._get(m.tombstone, pk, tombstone_sk(filename))
             tx = Transaction()
             tx.delete("file", current, m.file.sha256 == current.sha256)
+            seq = tombstone.seq if tombstone is not None else ""
+            tx.put(
+                "tombstone",
+                m.tombstone(
+                    pk,
+                    tombstone_sk(filename),
+                    seq=seq,
+                    seq_key=sequencer_key(seq),
+                    deleted_at=time.time(),
+                    sha256=current.sha256,
+                ),
+                m.tombstone.pk.does_not_exist()
+                if tombstone is None
+                else (m.tombstone.seq_key == tombstone.seq_key),
+            )
             self._stage_project(tx, project, entry, removed=current, added=None)
             return Plan(tx, _to_record(current))
 
         return self.transact(plan)
+
+    def get_tombstone(self, project: str, filename: str) -> Tombstone | None:
+        item = self._get(self.models.tombstone, project_pk(project), tombstone_sk(filename))
+        return None if item is None else _to_tombstone(item)
 
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         from pynamodb.exceptions import UpdateError
@@ -282,7 +323,7 @@ class DynamoCatalog(TableAdapter):
             raise
         return _to_record(item)
 
-    def sync_upsert(self, record: FileRecord) -> bool:
+    def sync_upsert(self, record: FileRecord, *, last_modified: float | None = None) -> bool:
         if not record.sequencer:
             raise ValueError("sync_upsert needs record.sequencer")
         m = self.models
@@ -295,6 +336,10 @@ class DynamoCatalog(TableAdapter):
             tombstone = self._get(m.tombstone, pk, tombstone_sk(filename))
             if tombstone is not None and tombstone.seq_key >= new_key:
                 return Plan(None, False)  # removed by a later (or this) event
+            if tombstone is not None and _to_tombstone(tombstone).hides(
+                record.sha256, last_modified
+            ):
+                return Plan(None, False)  # what an API delete removed
             if current is not None and (
                 (current.seq_key is not None and current.seq_key >= new_key)
                 or current.sha256 == record.sha256
@@ -339,8 +384,17 @@ class DynamoCatalog(TableAdapter):
             if not newer_tombstone:
                 tx.put(
                     "tombstone",
-                    m.tombstone(pk, tombstone_sk(filename), seq=sequencer, seq_key=new_key),
-                    m.tombstone.pk.does_not_exist() | (m.tombstone.seq_key < new_key),
+                    m.tombstone(
+                        pk,
+                        tombstone_sk(filename),
+                        seq=sequencer,
+                        seq_key=new_key,
+                        deleted_at=tombstone.deleted_at if tombstone is not None else None,
+                        sha256=tombstone.sha256 if tombstone is not None else None,
+                    ),
+                    m.tombstone.pk.does_not_exist()
+                    if tombstone is None
+                    else (m.tombstone.seq_key == tombstone.seq_key),
                 )
             if current is None:
                 # Only while no file appeared meanwhile (a concurrent create it must remove).
@@ -356,6 +410,34 @@ class DynamoCatalog(TableAdapter):
             return Plan(tx, True)
 
         return self.transact(plan)
+
+    # --- leases ---
+
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        from pynamodb.exceptions import PutError
+
+        model = self.models.lease
+        now = time.time()
+        item = model(LEASE_PREFIX + name, LEASE_SK, owner=owner, expires=now + seconds)
+        try:
+            item.save(
+                condition=model.pk.does_not_exist() | (model.expires < now) | (model.owner == owner)
+            )
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        from pynamodb.exceptions import DeleteError
+
+        model = self.models.lease
+        try:
+            model(LEASE_PREFIX + name, LEASE_SK).delete(condition=model.owner == owner)
+        except DeleteError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     # --- helpers ---
 

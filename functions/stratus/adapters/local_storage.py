@@ -6,7 +6,9 @@ browsed, backed up and served as is. Next to it, in the same folder:
 - ``.stratus-meta/name``: a JSON sidecar with the user metadata, the content type and the
   data file's size and mtime (in ns). ``head`` trusts a sidecar only when they match the
   data file, so a sidecar left by a crash is never attributed to other bytes.
-- ``.stratus-tmp-<random>``: files being written; never listed.
+- ``.stratus-tmp-<random>``: files being written; never listed. They exist only while
+  their writer holds the folder's lock, so the next writer of the folder removes any it
+  finds (left by a process that was killed mid-write).
 - ``.stratus-lock``: the folder's write lock (``flock``; a process-wide lock where
   ``fcntl`` does not exist).
 
@@ -68,6 +70,21 @@ def _fsync_write(path: Path, data: bytes) -> os.stat_result:
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+_HEALTH_PROBE = f"{TMP_PREFIX}health-"
+
+
+def _sweep_temporaries(folder: Path) -> None:
+    """Remove the temporary files of dead writers (call with the folder's lock held)."""
+    for directory in (folder, folder / META_DIR):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.startswith(TMP_PREFIX) and not name.startswith(_HEALTH_PROBE):
+                _unlink(directory / name)
 
 
 class LocalStorage:
@@ -137,6 +154,7 @@ class LocalStorage:
             raise ValueError(f"storage key {key!r} names a folder of other objects")
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         with self._locked(folder, exclusive=True):
+            _sweep_temporaries(folder)
             try:
                 if if_absent and os.path.lexists(path):
                     raise Conflict(f"Object {key!r} already exists.")
@@ -245,7 +263,7 @@ class LocalStorage:
         try:
             if not self.root.is_dir():
                 raise NotADirectoryError(f"{self.root} is not a folder")
-            probe = self.root / f"{TMP_PREFIX}health-{uuid.uuid4().hex}"
+            probe = self.root / f"{_HEALTH_PROBE}{uuid.uuid4().hex}"
             _fsync_write(probe, b"")
             probe.unlink()
         except OSError as exc:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
+from ..domain.objectmeta import MAX_OBJECT_METADATA_BYTES
 from ..ports import Download, ObjectInfo
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
 
 # S3 limits on user-defined metadata (x-amz-meta-*): names are HTTP header tokens, values
 # travel as header values (printable ASCII here: non-ASCII would be mangled), and names
-# plus values take at most 2 KB. Both storage adapters apply them, so local mode accepts
-# exactly what S3 would.
-MAX_METADATA_BYTES = 2048
+# plus values take at most 2 KB (MAX_OBJECT_METADATA_BYTES). Both storage adapters apply
+# them, so local mode accepts exactly what S3 would.
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~"
 )
@@ -61,8 +61,10 @@ def check_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
             raise ValueError(f"object metadata name {name!r} given twice (names ignore case)")
         out[lowered] = value
         total += len(name) + len(value)
-    if total > MAX_METADATA_BYTES:
-        raise ValueError(f"object metadata takes {total} bytes; S3 allows {MAX_METADATA_BYTES}")
+    if total > MAX_OBJECT_METADATA_BYTES:
+        raise ValueError(
+            f"object metadata takes {total} bytes; S3 allows {MAX_OBJECT_METADATA_BYTES}"
+        )
     return out
 
 

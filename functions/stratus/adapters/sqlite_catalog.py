@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import astuple, fields
 from pathlib import Path
 
 from ..domain.errors import Conflict, NotFound
 from ..domain.keys import sequencer_key
-from ..domain.models import FileRecord, ProjectSummary
+from ..domain.models import FileRecord, ProjectSummary, Tombstone
 from .sqlite_db import SqliteDatabase, Transaction
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
@@ -21,9 +22,18 @@ CREATE TABLE IF NOT EXISTS tombstones (
     project TEXT NOT NULL,
     filename TEXT NOT NULL,
     sequencer TEXT NOT NULL,
+    deleted_at REAL,
+    sha256 TEXT,
     PRIMARY KEY (project, filename)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT NOT NULL PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
 """
+# Columns added since the first release, for index files created before them.
+_ADDED_COLUMNS = {"tombstones": (("deleted_at", "REAL"), ("sha256", "TEXT"))}
 _INSERT = f"INSERT INTO files ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _UPSERT = _INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
@@ -33,6 +43,15 @@ class SqliteCatalog:
     def __init__(self, path: str | Path) -> None:
         self._db = SqliteDatabase(path, _SCHEMA)
         self.path = self._db.path
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns:
+                    if name not in present:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _conn(self) -> sqlite3.Connection:
         return self._db.conn()
@@ -82,7 +101,25 @@ class SqliteCatalog:
                 conn.execute(
                     "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
                 )
+                conn.execute(
+                    "INSERT INTO tombstones (project, filename, sequencer, deleted_at, sha256) "
+                    "VALUES (?, ?, '', ?, ?) ON CONFLICT (project, filename) DO UPDATE SET "
+                    "deleted_at = excluded.deleted_at, sha256 = excluded.sha256",
+                    (project, filename, time.time(), existing.sha256),
+                )
             return existing
+
+    def get_tombstone(self, project: str, filename: str) -> Tombstone | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT sequencer, deleted_at, sha256 FROM tombstones "
+                "WHERE project = ? AND filename = ?",
+                (project, filename),
+            )
+            .fetchone()
+        )
+        return Tombstone(*row) if row else None
 
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         with self._write() as conn:
@@ -104,11 +141,14 @@ class SqliteCatalog:
         ).fetchall()
         return max((sequencer_key(r[0] or "") for r in row), default=sequencer_key(""))
 
-    def sync_upsert(self, record: FileRecord) -> bool:
+    def sync_upsert(self, record: FileRecord, *, last_modified: float | None = None) -> bool:
         with self._write() as conn:
             if self._last_sequencer(conn, record.project, record.filename) >= sequencer_key(
                 record.sequencer
             ):
+                return False
+            tombstone = self.get_tombstone(record.project, record.filename)
+            if tombstone is not None and tombstone.hides(record.sha256, last_modified):
                 return False
             existing = self.get_file(record.project, record.filename)
             if existing is not None and existing.sha256 == record.sha256:
@@ -133,7 +173,8 @@ class SqliteCatalog:
             ).fetchone()
             if tomb is None or sequencer_key(tomb[0]) < sequencer_key(sequencer):
                 conn.execute(
-                    "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?)",
+                    "INSERT INTO tombstones (project, filename, sequencer) VALUES (?, ?, ?) "
+                    "ON CONFLICT (project, filename) DO UPDATE SET sequencer = excluded.sequencer",
                     (project, filename, sequencer),
                 )
             if existing is None:
@@ -142,6 +183,25 @@ class SqliteCatalog:
                 "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
             )
             return True
+
+    # --- leases ---
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, expires FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (name, owner, expires) VALUES (?, ?, ?)",
+                (name, owner, now + seconds),
+            )
+            return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
     def health(self) -> None:
         self._conn().execute("SELECT 1").fetchone()

@@ -11,7 +11,8 @@ Item layout (catalog items owned by ``stratus.adapters.dynamo_catalog``, access 
 item                      pk                    sk                   attributes
 ========================  ====================  ===================  =======================
 file                      ``P#<project>``       ``F#<filename>``     the FileRecord fields
-sync tombstone            ``P#<project>``       ``T#<filename>``     seq, seq_key
+tombstone                 ``P#<project>``       ``T#<filename>``     seq, seq_key, deleted_at,
+                                                                     sha256
 project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
                                                                      last_modified, rev
 user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
@@ -38,6 +39,7 @@ OIDC jti (replay guard)   ``JTI#<sha256(iss,    ``JTI``              expires_at 
 minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRecord fields,
                                                                      claims (JSON),
                                                                      expires_at (TTL)
+storage key lease         ``LEASE#<name>``      ``LEASE``            owner, expires_at (TTL)
 ========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;

@@ -23,13 +23,16 @@ def describe_distribution(
     uploader: str | None = None,
     upload_time: float | None = None,
     display_name: str | None = None,
+    strict: bool = True,
 ) -> Described:
     """Parse the filename, read the archive's core metadata, hash the bytes.
 
-    Raises ``InvalidInput`` for a bad filename or an unreadable archive.
+    Raises ``InvalidInput`` for a bad filename or an unreadable archive. ``strict`` for
+    uploads (canonical filename, valid metadata agreeing with it); sync and reconcile
+    pass False for objects already in the bucket (see ``domain.metadata``).
     """
-    dist = distributions.parse(filename)
-    meta = metadata.extract(data, dist)
+    dist = distributions.parse(filename, strict=strict)
+    meta = metadata.extract(data, dist, strict=strict)
     record = FileRecord(
         project=dist.project,
         filename=filename,

@@ -1,37 +1,64 @@
 """Upload, delete and yank: the write side of the index, on ports only.
 
-Order of an upload (the catalog entry is the commit point, so nothing half-written is
-ever listed): validate everything → store the distribution (conditional write unless
-overwriting is allowed, so of two concurrent uploads exactly one wins) → store its core
-metadata → add the catalog entry (conditional again).
+An upload is all-or-nothing, and pip never sees a listed file whose bytes or core
+metadata are missing:
+
+1. validate everything (names, filename, digests, archive, metadata) before any write;
+2. take the key's lease (``leases``): one writer of a key at a time, so a retry may
+   replace what a crashed attempt left, and overwrites are serialized;
+3. store the PEP 658 core metadata file, then the distribution (with its record as
+   object metadata: the S3 event sync may index it as soon as it lands, and its
+   metadata file is already there);
+4. add the catalog entry: the commit point. If that fails the object and its metadata
+   file are removed again (unless the entry turned out to exist); if the process dies
+   first, the orphan does not block a retry (which holds the lease and replaces it)
+   and reconcile indexes it once the lease has expired (see ``reconcile``).
+
+A delete goes the other way: the catalog entry first (leaving a tombstone with its
+sha256, so neither sync nor reconcile lists a surviving object again), then the
+distribution, then its metadata file. A delete that stopped after its catalog step is
+finished by the next delete of the file (instead of a 404).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Mapping
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.keys import file_key, metadata_key
 from ..domain.models import FileRecord
-from ..domain.objectmeta import to_object_metadata
+from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
-from .indexing import describe_distribution
+from .indexing import Described, describe_distribution
+from .leases import KeyLease, holding
+
+log = logging.getLogger(__name__)
+
+# How long an overwrite or a delete waits for the key's current writer to finish.
+LEASE_WAIT_SECONDS = 10.0
 
 _DIGESTS = {
-    "sha256_digest": lambda data: hashlib.sha256(data).hexdigest(),
-    "md5_digest": lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest(),
-    "blake2_256_digest": lambda data: hashlib.blake2b(data, digest_size=32).hexdigest(),
+    "sha256_digest": (64, lambda data: hashlib.sha256(data).hexdigest()),
+    "md5_digest": (32, lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest()),
+    "blake2_256_digest": (64, lambda data: hashlib.blake2b(data, digest_size=32).hexdigest()),
 }
+_HEX = re.compile(r"[0-9a-f]+", re.ASCII)
 
 
 def check_digests(data: bytes, sent: Mapping[str, str | None]) -> None:
     """Every digest the client sent must match the bytes (constant-time comparison)."""
-    for field, compute in _DIGESTS.items():
+    for field, (length, compute) in _DIGESTS.items():
         value = (sent.get(field) or "").strip().lower()
-        if value and not hmac.compare_digest(value, compute(data)):
+        if not value:
+            continue
+        if len(value) != length or not _HEX.fullmatch(value):
+            raise InvalidInput(f"The {field} field is not a {length}-digit hex digest.")
+        if not hmac.compare_digest(value, compute(data)):
             raise InvalidInput(
                 f"The {field.removesuffix('_digest')} digest of the uploaded file does not "
                 "match the digest sent with it; the file was corrupted in transit."
@@ -61,46 +88,108 @@ class Publisher:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
-        record = described.record
+        project = described.record.project
         overwrite = self.allow_overwrite
-        if not overwrite and self.catalog.get_file(record.project, filename) is not None:
-            raise Conflict(f"File {filename!r} already exists.")
-        key = file_key(record.project, filename)
+        exists = Conflict(f"File {filename!r} already exists.")
+        if not overwrite and self.catalog.get_file(project, filename) is not None:
+            raise exists
+        busy = f"Another upload or delete of {filename!r} is in progress; try again shortly."
+        key = file_key(project, filename)
+        with holding(
+            self.catalog, key, wait=LEASE_WAIT_SECONDS if overwrite else 0.0, busy=busy
+        ) as lease:
+            if not overwrite and self.catalog.get_file(project, filename) is not None:
+                raise exists
+            return self._store(described, data, lease, overwrite=overwrite)
+
+    def _store(
+        self, described: Described, data: bytes, lease: KeyLease, *, overwrite: bool
+    ) -> FileRecord:
+        """Steps 3 and 4 of an upload, the key's lease held."""
+        record = described.record
+        key = file_key(record.project, record.filename)
+        meta_key = metadata_key(record.project, record.filename)
+        roll_back = not overwrite  # an overwrite has no previous bytes to go back to
         try:
+            if described.core_metadata is not None:
+                self.storage.put(
+                    meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
+                )
             self.storage.put(
                 key,
                 data,
                 metadata=to_object_metadata(record),
                 content_type="application/octet-stream",
-                if_absent=not overwrite,
             )
-        except Conflict:
-            # The object may be an orphan of an interrupted upload of the same bytes.
-            info = self.storage.head(key)
-            if info is None or info.metadata.get("stratus-sha256") != record.sha256:
-                raise Conflict(f"File {filename!r} already exists.") from None
-        if described.core_metadata is not None:
-            self.storage.put(
-                metadata_key(record.project, filename),
-                described.core_metadata,
-                content_type="text/plain; charset=utf-8",
-            )
-        try:
-            self.catalog.add_file(record, overwrite=overwrite)
-        except Conflict:
-            existing = self.catalog.get_file(record.project, filename)
-            if existing is None or existing.sha256 != record.sha256:
-                raise
-            return existing  # the S3 event sync indexed our own object first
+            if not lease.renew():  # held past its expiry: another writer may own the key now
+                roll_back = False
+                raise Conflict(f"The upload of {record.filename!r} took too long; try again.")
+            try:
+                self.catalog.add_file(record, overwrite=overwrite)
+            except Conflict:
+                existing = self.catalog.get_file(record.project, record.filename)
+                if existing is not None and existing.sha256 == record.sha256:
+                    return existing  # the S3 event sync indexed our object first
+                # Listed by sync or reconcile from an object this upload has replaced
+                # (an orphan of an earlier attempt): the bucket now holds ours.
+                self.catalog.add_file(record, overwrite=True)
+        except BaseException:
+            if roll_back:
+                self._roll_back(record, key, meta_key)
+            raise
         return record
 
+    def _roll_back(self, record: FileRecord, key: str, meta_key: str) -> None:
+        """Remove what a failed upload stored, unless its entry exists after all."""
+        try:
+            if self.catalog.get_file(record.project, record.filename) is not None:
+                return
+            self.storage.delete(key)
+            self.storage.delete(meta_key)
+        except Exception:
+            log.warning("upload of %r failed and could not be rolled back; reconcile will", key)
+
     def delete(self, project: str, filename: str) -> FileRecord:
-        record = self.catalog.delete_file(project, filename)
-        if record is None:
-            raise NotFound(f"No file {filename!r} in project {project!r}.")
-        self.storage.delete(metadata_key(project, filename))
-        self.storage.delete(file_key(project, filename))
+        key = file_key(project, filename)
+        busy = f"Another upload or delete of {filename!r} is in progress; try again shortly."
+        with holding(self.catalog, key, wait=LEASE_WAIT_SECONDS, busy=busy):
+            record = self.catalog.delete_file(project, filename)
+            if record is None:
+                record = self._interrupted_delete(project, filename)
+            if record is None:
+                raise NotFound(f"No file {filename!r} in project {project!r}.")
+            self.storage.delete(key)
+            self.storage.delete(metadata_key(project, filename))
         return record
+
+    def _interrupted_delete(self, project: str, filename: str) -> FileRecord | None:
+        """The record of a file whose delete stopped after its catalog step, if it is one.
+
+        Its tombstone hides the object left behind (same bytes, not written since), so a
+        retried delete finishes the job instead of answering 404.
+        """
+        tombstone = self.catalog.get_tombstone(project, filename)
+        if tombstone is None or tombstone.deleted_at is None:
+            return None
+        info = self.storage.head(file_key(project, filename))
+        if info is None:
+            return None
+        left = from_object_metadata(filename, info.size, info.metadata)
+        digest = (
+            left.sha256
+            if left is not None
+            else hashlib.sha256(self.storage.read(info.key)).hexdigest()
+        )
+        if not tombstone.hides(digest, info.last_modified or None):
+            return None
+        return left or FileRecord(
+            project=project,
+            filename=filename,
+            version="",
+            sha256=digest,
+            size=info.size,
+            upload_time=info.last_modified,
+        )
 
     def yank(self, project: str, filename: str, reason: str | None) -> FileRecord:
         return self.catalog.set_yanked(project, filename, reason)

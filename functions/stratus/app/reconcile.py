@@ -9,7 +9,21 @@ lists the catalog and repairs both ways:
 * an entry whose object changed (size differs, or the object is newer than the entry; with
   ``deep`` every object is checked by sha256) → replaced by the object's record, keeping
   its yank state;
-* a PEP 658 core metadata file missing next to its distribution → written again.
+* a PEP 658 core metadata file missing next to its distribution → written again (always
+  before the entry that promises it);
+* an object the catalog's tombstone says was deleted (same sha256, not modified since the
+  delete: a delete that stopped after its catalog step) → never listed again, reported
+  in ``skipped``; the indexing role may not delete distributions, so the object stays
+  until the delete is retried (``Publisher.delete`` finishes it) or the file is uploaded
+  again.
+
+Orphans (an object a crashed upload stored without its catalog entry) are indexed, not
+removed: the bucket is the source of truth here as for the S3 event sync (which lists
+such an object as soon as its event arrives), and the object is complete (uploads
+validate before they write, and store the core metadata file first). A repair holds the
+key's lease (``leases``), as uploads and deletes do, so an upload still in progress is
+left alone; an orphan is indexed by the first run after its upload's lease expired
+(``LEASE_SECONDS`` after the crash).
 
 Every repair re-reads the key just before acting, so an upload or delete racing with the
 run is not undone. The returned report says what was fixed.
@@ -19,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +42,7 @@ from ..domain.keys import METADATA_SUFFIX, PACKAGE_PREFIX, file_key, metadata_ke
 from ..domain.models import FileRecord
 from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
+from .leases import KeyLease
 from .sync import describe_object, store_core_metadata
 
 log = logging.getLogger(__name__)
@@ -34,6 +50,10 @@ log = logging.getLogger(__name__)
 # Objects written within this many seconds after their entry's upload_time are the
 # upload itself (the API records the time before it stores the bytes).
 CLOCK_SLACK_SECONDS = 5.0
+LEFT_OVER = (
+    "left over from a delete interrupted after its catalog step: not listed again; "
+    "delete the file again (or upload it again) to finish"
+)
 
 
 @dataclass
@@ -198,33 +218,70 @@ def _reconcile_project(
         if entry is not None and not report.deep and not _looks_changed(entry, listed_info):
             _ensure_metadata(storage, entry, metadata_keys, report)
             continue
-        info = storage.head(key)  # current state, with the object metadata
-        if info is None:
-            continue  # deleted since the listing; its event will settle it
-        try:
-            current, core_metadata = describe_object(storage, info)
-        except InvalidInput as exc:
-            report.skipped[key] = str(exc)
-            log.warning("reconcile: skipping %r: %s", key, exc)
-            if entry is not None:  # replaced by something that is no distribution
-                report.removed.append(key)
-                if not report.dry_run:
-                    catalog.delete_file(project, filename)
-            continue
-        if entry is None:
-            _add(catalog, current, key, report)
-        elif current.sha256 != entry.sha256:
-            _update(catalog, entry, current, key, report)
-        else:
-            _ensure_metadata(storage, entry, metadata_keys, report)
-            continue
-        if core_metadata is not None:
-            meta_key = metadata_key(project, filename)
-            changed = entry is not None or meta_key not in metadata_keys
-            if changed and not report.dry_run:
+        with _key_lease(catalog, key, report) as free:
+            if free:
+                _repair_key(catalog, storage, key, entry, metadata_keys, report)
+
+
+@contextmanager
+def _key_lease(catalog: Catalog, key: str, report: ReconcileReport) -> Iterator[bool]:
+    """Hold the key's lease while repairing it (uploads and deletes hold it too); yield
+    False, and leave the key to the next run, while another writer holds it."""
+    if report.dry_run:
+        yield True
+        return
+    lease = KeyLease(catalog, key)
+    if not lease.acquire():
+        report.skipped[key] = "an upload or delete holds its lease; left for the next run"
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lease.release()
+
+
+def _repair_key(
+    catalog: Catalog,
+    storage: Storage,
+    key: str,
+    entry: FileRecord | None,
+    metadata_keys: set[str],
+    report: ReconcileReport,
+) -> None:
+    """Make the key's catalog entry match its object (the key's lease held)."""
+    info = storage.head(key)  # current state, with the object metadata
+    if info is None:
+        return  # deleted since the listing; its event will settle it
+    try:
+        current, core_metadata = describe_object(storage, info)
+    except InvalidInput as exc:
+        report.skipped[key] = str(exc)
+        log.warning("reconcile: skipping %r: %s", key, exc)
+        if entry is not None:  # replaced by something that is no distribution
+            report.removed.append(key)
+            if not report.dry_run:
+                catalog.delete_file(entry.project, entry.filename)
+        return
+    if entry is None:
+        tombstone = catalog.get_tombstone(current.project, current.filename)
+        if tombstone is not None and tombstone.hides(current.sha256, info.last_modified or None):
+            report.skipped[key] = LEFT_OVER
+            log.info("reconcile: %r was deleted from the catalog; not listing it again", key)
+            return
+    elif current.sha256 == entry.sha256:
+        _ensure_metadata(storage, entry, metadata_keys, report)
+        return
+    if core_metadata is not None:  # before the entry that promises it
+        meta_key = metadata_key(current.project, current.filename)
+        if entry is not None or meta_key not in metadata_keys:
+            if not report.dry_run:
                 store_core_metadata(storage, current, core_metadata, replace=True)
-            if changed:
-                report.metadata_written.append(meta_key)
+            report.metadata_written.append(meta_key)
+    if entry is None:
+        _add(catalog, current, key, report)
+    else:
+        _update(catalog, entry, current, key, report)
 
 
 def _looks_changed(entry: FileRecord, listed: ObjectInfo) -> bool:
@@ -277,7 +334,7 @@ def _ensure_metadata(
         return
     key = file_key(entry.project, entry.filename)
     try:
-        described = describe_distribution(entry.filename, storage.read(key))
+        described = describe_distribution(entry.filename, storage.read(key), strict=False)
     except InvalidInput as exc:
         report.skipped[key] = f"core metadata not recoverable: {exc}"
         return

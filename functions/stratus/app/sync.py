@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 from ..domain.errors import InvalidInput
 from ..domain.keys import file_key, metadata_key, split_key
 from ..domain.models import FileRecord
-from ..domain.objectmeta import from_object_metadata
+from ..domain.objectmeta import from_object_metadata, provenance
 from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
 
@@ -122,9 +122,11 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
 
     Objects uploaded through the API carry their record in object metadata (the HEAD
     already done; their core metadata file was stored by the API). Anything else
-    (``aws s3 cp``, replication) is read and described. Writes nothing. Raises
-    ``InvalidInput`` for an object that is not a readable distribution stored under its
-    project's prefix.
+    (``aws s3 cp``, replication, an API object whose record did not fit in S3's 2 KB of
+    metadata) is read and described, leniently: what is in the bucket already is not held
+    to the upload rules (see ``domain.metadata``), only to the archive caps. Writes
+    nothing. Raises ``InvalidInput`` for an object that is not a readable distribution
+    stored under its project's prefix.
     """
     parts = split_key(info.key)
     if parts is None:
@@ -133,8 +135,13 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
     core_metadata = None
     record = from_object_metadata(filename, info.size, info.metadata)
     if record is None:
+        uploader, upload_time = provenance(info.metadata)
         described = describe_distribution(
-            filename, storage.read(info.key), upload_time=info.last_modified or None
+            filename,
+            storage.read(info.key),
+            uploader=uploader,
+            upload_time=upload_time or info.last_modified or None,
+            strict=False,
         )
         record, core_metadata = described.record, described.core_metadata
     if record.project != project:
@@ -191,7 +198,9 @@ def apply_change(catalog: Catalog, storage: Storage, change: S3Change) -> Outcom
         # Before the entry, so an entry never promises a metadata file that is not there;
         # replaced, since the object may be a new version of a key described before.
         store_core_metadata(storage, record, core_metadata, replace=True)
-    stored = catalog.sync_upsert(record.with_changes(sequencer=change.sequencer))
+    stored = catalog.sync_upsert(
+        record.with_changes(sequencer=change.sequencer), last_modified=info.last_modified or None
+    )
     log.info(
         "%s %r (sequencer %s): %s",
         change.event_name,

@@ -1,21 +1,43 @@
-"""Core metadata extraction from wheels and sdists (for PEP 658 and the index pages)."""
+"""Core metadata extraction from wheels and sdists (for PEP 658 and the index pages).
+
+Archives are read through ``archives`` (hard caps while decompressing) and the METADATA /
+PKG-INFO file is parsed with ``packaging.metadata`` (UTF-8 as PEP 566 says, a field
+given twice or not decodable is reported, not guessed). The fields Stratus keeps (Name,
+Version, Summary, Requires-Python, Metadata-Version) are validated one by one with
+packaging's own rules plus length limits; other fields are served as they are, since
+real wheels carry fields newer than their Metadata-Version (``License-File`` in 2.1 from
+setuptools, ``License-Expression`` in 2.3 from hatchling) that installers and PyPI accept.
+
+``strict`` (uploads): a field Stratus keeps that is invalid is a 400 naming it, the
+METADATA Name and Version must agree with the filename, and an sdist must contain a
+PKG-INFO. Not strict (objects already in the bucket, written by sync or another tool): an
+invalid field is left out instead, so what was once accepted stays indexed.
+"""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
+import unicodedata
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 
+from packaging.metadata import InvalidMetadata, Metadata, parse_email
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import archives, limits
 from .distributions import DistFilename
 from .errors import InvalidInput
 
-MAX_METADATA_SIZE = 4 * 1024 * 1024
 # PEP 643: sdist metadata is only reliable (fields not Dynamic) from Metadata-Version 2.2.
 MIN_SDIST_METADATA_VERSION = Version("2.2")
+
+# Fields kept in the index: packaging attribute → (core metadata field, longest value).
+_KEPT = {
+    "metadata_version": ("Metadata-Version", 16),
+    "name": ("Name", limits.MAX_NAME_LENGTH),
+    "version": ("Version", limits.MAX_VERSION_LENGTH),
+    "summary": ("Summary", limits.MAX_SUMMARY_LENGTH),
+    "requires_python": ("Requires-Python", limits.MAX_REQUIRES_PYTHON_LENGTH),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,86 +47,138 @@ class CoreMetadata:
     version: str | None
     requires_python: str | None
     summary: str | None
+    metadata_version: str | None = None
 
 
-def _parse_headers(raw: bytes) -> CoreMetadata:
-    msg = BytesHeaderParser().parsebytes(raw)
+def has_control_characters(text: str) -> bool:
+    """True if ``text`` holds a control character (C0, DEL, C1) other than tab."""
+    return any(c != "\t" and unicodedata.category(c) == "Cc" for c in text)
+
+
+def _check_field(attribute: str, value: object) -> str | None:
+    """Stratus's checks on top of packaging's: length, one line, no control characters."""
+    field, longest = _KEPT[attribute]
+    if not isinstance(value, str):
+        return f"{field} must be given once"
+    if len(value) > longest:
+        return f"{field} is longer than {longest} characters"
+    if has_control_characters(value):
+        return f"{field} contains control characters"
+    return None
+
+
+def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
+    """Parse a METADATA / PKG-INFO file; ``source`` names it in error messages."""
+    fields, unparsed = parse_email(raw)
+    loose = Metadata.from_raw(fields, validate=False)
+    values: dict[str, str | None] = {}
+    problems: list[str] = []
+    for attribute, (field, _) in _KEPT.items():
+        values[attribute] = None
+        if attribute in unparsed:
+            problems.append(f"{field} is given more than once or is not valid UTF-8")
+            continue
+        problem = _check_field(attribute, fields[attribute]) if attribute in fields else None
+        if problem is None:
+            try:
+                parsed = getattr(loose, attribute)  # packaging validates on access
+            except InvalidMetadata as exc:
+                problem = f"{field}: {exc}"
+            except ValueError as exc:  # e.g. int() of a huge version component
+                problem = f"{field}: {exc}"
+            else:
+                values[attribute] = None if parsed is None else str(fields[attribute])
+        if problem is not None:
+            problems.append(problem)
+    if problems and strict:
+        raise InvalidInput(f"Invalid {source}: " + "; ".join(problems) + ".")
     return CoreMetadata(
         core_metadata_bytes=raw,
-        name=msg.get("Name"),
-        version=msg.get("Version"),
-        requires_python=(msg.get("Requires-Python") or None),
-        summary=msg.get("Summary"),
+        name=values["name"],
+        version=values["version"],
+        requires_python=values["requires_python"] or None,
+        summary=values["summary"],
+        metadata_version=values["metadata_version"],
     )
 
 
-def _metadata_version(raw: bytes) -> Version | None:
-    value = BytesHeaderParser().parsebytes(raw).get("Metadata-Version")
+def check_matches_filename(meta: CoreMetadata, dist: DistFilename, source: str) -> None:
+    """The metadata's Name and Version must be the filename's (normalized) project and version."""
+    if meta.name is None or canonicalize_name(meta.name) != dist.project:
+        raise InvalidInput(
+            f"The {source} field Name {meta.name!r} does not match the project "
+            f"{dist.project!r} of the filename {dist.filename!r}."
+        )
     try:
-        return Version(value) if value else None
+        same = meta.version is not None and Version(meta.version) == dist.version
     except InvalidVersion:
-        return None
-
-
-def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            candidates = [
-                info
-                for info in zf.infolist()
-                if info.filename.count("/") == 1 and info.filename.endswith(".dist-info/METADATA")
-            ]
-            if len(candidates) != 1:
-                raise InvalidInput(
-                    f"Invalid wheel {dist.filename!r}: expected exactly one "
-                    f"*.dist-info/METADATA file, found {len(candidates)}."
-                )
-            info = candidates[0]
-            if info.file_size > MAX_METADATA_SIZE:
-                raise InvalidInput(f"Invalid wheel {dist.filename!r}: METADATA is too large.")
-            raw = zf.read(info)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        same = False
+    if not same:
         raise InvalidInput(
-            f"Invalid wheel {dist.filename!r}: not a valid zip file ({exc})."
-        ) from None
-    return _parse_headers(raw)
+            f"The {source} field Version {meta.version!r} does not match the version "
+            f"{str(dist.version)!r} of the filename {dist.filename!r}."
+        )
 
 
-def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
-    raw: bytes | None = None
-    try:
-        if dist.filename.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                for info in zf.infolist():
-                    if info.filename.count("/") == 1 and info.filename.endswith("/PKG-INFO"):
-                        if info.file_size <= MAX_METADATA_SIZE:
-                            raw = zf.read(info)
-                        break
-        else:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
-                for member in tf:
-                    parts = member.name.strip("/").split("/")
-                    if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
-                        if member.size <= MAX_METADATA_SIZE:
-                            f = tf.extractfile(member)
-                            raw = f.read() if f else None
-                        break
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise InvalidInput(
-            f"Invalid source distribution {dist.filename!r}: not a readable archive ({exc})."
-        ) from None
-    if raw is None:
-        return CoreMetadata(None, None, None, None, None)
-    meta = _parse_headers(raw)
-    mv = _metadata_version(raw)
-    if mv is None or mv < MIN_SDIST_METADATA_VERSION:
-        # Still useful for Requires-Python, but not servable as PEP 658 metadata.
-        return CoreMetadata(None, meta.name, meta.version, meta.requires_python, meta.summary)
+def _from_wheel(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
+    label = f"wheel {dist.filename!r}"
+    with archives.open_zip(data, label) as zf:
+        candidates = [
+            info
+            for info in zf.infolist()
+            if info.filename.count("/") == 1 and info.filename.endswith(".dist-info/METADATA")
+        ]
+        if len(candidates) != 1:
+            raise InvalidInput(
+                f"Invalid {label}: expected exactly one *.dist-info/METADATA file, "
+                f"found {len(candidates)}."
+            )
+        raw = archives.read_zip_member(data, zf, candidates[0], label)
+    meta = parse(raw, source=f"METADATA of {label}", strict=strict)
+    if strict:
+        check_matches_filename(meta, dist, "METADATA")
     return meta
 
 
-def extract(data: bytes, dist: DistFilename) -> CoreMetadata:
+def _is_pkg_info(name: str) -> bool:
+    parts = name.strip("/").split("/")
+    return len(parts) == 2 and parts[1] == "PKG-INFO"
+
+
+def _from_sdist(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
+    label = f"source distribution {dist.filename!r}"
+    raw: bytes | None = None
+    if dist.filename.endswith(".zip"):
+        with archives.open_zip(data, label) as zf:
+            for info in zf.infolist():
+                if _is_pkg_info(info.filename) and not info.is_dir():
+                    raw = archives.read_zip_member(data, zf, info, label)
+                    break
+    else:
+        raw = archives.read_tar_gz_member(
+            data, lambda member: member.isfile() and _is_pkg_info(member.name), label
+        )
+    if raw is None:
+        if strict:
+            raise InvalidInput(f"Invalid {label}: it has no top-level PKG-INFO file.")
+        return CoreMetadata(None, None, None, None, None)
+    meta = parse(raw, source=f"PKG-INFO of {label}", strict=strict)
+    if strict:
+        check_matches_filename(meta, dist, "PKG-INFO")
+    try:
+        servable = Version(meta.metadata_version or "0") >= MIN_SDIST_METADATA_VERSION
+    except InvalidVersion:
+        servable = False
+    if not servable:
+        # Still useful for Requires-Python, but not servable as PEP 658 metadata.
+        return CoreMetadata(
+            None, meta.name, meta.version, meta.requires_python, meta.summary, meta.metadata_version
+        )
+    return meta
+
+
+def extract(data: bytes, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
     """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
     if dist.kind == "bdist_wheel":
-        return _from_wheel(data, dist)
-    return _from_sdist(data, dist)
+        return _from_wheel(data, dist, strict)
+    return _from_sdist(data, dist, strict)

@@ -34,6 +34,34 @@ class FileRecord:
         return replace(self, **changes)
 
 
+# An object whose last-modified time is within this many seconds after an API delete may
+# still be the deleted file (clocks of S3 and the API differ a little; S3 keeps seconds).
+DELETE_CLOCK_SLACK_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class Tombstone:
+    """What the catalog remembers of a removed file.
+
+    ``sequencer``: the S3 event order of the removal the sync applied ("" if none).
+    ``deleted_at`` / ``sha256``: set when the API (or reconcile) deleted the entry: when,
+    and the bytes it listed. The entry goes first, the object after it; if the object
+    survives a crash in between, ``hides`` tells sync and reconcile not to list it again.
+    """
+
+    sequencer: str = ""
+    deleted_at: float | None = None
+    sha256: str | None = None
+
+    def hides(self, sha256: str, last_modified: float | None) -> bool:
+        """True if an object with these bytes and this mtime is what the delete removed."""
+        if self.deleted_at is None or self.sha256 != sha256:
+            return False
+        return last_modified is None or last_modified <= (
+            self.deleted_at + DELETE_CLOCK_SLACK_SECONDS
+        )
+
+
 @dataclass(slots=True)
 class ProjectSummary:
     """One project on the root page."""

@@ -5,15 +5,27 @@ On AWS they answer 302 to a short-lived presigned URL; locally they send the fil
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..domain.errors import NotFound
 from ..domain.keys import METADATA_SUFFIX, file_key, metadata_key
+from ..domain.models import FileRecord
 from ..domain.names import normalize
 from .deps import Caller, Context, may_read
 
 router = APIRouter(tags=["files"])
+
+
+def file_path(record: FileRecord) -> str:
+    """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash).
+
+    Uploads only accept safe filenames, but entries indexed from the bucket or from older
+    versions may hold any character; a ``#`` or ``?`` must not cut the URL short.
+    """
+    return f"files/{quote(record.project, safe='')}/{quote(record.filename, safe='')}"
 
 
 @router.get(

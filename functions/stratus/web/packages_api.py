@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from packaging.version import InvalidVersion, Version
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from ..domain.models import FileRecord
 from .bodies import body, documented
 from .deps import Caller, Context, ReadableProject, WritableProject
+from .files import file_path
 from .routes import route
 from .schemas import (
     Deleted,
@@ -47,7 +49,7 @@ def _version(v: str) -> Version:
 
 
 def _file_url(request: Request, record: FileRecord) -> str:
-    return str(request.base_url).rstrip("/") + f"/files/{record.project}/{record.filename}"
+    return str(request.base_url).rstrip("/") + "/" + file_path(record)
 
 
 @route(router, "GET", "/api/package/", "/api/package")
@@ -163,7 +165,7 @@ def pypi_json(request: Request, ctx: Context, project: ReadableProject) -> PypiP
             version=latest,
             summary=newest.summary,
             requires_python=newest.requires_python,
-            package_url=str(request.base_url).rstrip("/") + f"/simple/{project}/",
+            package_url=str(request.base_url).rstrip("/") + f"/simple/{quote(project, safe='')}/",
         ),
         releases={v: releases[v] for v in ordered},
         urls=releases[latest],

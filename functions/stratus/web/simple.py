@@ -11,6 +11,7 @@ import html
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from packaging.version import InvalidVersion, Version
@@ -21,6 +22,7 @@ from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from . import negotiation
 from .deps import AppContext, Caller, Context, may_read
+from .files import file_path
 from .routes import route
 
 API_VERSION = "1.1"
@@ -93,10 +95,13 @@ def readable_projects(ctx: AppContext, who: Identity) -> list[ProjectSummary]:
     return [p for p in projects if p.name in allowed]
 
 
+def _root_link(p: ProjectSummary) -> str:
+    href = html.escape(quote(p.name, safe="") + "/")
+    return f'    <a href="{href}">{html.escape(p.display_name)}</a><br/>'
+
+
 def render_root_html(projects: list[ProjectSummary]) -> bytes:
-    links = "\n".join(
-        f'    <a href="{p.name}/">{html.escape(p.display_name)}</a><br/>' for p in projects
-    )
+    links = "\n".join(_root_link(p) for p in projects)
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
@@ -132,20 +137,22 @@ async def simple_root(
 
 
 def _file_url(record: FileRecord) -> str:
-    return f"../../files/{record.project}/{record.filename}"
+    return "../../" + file_path(record)
 
 
 def render_project_html(project: str, files: list[FileRecord]) -> bytes:
     lines = []
     for f in files:
-        attrs = [f'href="{html.escape(_file_url(f))}#sha256={f.sha256}"']
+        href = f"{_file_url(f)}#sha256={quote(f.sha256, safe='')}"
+        attrs = [f'href="{html.escape(href)}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
         if f.yanked is not None:
             attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
         if f.metadata_sha256:
-            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
-            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+            core = html.escape(f"sha256={f.metadata_sha256}")
+            attrs.append(f'data-core-metadata="{core}"')
+            attrs.append(f'data-dist-info-metadata="{core}"')
         lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
     title = html.escape(f"Links for {project}")
     return (

@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import PlainTextResponse, Response
 
+from ..domain.distributions import parse_version_field
 from ..domain.errors import InvalidInput
 from ..domain.models import Identity
-from ..domain.names import normalize
+from ..domain.names import validate as validate_name
 from .deps import AppContext, Caller, Context, may_upload
 from .routes import route
 
@@ -87,7 +88,8 @@ async def handle_upload(
     version = str(form.get("version") or "")
     if not name or not version:
         raise InvalidInput("The upload must carry the 'name' and 'version' fields.")
-    project = normalize(name)
+    project = validate_name(name)  # bounded, no CR/LF or look-alikes, before any use
+    parse_version_field(version)
     request.state.audit = {"target": f"{project}/{content.filename}", "version": version}
     may_upload(ctx, who, project)
     data = await content.read(limit + 1)
