@@ -40,7 +40,7 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         env = cdk.Environment(
             account=os.environ["CDK_DEFAULT_ACCOUNT"], region=os.environ["CDK_DEFAULT_REGION"]
         )
-    prefix = settings.stack_prefix
+    prefix = settings.stack_names_prefix
     common: dict[str, Any] = {"settings": settings, "env": env}
     storage = StorageStack(app, f"{prefix}Storage", **common)
     api = ApiStack(app, f"{prefix}Api", **common, storage=storage)
@@ -61,6 +61,8 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         },
     )
     cdk.Tags.of(app).add("project", "stratus")
+    if settings.stage:
+        cdk.Tags.of(app).add("stage", settings.stage)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app

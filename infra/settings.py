@@ -39,6 +39,7 @@ _RESERVED_OPTIONS = frozenset(
     }
 )
 ACCESS_BACKENDS = ("config", "dynamo", "aws_secrets_manager")
+_STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
 # A KMS key ARN (not an alias: IAM statements name the key itself).
 _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
@@ -47,6 +48,9 @@ _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-
 class DeploySettings:
     # --- names ---
     stack_prefix: str = "Stratus"  # stacks are <prefix>Storage, <prefix>Api, ...
+    # A deployment stage ("staging", "production"...): stacks become <prefix><Stage>Storage,
+    # ..., so one account holds several stages side by side; "" = no stage in the names.
+    stage: str = ""
     # --- application options (pypicloud's names; STRATUS_<OPTION> in the API function) ---
     fallback: str = "none"  # only "none" is implemented
     allow_overwrite: bool = False  # let uploads replace an existing file
@@ -108,7 +112,14 @@ class DeploySettings:
         settings.validate()
         return settings
 
+    @property
+    def stack_names_prefix(self) -> str:
+        """``stack_prefix`` plus the stage in title case: ``StratusStaging``."""
+        return self.stack_prefix + "".join(p.title() for p in self.stage.split("-") if p)
+
     def validate(self) -> None:
+        if self.stage and not _STAGE.fullmatch(self.stage):
+            raise ValueError("stage: 1-20 lowercase letters, digits or '-', starting with a letter")
         if self.fallback != "none":
             raise ValueError("fallback: only 'none' is supported in this version")
         for name in ("log_retention_days", "audit_log_retention_days"):
