@@ -29,13 +29,18 @@ def core_metadata(
     requires_python: str | None = None,
     metadata_version: str = "2.3",
     summary: str = "A test package",
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> str:
+    """A METADATA file; ``headers`` are extra ``Field: value`` lines, ``description`` the
+    body (the long description)."""
     lines = [f"Metadata-Version: {metadata_version}", f"Name: {name}", f"Version: {version}"]
     lines.append(f"Summary: {summary}")
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines += [f"Requires-Dist: {req}" for req in requires_dist]
-    return "\n".join(lines) + "\n\n"
+    lines += list(headers)
+    return "\n".join(lines) + "\n\n" + (description or "")
 
 
 def wheel_bytes(
@@ -45,13 +50,22 @@ def wheel_bytes(
     requires_dist: tuple[str, ...] = (),
     requires_python: str | None = None,
     module_body: str = "",
+    summary: str = "A test package",
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> tuple[str, bytes]:
     """(filename, bytes) of a py3-none-any wheel with one module named after the project."""
     dist = _dist_name(name)
     files = {
         f"{dist}/__init__.py": (module_body or f"VERSION = {version!r}\n").encode(),
         f"{dist}-{version}.dist-info/METADATA": core_metadata(
-            name, version, requires_dist=requires_dist, requires_python=requires_python
+            name,
+            version,
+            requires_dist=requires_dist,
+            requires_python=requires_python,
+            summary=summary,
+            headers=headers,
+            description=description,
         ).encode(),
         f"{dist}-{version}.dist-info/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: stratus-tests\nRoot-Is-Purelib: true\n"
@@ -129,6 +143,9 @@ def sdist_bytes(
     requires_dist: tuple[str, ...] = (),
     requires_python: str | None = None,
     metadata_version: str = "2.2",
+    summary: str = "A test package",
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> tuple[str, bytes]:
     """(filename, bytes) of a buildable .tar.gz sdist (PEP 625 name)."""
     dist = _dist_name(name)
@@ -140,6 +157,9 @@ def sdist_bytes(
             requires_dist=requires_dist,
             requires_python=requires_python,
             metadata_version=metadata_version,
+            summary=summary,
+            headers=headers,
+            description=description,
         ),
         "pyproject.toml": textwrap.dedent(
             """\

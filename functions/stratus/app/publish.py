@@ -3,7 +3,7 @@
 Order of an upload (the catalog entry is the commit point, so nothing half-written is
 ever listed): validate everything → store the distribution (conditional write unless
 overwriting is allowed, so of two concurrent uploads exactly one wins) → store its core
-metadata → add the catalog entry (conditional again).
+metadata and its rendered long description → add the catalog entry (conditional again).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from collections.abc import Mapping
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.keys import file_key, metadata_key
+from ..domain.keys import description_key, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import to_object_metadata
 from ..ports import Catalog, Storage
+from .descriptions import store_description
 from .indexing import describe_distribution
 
 _DIGESTS = {
@@ -85,6 +86,7 @@ class Publisher:
                 described.core_metadata,
                 content_type="text/plain; charset=utf-8",
             )
+        store_description(self.storage, record, described.source_metadata)  # for the web UI
         try:
             self.catalog.add_file(record, overwrite=overwrite)
         except Conflict:
@@ -99,6 +101,7 @@ class Publisher:
         if record is None:
             raise NotFound(f"No file {filename!r} in project {project!r}.")
         self.storage.delete(metadata_key(project, filename))
+        self.storage.delete(description_key(project, filename))
         self.storage.delete(file_key(project, filename))
         return record
 

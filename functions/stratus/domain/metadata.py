@@ -25,6 +25,8 @@ class CoreMetadata:
     version: str | None
     requires_python: str | None
     summary: str | None
+    # The METADATA / PKG-INFO file as read, servable or not (for the long description).
+    source: bytes | None = None
 
 
 def _parse_headers(raw: bytes) -> CoreMetadata:
@@ -35,6 +37,7 @@ def _parse_headers(raw: bytes) -> CoreMetadata:
         version=msg.get("Version"),
         requires_python=(msg.get("Requires-Python") or None),
         summary=msg.get("Summary"),
+        source=raw,
     )
 
 
@@ -99,7 +102,9 @@ def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
     mv = _metadata_version(raw)
     if mv is None or mv < MIN_SDIST_METADATA_VERSION:
         # Still useful for Requires-Python, but not servable as PEP 658 metadata.
-        return CoreMetadata(None, meta.name, meta.version, meta.requires_python, meta.summary)
+        return CoreMetadata(
+            None, meta.name, meta.version, meta.requires_python, meta.summary, source=raw
+        )
     return meta
 
 
