@@ -13,7 +13,8 @@ item                      pk                    sk                   attributes
 file                      ``P#<project>``       ``F#<filename>``     the FileRecord fields
 sync tombstone            ``P#<project>``       ``T#<filename>``     seq, seq_key
 project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
-                                                                     last_modified, rev
+                                                                     last_modified, summary,
+                                                                     rev
 user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
                                                                      pending, rev
 group                     ``GROUPS``            ``G#<group>``        rev
