@@ -1,0 +1,77 @@
+"""Jinja2 templates and the static files of the web UI.
+
+Templates autoescape everything; the one exception is the long description, which was
+sanitized when it was rendered at upload (``stratus.app.descriptions``). Every template
+is compiled when the app is built (so a Lambda snapshot holds them compiled), and static
+files are read once and served with a content hash in their URL, so browsers cache them
+for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+HERE = Path(__file__).parent
+TEMPLATE_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def format_date(ts: float) -> str:
+    """``Mar 5, 2025``"""
+    when = _utc(ts)
+    return f"{when:%b} {when.day}, {when.year}"
+
+
+def format_datetime(ts: float) -> str:
+    """``2025-03-05 14:07 UTC``"""
+    return f"{_utc(ts):%Y-%m-%d %H:%M} UTC"
+
+
+def format_isotime(ts: float) -> str:
+    return _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(date=format_date, datetime=format_datetime, isotime=format_isotime)
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)  # compile now, not on a first request
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    content_type: str
+    version: str  # content hash, part of the URL
+
+
+def load_static() -> dict[str, StaticFile]:
+    files = {}
+    for path in sorted(STATIC_DIR.iterdir()):
+        if path.is_file():
+            body = path.read_bytes()
+            content_type = STATIC_TYPES.get(path.suffix) or (
+                mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            )
+            version = hashlib.sha256(body).hexdigest()[:12]
+            files[path.name] = StaticFile(body, content_type, version)
+    return files
