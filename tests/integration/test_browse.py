@@ -105,10 +105,17 @@ def test_old_sdists_get_their_description_too(world: World):
 def test_project_view_shows_the_latest_release_with_its_metadata(world: World):
     world.upload(wheel_bytes("demo", "1.0", headers=HEADERS, description=README), "demo", "1.0")
     world.upload(
-        wheel_bytes("demo", "2.0", headers=HEADERS, description="# Two\n", requires_python=">=3.9",
-                    requires_dist=("httpx>=0.27", "uvloop; extra == 'fast'")),
-        "demo", "2.0",
-    )  # fmt: skip
+        wheel_bytes(
+            "demo",
+            "2.0",
+            headers=HEADERS,
+            description="# Two\n",
+            requires_python=">=3.9",
+            requires_dist=("httpx>=0.27", "uvloop; extra == 'fast'"),
+        ),
+        "demo",
+        "2.0",
+    )
     world.upload(wheel_bytes("demo", "3.0b1", headers=HEADERS), "demo", "3.0b1")
     world.upload(sdist_bytes("demo", "2.0", description="sdist readme"), "demo", "2.0")
     view = browse.project_view(world.catalog, world.storage, world.policy, BOB, "demo")
@@ -161,8 +168,12 @@ def test_hidden_projects_stay_hidden_everywhere(world: World):
     world.upload(wheel_bytes("hidden", "1.0", summary="Top secret"), "hidden", "1.0")
     world.upload(wheel_bytes("public", "1.0", summary="Nothing secret here"), "public", "1.0")
     c, s, p = world.catalog, world.storage, world.policy
-    for who, expected in ((BOB, ["public"]), (CAROL, ["hidden", "public"]),
-                          (ALICE, ["hidden", "public"]), (ANONYMOUS, [])):  # fmt: skip
+    for who, expected in (
+        (BOB, ["public"]),
+        (CAROL, ["hidden", "public"]),
+        (ALICE, ["hidden", "public"]),
+        (ANONYMOUS, []),
+    ):
         assert sorted(x.name for x in browse.home(c, p, who).projects) == expected
         assert sorted(x.name for x in browse.search(c, p, who, "secret").projects) == expected
         for name in ("hidden", "public"):

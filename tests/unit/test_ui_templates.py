@@ -17,10 +17,10 @@ from stratus.app.browse import (
 from stratus.domain.models import ANONYMOUS, FileRecord, Identity, ProjectSummary
 from stratus.domain.permissions import PackageAcl
 from stratus.ports import TokenRecord, UserInfo
-from stratus.web.ui.templating import build_environment, format_date, load_static
+from stratus.web.ui.templating import environment, format_date, load_static
 
 EVIL = '<script>alert("x")</script>'
-ENV = build_environment()
+ENV = environment()
 
 
 def render(name: str, who: Identity = ANONYMOUS, **context: Any) -> str:
@@ -148,7 +148,8 @@ def test_a_yanked_release_says_so():
         ("logout.html", {}),
         (
             "error.html",
-            {"status": 404, "heading": "Not found", "detail": EVIL, "request_path": "/project/x/"},
+            {"code": 404, "heading": "Not found", "detail": EVIL, "back": None,
+             "request_path": "/project/x/"},
         ),
         ("upload.html", {"max_bytes": 4_500_000, "large_upload_hint": "", "result": record("1.0")}),
         ("search.html", {"query": EVIL, "listing": paginate([], 1)}),

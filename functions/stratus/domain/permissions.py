@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .errors import InvalidInput
 from .models import Identity
 
 EVERYONE = "everyone"
@@ -26,6 +27,12 @@ PERMISSION_NAMES = {"read": READ, "write": WRITE}
 def permission_names(perms: Iterable[str]) -> list[str]:
     """``{"r", "w"}`` → ``["read", "write"]`` (in that order)."""
     return [name for name, letter in PERMISSION_NAMES.items() if letter in perms]
+
+
+def check_group_name(group: str) -> None:
+    """Groups an admin may create: any name but the special ones."""
+    if group in (EVERYONE, AUTHENTICATED):
+        raise InvalidInput(f"{group!r} is a reserved name")
 
 
 def parse_perm(value: str) -> frozenset[str]:

@@ -23,8 +23,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from typing import Any
 
 from ...app.policy import AccessPolicy
 from ...domain.models import ANONYMOUS, Identity
@@ -47,14 +46,23 @@ class SessionCodec:
         if not secret_key:
             raise ValueError("a session signing key is required")
         self.max_age = max_age
-        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self._secret_key = secret_key
+        self._serializer: Any = None  # itsdangerous, imported on first use
         self._fingerprint_key = hmac.new(
             secret_key.encode(), b"stratus.web-session.password", hashlib.sha256
         ).digest()
 
     # --- cookie value ---
+    @property
+    def serializer(self) -> Any:
+        if self._serializer is None:
+            from itsdangerous import URLSafeTimedSerializer
+
+            self._serializer = URLSafeTimedSerializer(self._secret_key, salt=_SALT)
+        return self._serializer
+
     def dumps(self, session: Session) -> str:
-        return self._serializer.dumps(
+        return self.serializer.dumps(
             {"u": session.username, "p": session.fingerprint, "c": session.csrf}
         )
 
@@ -62,8 +70,10 @@ class SessionCodec:
         """The session of a cookie value; None if absent, altered, malformed or expired."""
         if not value or len(value) > _MAX_COOKIE:
             return None
+        from itsdangerous import BadSignature
+
         try:
-            data = self._serializer.loads(value, max_age=self.max_age)
+            data = self.serializer.loads(value, max_age=self.max_age)
         except BadSignature:  # also SignatureExpired
             return None
         if not isinstance(data, dict):

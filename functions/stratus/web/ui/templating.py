@@ -1,10 +1,10 @@
 """Jinja2 templates and the static files of the web UI.
 
 Templates autoescape everything; the one exception is the long description, which was
-sanitized when it was rendered at upload (``stratus.app.descriptions``). Every template
-is compiled when the app is built (so a Lambda snapshot holds them compiled), and static
-files are read once and served with a content hash in their URL, so browsers cache them
-for good.
+sanitized when it was rendered at upload (``stratus.app.descriptions``). Jinja2 is
+imported and each template compiled on first use, once per process, so a cold start
+that serves pip pays nothing for the UI. Static files are read once and served with a
+content hash in their URL, so browsers cache them for good.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import hashlib
 import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 HERE = Path(__file__).parent
 TEMPLATE_DIR = HERE / "templates"
@@ -42,7 +45,11 @@ def format_isotime(ts: float) -> str:
     return _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_environment() -> Environment:
+@cache
+def environment() -> Environment:
+    """The templates' environment, one per process (templates compile on first use)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=True,
@@ -52,8 +59,6 @@ def build_environment() -> Environment:
         auto_reload=False,
     )
     env.filters.update(date=format_date, datetime=format_datetime, isotime=format_isotime)
-    for name in env.list_templates(extensions=["html"]):
-        env.get_template(name)  # compile now, not on a first request
     return env
 
 
@@ -64,6 +69,7 @@ class StaticFile:
     version: str  # content hash, part of the URL
 
 
+@cache
 def load_static() -> dict[str, StaticFile]:
     files = {}
     for path in sorted(STATIC_DIR.iterdir()):
