@@ -279,6 +279,7 @@ def test_sign_out_ends_the_session(app, services):
 
 POSTS = [
     "/login",
+    "/register",
     "/logout",
     "/account/tokens",
     "/account/password",
@@ -502,7 +503,9 @@ def test_admins_set_groups_flags_and_registration(app, services):
     post_form(admin, "/manage/", "/manage/registration", allow="true")
     assert services.access.allow_register()
     signup = post_form(admin, "/manage/", "/manage/signup-token", username="carol")
-    assert signup.status_code == 200 and "/login#/?token=carol:" in signup.text
+    assert signup.status_code == 200
+    link = re.search(r"http://testserver/register\?username=carol&amp;token=([^<]+)<", signup.text)
+    assert link, signup.text
     post_form(admin, "/manage/", "/manage/users/writer/delete")
     assert services.access.get_user("writer") is None
 
@@ -558,3 +561,63 @@ def test_the_ui_can_be_turned_off(services):
     assert client.get("/login").status_code == 404
     upload = client.post("/", data={":action": "file_upload"}, auth=("root", PASSWORDS["root"]))
     assert upload.status_code == 400  # the upload API is still there
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+def register(client: TestClient, username: str, password: str, token: str = ""):
+    page = client.get("/login")  # a form (and so the session's token) even when closed
+    return client.post(
+        "/register",
+        data={
+            "csrf_token": csrf(page.text),
+            "username": username,
+            "password": password,
+            "confirm_password": password,
+            "token": token,
+        },
+    )
+
+
+def test_registration_when_open_waits_for_approval(app, services):
+    client = browser(app)
+    closed = client.get("/register")
+    assert "Registration is closed" in closed.text
+    assert register(client, "eve", "eve-password").status_code == 403
+    services.access.set_allow_register(True)
+    assert 'href="/register"' in client.get("/login").text
+    answer = register(client, "eve", "eve-password")
+    assert answer.status_code == 200 and "an admin must approve it" in answer.text
+    assert services.access.pending_users() == ["eve"]
+    assert register(client, "eve", "eve-password").status_code == 409
+
+
+def test_a_signup_link_registers_and_signs_in_at_once(app, services):
+    admin = browser(app)
+    sign_in(admin, "root")
+    page = post_form(admin, "/manage/", "/manage/signup-token", username="carol")
+    url = re.search(r"(http://testserver/register\?[^<]+)<", page.text).group(1)
+    newcomer = browser(app)
+    form = newcomer.get(url.replace("&amp;", "&"))
+    token = re.search(r'name="token" value="([^"]+)"', form.text).group(1)
+    assert 'value="carol"' in form.text
+    answer = register(newcomer, "carol", "carol-password", token.replace("&#34;", '"'))
+    assert answer.status_code == 303 and "done=registered" in answer.headers["location"]
+    assert "carol" in newcomer.get("/account/").text
+    assert register(browser(app), "mallory", "mallory-password", token).status_code == 403
+
+
+def test_the_first_user_to_register_becomes_the_admin(tmp_path):
+    access = SqliteAccess(tmp_path / "access.sqlite3")
+    empty = Services(
+        SqliteCatalog(tmp_path / "index.sqlite3"),
+        LocalStorage(tmp_path / "files"),
+        access,
+        Settings(),
+        tokens=access,
+        signing_key="k" * 32,
+    )
+    client = browser(create_app(empty))
+    assert register(client, "first", "first-password").status_code == 303
+    assert client.get("/manage/").status_code == 200

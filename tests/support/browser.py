@@ -112,15 +112,37 @@ class Browser:
         self.driver.delete_all_cookies()
 
     def screenshot(self, name: str, *, size: tuple[int, int] = DESKTOP) -> Path:
-        """The whole page at a viewport ``size`` (width, height) as ``screenshots/<name>.png``."""
+        """The whole page, laid out for a viewport ``size`` (width, height; a phone size
+        also emulates a mobile device), as ``screenshots/<name>.png``."""
+        import base64
+
         SCREENSHOTS.mkdir(exist_ok=True)
         driver = self.driver
-        driver.set_window_size(*size)
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(size[0], min(max(size[1], height), 6000))
+        width, height = size
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+        )
+        try:
+            content = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+            shot = driver.execute_cdp_cmd(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {
+                        "x": 0,
+                        "y": 0,
+                        "width": width,
+                        "height": min(max(height, content["height"]), 8000),
+                        "scale": 1,
+                    },
+                },
+            )
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         path = SCREENSHOTS / f"{name}.png"
-        driver.save_screenshot(str(path))
-        driver.set_window_size(*DESKTOP)
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
 

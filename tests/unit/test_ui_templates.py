@@ -144,12 +144,18 @@ def test_a_yanked_release_says_so():
 @pytest.mark.parametrize(
     ("name", "context"),
     [
-        ("login.html", {"next": "/project/x/", "username": EVIL}),
+        ("login.html", {"next": "/project/x/", "username": EVIL, "can_register": True}),
+        ("register.html", {"username": EVIL, "token": EVIL, "open": False}),
         ("logout.html", {}),
         (
             "error.html",
-            {"code": 404, "heading": "Not found", "detail": EVIL, "back": None,
-             "request_path": "/project/x/"},
+            {
+                "code": 404,
+                "heading": "Not found",
+                "detail": EVIL,
+                "back": None,
+                "request_path": "/project/x/",
+            },
         ),
         ("upload.html", {"max_bytes": 4_500_000, "large_upload_hint": "", "result": record("1.0")}),
         ("search.html", {"query": EVIL, "listing": paginate([], 1)}),

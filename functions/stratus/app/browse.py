@@ -112,7 +112,7 @@ def search(
 # --- project page -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built hundreds of times per page, and faster so
 class Release:
     version: str
     files: list[FileRecord]  # wheels first, then by filename
@@ -171,24 +171,29 @@ def _file_order(record: FileRecord) -> tuple:
 
 
 def group_releases(files: Iterable[FileRecord]) -> list[Release]:
-    """Files grouped by version, newest version first."""
+    """Files grouped by version, newest version first (one pass: pages of projects with
+    hundreds of releases call it on every view)."""
     by_version: dict[str, list[FileRecord]] = {}
     for record in files:
-        by_version.setdefault(record.version, []).append(record)
+        members = by_version.get(record.version)
+        if members is None:
+            by_version[record.version] = [record]
+        else:
+            members.append(record)
     releases = []
     for version, members in by_version.items():
-        members.sort(key=_file_order)
-        yanked = all(f.is_yanked for f in members)
+        if len(members) > 1:
+            members.sort(key=_file_order)
+        reasons = [f.yanked for f in members]
+        yanked = None not in reasons
         releases.append(
             Release(
-                version=version,
-                files=members,
-                upload_time=min(f.upload_time for f in members),
-                yanked=yanked,
-                yanked_reason=next((f.yanked for f in members if f.yanked), None)
-                if yanked
-                else None,
-                prerelease=is_prerelease(version),
+                version,
+                members,
+                min(f.upload_time for f in members),
+                yanked,
+                next((r for r in reasons if r), None) if yanked else None,
+                is_prerelease(version),
             )
         )
     releases.sort(key=lambda r: version_key(r.version), reverse=True)

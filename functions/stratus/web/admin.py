@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..app import tokens
+from ..app.accounts import check_password, check_username
 from ..domain import passwords
 from ..domain.errors import BackendUnavailable, InvalidInput, NotFound
 from ..domain.names import normalize
@@ -36,7 +37,6 @@ from .schemas import (
     UserPermissions,
     UserSummary,
 )
-from .users import check_password, check_username
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 DONE = {"response_class": Response, "responses": {200: {"description": "Done (empty body)"}}}

@@ -10,13 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
-from ...app import tokens
+from ...app import accounts, tokens
+from ...app.accounts import check_password
 from ...app.policy import BadCredentials
 from ...domain import distributions, metadata, names, passwords
 from ...domain.errors import InvalidInput, NotFound
 from ..deps import Context
 from ..errors import Forbidden
-from ..users import check_password
 from .common import (
     Member,
     UiRoute,
@@ -55,11 +55,19 @@ LARGE_UPLOAD_HINT = (
 
 
 @router.get("/login")
-def login_form(request: Request, current: Viewer, next: str = "") -> Response:
+def login_form(request: Request, ctx: Context, current: Viewer, next: str = "") -> Response:
     target = safe_next(next, request)
     if current.who.authenticated:
         return finish(request, RedirectResponse(target, status_code=303), current)
-    return render(request, current, "login.html", active="login", next=target, username="")
+    return render(
+        request,
+        current,
+        "login.html",
+        active="login",
+        next=target,
+        username="",
+        can_register=_registration_open(ctx),
+    )
 
 
 @router.post("/login")
@@ -81,7 +89,13 @@ async def login(request: Request, ctx: Context, current: Viewer) -> Response:
     if state is None:
         current.messages.append(("error", "Invalid username or password."))
         return render(
-            request, current, "login.html", active="login", next=target, username=username
+            request,
+            current,
+            "login.html",
+            active="login",
+            next=target,
+            username=username,
+            can_register=await run_in_threadpool(_registration_open, ctx),
         )
     current.session = web_ui(request).sessions.signed_in(username, state.password_stamp)
     current.new_session = True
@@ -99,6 +113,58 @@ async def logout(request: Request, current: Viewer) -> Response:
     current.session = web_ui(request).sessions.anonymous()
     current.new_session = True
     return redirect(request, current, "/", "signed-out")
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def _registration_open(ctx: Context) -> bool:
+    backend = ctx.services.mutable_access
+    return backend is not None and (not backend.has_admin() or backend.allow_register())
+
+
+@router.get("/register")
+def register_form(
+    request: Request, ctx: Context, current: Viewer, username: str = "", token: str = ""
+) -> Response:
+    if ctx.services.mutable_access is None:
+        raise NotFound("Accounts are managed outside Stratus on this server.")
+    return render(
+        request,
+        current,
+        "register.html",
+        username=username[:100],
+        token=token[:500],
+        open=_registration_open(ctx),
+    )
+
+
+@router.post("/register")
+async def register(request: Request, ctx: Context, current: Viewer) -> Response:
+    form = await read_form(request, current)
+    backend = ctx.services.mutable_access
+    if backend is None:
+        raise NotFound("Accounts are managed outside Stratus on this server.")
+    username = field_text(form, "username", max_length=100)
+    token = field_text(form, "token", max_length=500) or None
+    password, again = form.get("password"), form.get("confirm_password")
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD or password != again:
+        raise InvalidInput("The two passwords differ.")
+    status = await run_in_threadpool(
+        lambda: accounts.register(
+            backend, username, password, token=token, signing_key=ctx.services.signing_key
+        )
+    )
+    if status == "pending":
+        current.messages.append(
+            ("ok", f"Account {username} created: an admin must approve it before you sign in.")
+        )
+        return render(request, current, "register.html", username="", token="", open=True)
+    state = await run_in_threadpool(ctx.policy.user_state, username)
+    assert state is not None
+    current.session = web_ui(request).sessions.signed_in(username, state.password_stamp)
+    current.new_session = True
+    return redirect(request, current, "/", "registered")
 
 
 # --- account ------------------------------------------------------------------------------

@@ -28,7 +28,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ...app.policy import BadCredentials
 from ...app.throttle import TooManyAttempts
-from ...domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StratusError
+from ...domain.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    StratusError,
+)
 from ...domain.models import ANONYMOUS, Identity
 from ..deps import AppContext, app_context
 from ..errors import AuthRequired, Forbidden, describe
@@ -54,6 +61,7 @@ SECURITY_HEADERS = {
 DONE_MESSAGES = {
     "signed-in": "You are signed in.",
     "signed-out": "You are signed out.",
+    "registered": "Welcome! Your account is ready.",
     "password": "Your password was changed; your other sessions have ended.",
     "revoked": "The token was revoked.",
     "approved": "The user was approved.",
@@ -286,6 +294,7 @@ def field_text(form: FormData, name: str, *, max_length: int = 1000) -> str:
 _STATUS = (
     (NotFound, 404, "Not found"),
     (InvalidInput, 400, "That did not work"),
+    (NotAllowed, 403, "Not allowed"),
     (Conflict, 409, "Already there"),
     (BackendUnavailable, 503, "Unavailable"),
     (StratusError, 500, "Something went wrong"),
@@ -343,6 +352,8 @@ def _back(request: Request) -> str | None:
     if request.method != "POST":
         return None
     path = request.url.path[len(root_path(request)) :]
+    if path == "/register":
+        return url_for_path(request, "/register")
     for prefix in ("/account/", "/upload/"):
         if path.startswith(prefix):
             return url_for_path(request, prefix)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...app import tokens
+from ...app.accounts import NAME, check_username
 from ...domain import names
 from ...domain.errors import InvalidInput, NotFound
 from ...domain.permissions import PERMISSION_NAMES, check_group_name
@@ -25,12 +27,12 @@ from ...domain.versions import version_key
 from ...ports import MutableAccessBackend, UserInfo
 from ..deps import AppContext, Context
 from ..errors import Forbidden
-from ..users import check_username
 from .common import (
     AdminViewer,
     Member,
     UiRoute,
     Visitor,
+    base_url,
     field_text,
     read_form,
     redirect,
@@ -39,7 +41,6 @@ from .common import (
 )
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 SIGNUP_TOKEN_SECONDS = 7 * 24 * 3600  # pypicloud's auth.token_expire default
 
 
@@ -143,7 +144,7 @@ async def set_groups(
     wanted = {g for g in re.split(r"[\s,]+", field_text(form, "groups", max_length=2000)) if g}
     for group in wanted:
         check_group_name(group)
-        if not _NAME.match(group):
+        if not NAME.match(group):
             raise InvalidInput(f"Invalid group name {group!r}.")
     backend = _mutable(ctx)
 
@@ -166,7 +167,7 @@ async def create_group(request: Request, ctx: Context, current: AdminViewer) -> 
     form = await read_form(request, current)
     group = field_text(form, "group", max_length=100)
     check_group_name(group)
-    if not _NAME.match(group):
+    if not NAME.match(group):
         raise InvalidInput(f"Invalid group name {group!r}: letters, digits, '.', '_', '@', '-'.")
     await run_in_threadpool(_mutable(ctx).create_group, group)
     return redirect(request, current, "/manage/#groups", "group-created")
@@ -200,10 +201,10 @@ async def signup_token(request: Request, ctx: Context, current: AdminViewer) -> 
         raise InvalidInput("Set auth.signing_key to issue signup tokens.")
     seconds = int(ctx.services.settings.extra.get("auth.token_expire", SIGNUP_TOKEN_SECONDS))
     token = tokens.signup_token(username, key, seconds)
-    base = str(request.base_url).rstrip("/")
+    query = urlencode({"username": username, "token": token})
     signup = {
         "username": username,
-        "url": f"{base}/login#/?token={token}",
+        "url": f"{base_url(request)}register?{query}",
         "expires": time.time() + seconds,
     }
     return await run_in_threadpool(_manage_page, request, ctx, current, signup)
@@ -258,7 +259,7 @@ async def set_permission(
     project = _manageable(ctx, current, name)
     form = await read_form(request, current)
     kind, who, perm = (field_text(form, k, max_length=100) for k in ("kind", "name", "perm"))
-    if kind not in ("user", "group") or perm not in PERMISSION_NAMES or not _NAME.match(who):
+    if kind not in ("user", "group") or perm not in PERMISSION_NAMES or not NAME.match(who):
         raise InvalidInput("Choose user or group, a valid name, and read or write.")
     grant = field_text(form, "grant") == "true"
     backend = _mutable(ctx)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,23 +26,29 @@ STATIC_DIR = HERE / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+# Dates are formatted by hand from time.gmtime: a project page formats one per release,
+# and this is several times faster than datetime + strftime.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def format_date(ts: float) -> str:
-    """``Mar 5, 2025``"""
-    when = _utc(ts)
-    return f"{when:%b} {when.day}, {when.year}"
+    """``Mar 5, 2025`` (UTC)"""
+    t = time.gmtime(ts)
+    return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday}, {t.tm_year}"
 
 
 def format_datetime(ts: float) -> str:
     """``2025-03-05 14:07 UTC``"""
-    return f"{_utc(ts):%Y-%m-%d %H:%M} UTC"
+    t = time.gmtime(ts)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d} UTC"
 
 
 def format_isotime(ts: float) -> str:
-    return _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = time.gmtime(ts)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}Z"
+    )
 
 
 @cache

@@ -1,6 +1,24 @@
 // Progressive enhancement only: every page works without this file.
 (function () {
   "use strict";
+  // Signup links in pypicloud's form (/login#/?token=...) lead to the registration page.
+  var signup = /^#\/\?token=(.+)$/.exec(window.location.hash);
+  if (signup && /\/login$/.test(window.location.pathname)) {
+    var token = decodeURIComponent(signup[1]);
+    var user = token.split(":").slice(0, -2).join(":");
+    window.location.replace(window.location.pathname.replace(/login$/, "register") +
+      "?username=" + encodeURIComponent(user) + "&token=" + encodeURIComponent(token));
+    return;
+  }
+  // Uploads larger than the server accepts are refused before they are sent.
+  document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var limit = Number(input.getAttribute("data-max-bytes"));
+      var file = input.files && input.files[0];
+      input.setCustomValidity(file && file.size > limit ? input.getAttribute("data-too-large") : "");
+      input.reportValidity();
+    });
+  });
   // Copy buttons: <button data-copy> copies the text of the nearest .copy-source.
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
     if (!navigator.clipboard) return;
