@@ -131,6 +131,9 @@ def test_anonymous_visitors_browse_and_search(browser: Browser):
 def test_sign_in_shows_what_the_reader_may_read(browser: Browser):
     browser.go("/login")
     browser.screenshot("login")
+    browser.find("a[href='/register']").click()  # registration is open on this server
+    assert browser.path == "/register"
+    browser.screenshot("register")
     browser.sign_in(*READER)
     assert browser.path == "/"
     assert "reader" in browser.text("header")
@@ -244,3 +247,25 @@ def test_a_form_without_its_csrf_token_is_refused(browser: Browser):
     browser.screenshot("csrf-refused")
     browser.go("/account/")
     assert "sneaky" not in browser.text("#tokens")
+
+
+def test_the_pages_work_behind_api_gateway_and_lambda(lambda_index: Index):
+    """Cookies travel in payload v2's ``cookies`` fields, forms and uploads as base64."""
+    client = httpx.Client(base_url=lambda_index.url, timeout=30, follow_redirects=False)
+    form = client.get("/login")
+    assert form.status_code == 200 and "stratus_session=" in form.headers["set-cookie"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    signed_in = client.post(
+        "/login", data={"username": "alice", "password": "alice-secret", "csrf_token": token}
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    page = client.get("/upload/")
+    assert "4.4 MB" in page.text and "package bucket" in page.text  # Lambda's request limit
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    built = wheel_bytes("lambda-lib", "1.0", headers=MARKDOWN, description="Via **Lambda**.")
+    uploaded = client.post("/upload/", data={"csrf_token": token}, files={"content": built})
+    assert uploaded.status_code == 201, uploaded.text
+    project = client.get("/project/lambda-lib/")
+    assert project.status_code == 200 and "<strong>Lambda</strong>" in project.text
+    download = client.get("/files/lambda-lib/lambda_lib-1.0-py3-none-any.whl")
+    assert download.status_code == 302  # to a presigned S3 URL, for the signed-in browser
