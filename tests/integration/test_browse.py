@@ -178,7 +178,8 @@ def test_hidden_projects_stay_hidden_everywhere(world: World):
         assert sorted(x.name for x in browse.search(c, p, who, "secret").projects) == expected
         for name in ("hidden", "public"):
             if name in expected:
-                assert browse.project_view(c, s, p, who, name).name == name
+                view = browse.project_view(c, s, p, who, name)
+                assert view.name == name and view.may_write == (who is ALICE)
             else:
                 with pytest.raises(NotFound):
                     browse.project_view(c, s, p, who, name)

@@ -152,6 +152,7 @@ def test_project_page_shows_the_release_and_the_sanitized_readme(app, published)
     assert "<strong>bold</strong>" in release and "<script>document.title" not in release
     assert 'href="https://d"' in release and "The demo project" in release
     assert "pip install --index-url http://testserver/simple/ demo==1.0" in release
+    assert "/manage/project/demo/" not in text  # a reader may not manage it
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
 
@@ -531,6 +532,7 @@ def test_non_admins_cannot_manage(app, published):
 def test_writers_yank_unyank_and_delete_but_see_no_permissions(app, published):
     client = browser(app)
     sign_in(client, "writer")
+    assert 'href="/manage/project/demo/"' in client.get("/project/demo/").text
     page = client.get("/manage/project/demo/")
     assert page.status_code == 200 and "Permissions" not in page.text
     filename = "demo-1.0-py3-none-any.whl"

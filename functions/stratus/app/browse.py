@@ -152,6 +152,7 @@ class ProjectView:
     releases: list[Release]  # newest version first
     metadata: ReleaseMetadata | None
     description_html: str | None
+    may_write: bool = False  # the visitor may upload, yank and delete here
 
     @property
     def is_latest(self) -> bool:
@@ -297,7 +298,8 @@ def project_view(
     Raises ``NotFound`` alike for a project that does not exist, one ``who`` may not
     read, and a version it does not have.
     """
-    if not policy.can_read(who, project):
+    may_read, may_write = policy.read_write(who, project)
+    if not may_read:
         raise NotFound(f"No project named {project!r}.")
     files = catalog.list_files(project)
     if not files:
@@ -318,4 +320,5 @@ def project_view(
         releases=releases,
         metadata=_read_metadata(storage, release),
         description_html=_read_description(storage, release),
+        may_write=may_write,
     )

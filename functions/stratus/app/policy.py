@@ -206,6 +206,12 @@ class AccessPolicy:
     def can_read(self, identity: Identity, project: str) -> bool:
         return READ in self.permissions(identity, project)
 
+    def read_write(self, identity: Identity, project: str) -> tuple[bool, bool]:
+        """(may read, may write) from one ACL lookup, for pages that need both."""
+        perms = self.permissions(identity, project)
+        in_scope = identity.upload_scope is None or project in identity.upload_scope
+        return READ in perms, in_scope and WRITE in perms
+
     def can_write(self, identity: Identity, project: str) -> bool:
         if identity.upload_scope is not None and project not in identity.upload_scope:
             return False

@@ -71,7 +71,7 @@ def _project_page(
         "project.html",
         view=view,
         install_command=command,
-        may_manage=ctx.policy.can_write(current.who, project),
+        may_manage=view.may_write,
     )
 
 
