@@ -222,7 +222,7 @@ def test_wrong_password_then_right_one(app, services):
     client = browser(app)
     token = csrf(client.get("/login").text)
     wrong = client.post("/login", data={"username": "dev", "password": "nope", "csrf_token": token})
-    assert wrong.status_code == 200 and "Invalid username or password" in wrong.text
+    assert wrong.status_code == 401 and "Invalid username or password" in wrong.text
     sign_in(client, "dev")
     assert "Sign out" in client.get("/").text
 
@@ -623,3 +623,30 @@ def test_the_first_user_to_register_becomes_the_admin(tmp_path):
     client = browser(create_app(empty))
     assert register(client, "first", "first-password").status_code == 303
     assert client.get("/manage/").status_code == 200
+
+
+# --- audit trail ---------------------------------------------------------------------------
+
+
+def test_forms_leave_audit_records_allowed_or_refused(services, tmp_path):
+    from stratus.adapters.file_audit import FileAuditLog
+
+    services.audit = FileAuditLog(tmp_path / "audit.log", echo=False)
+    app = create_app(services)
+    client = browser(app)
+    token = csrf(client.get("/login").text)
+    failed = client.post("/login", data={"username": "dev", "password": "x", "csrf_token": token})
+    assert failed.status_code == 401 and "Invalid username or password" in failed.text
+    assert "Basic" not in failed.headers["www-authenticate"]  # no browser dialog
+    sign_in(client, "writer")
+    built = wheel_bytes("demo", "5.0")
+    token = csrf(client.get("/upload/").text)
+    assert client.post("/upload/", data={"csrf_token": token}, files={"content": built}).is_success
+    refused = client.post("/upload/", data={"csrf_token": "forged"}, files={"content": built})
+    assert refused.status_code == 403
+    post_form(client, "/manage/project/demo/", f"/manage/project/demo/files/{built[0]}/yank")
+    events = [(e.action, e.actor, e.target, e.result) for e in services.audit.recent(20)]
+    assert ("login_failure", None, "user:dev", "denied") in events
+    assert ("upload", "writer", f"demo/{built[0]}", "ok") in events
+    assert ("upload", "writer", "/upload/", "denied") in events  # refused before reading it
+    assert ("yank", "writer", f"demo/{built[0]}", "ok") in events

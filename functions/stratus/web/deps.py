@@ -66,7 +66,9 @@ def reader(request: Request, ctx: Context) -> Identity:
     from .ui.sessions import COOKIE_NAME
 
     session = ctx.sessions.loads(request.cookies.get(COOKIE_NAME))
-    return ctx.sessions.identity(session, ctx.policy)
+    who = ctx.sessions.identity(session, ctx.policy)
+    request.state.user = who.username
+    return who
 
 
 Reader = Annotated[Identity, Depends(reader)]

@@ -22,6 +22,7 @@ from .common import (
     UiRoute,
     Viewer,
     Visitor,
+    audit_target,
     check_csrf,
     field_text,
     finish,
@@ -79,6 +80,7 @@ async def login(request: Request, ctx: Context, current: Viewer) -> Response:
     if not isinstance(password, str) or len(password) > MAX_PASSWORD:
         password = ""
     source = request.client.host if request.client else None
+    audit_target(request, f"user:{username}")  # a throttled attempt (429) is recorded too
     try:
         await run_in_threadpool(
             lambda: ctx.policy.authenticate(username, password, source, api_tokens=False)
@@ -87,11 +89,14 @@ async def login(request: Request, ctx: Context, current: Viewer) -> Response:
     except BadCredentials:
         state = None
     if state is None:
+        audit_target(request, f"user:{username}", "login_failure")
         current.messages.append(("error", "Invalid username or password."))
         return render(
             request,
             current,
             "login.html",
+            status=401,  # the browser shows the page (no Basic challenge: no dialog)
+            headers={"WWW-Authenticate": 'Form realm="sign-in page"'},
             active="login",
             next=target,
             username=username,
@@ -146,6 +151,7 @@ async def register(request: Request, ctx: Context, current: Viewer) -> Response:
     if backend is None:
         raise NotFound("Accounts are managed outside Stratus on this server.")
     username = field_text(form, "username", max_length=100)
+    audit_target(request, f"user:{username}")
     token = field_text(form, "token", max_length=500) or None
     password, again = form.get("password"), form.get("confirm_password")
     if not isinstance(password, str) or len(password) > MAX_PASSWORD or password != again:
@@ -215,6 +221,7 @@ async def create_token(request: Request, ctx: Context, current: Member) -> Respo
         current.who.username, name, projects=scope, expires_in=float(expiry) if expiry else None
     )
     await run_in_threadpool(store.add_token, record)
+    audit_target(request, f"token:{record.token_id}")
     shown = {"name": record.name, "secret": secret}
     return await run_in_threadpool(_account_page, request, ctx, current, shown)
 
@@ -232,6 +239,7 @@ async def revoke_token(request: Request, ctx: Context, current: Member, token_id
 
 @router.post("/account/password")
 async def change_password(request: Request, ctx: Context, current: Member) -> Response:
+    audit_target(request, f"user:{current.who.username}")
     form = await read_form(request, current)
     backend = ctx.services.mutable_access
     if backend is None:
@@ -308,6 +316,7 @@ async def upload(request: Request, ctx: Context, current: Member) -> Response:
     if not isinstance(content, UploadFile) or not content.filename:
         raise InvalidInput("Choose a file to upload.")
     dist = distributions.parse(content.filename)
+    audit_target(request, f"{dist.project}/{dist.filename}")
     if not ctx.policy.can_write(current.who, dist.project):
         raise Forbidden(f"You may not upload to the project {dist.project!r}.")
     data = await content.read(limit + 1)

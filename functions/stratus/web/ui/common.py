@@ -139,6 +139,7 @@ def visitor(request: Request) -> Visitor:
         if done:
             current.messages.append(("ok", done))
         request.scope["stratus.visitor"] = current
+        request.state.user = current.who.username  # for the access log and the audit trail
     return current
 
 
@@ -376,13 +377,55 @@ HANDLED = (
 )
 
 
+# The audit action of each form (``web.observe`` records it, allowed or refused, with the
+# target the path names or the handler adds through ``audit_target``).
+AUDIT_ACTIONS = {
+    "/register": "user_create",
+    "/account/password": "password_change",
+    "/account/tokens": "token_create",
+    "/account/tokens/{token_id}/revoke": "token_revoke",
+    "/upload/": "upload",
+    "/manage/users/{username}/approve": "user_approve",
+    "/manage/users/{username}/admin": "user_admin",
+    "/manage/users/{username}/delete": "user_delete",
+    "/manage/users/{username}/groups": "user_group",
+    "/manage/groups": "group_change",
+    "/manage/groups/{group}/delete": "group_change",
+    "/manage/registration": "register_switch",
+    "/manage/project/{name}/permissions": "permission_change",
+}
+FILE_ACTIONS = {"yank": "yank", "unyank": "unyank", "delete": "delete"}
+
+
+def audit_target(request: Request, target: str, action: str | None = None) -> None:
+    """Name what a form acted on (and, if given, the action) for the audit record."""
+    record = dict(getattr(request.state, "audit", None) or {})
+    record["target"] = target
+    if action is not None:
+        record["action"] = action
+    request.state.audit = record
+
+
 class UiRoute(APIRoute):
-    """An APIRoute whose errors (dependencies included) are HTML pages."""
+    """An APIRoute whose errors (dependencies included) are HTML pages, and whose forms
+    are audited."""
 
     def get_route_handler(self) -> Callable[[Request], Any]:
         handler = super().get_route_handler()
+        action = AUDIT_ACTIONS.get(self.path) if "POST" in self.methods else None
+        files = self.path.startswith("/manage/project/{name}/files/")
 
         async def route(request: Request) -> Response:
+            params = request.path_params
+            if files:
+                name = params.get("name", "")
+                audit_target(
+                    request, f"{name}/{params.get('filename')}", FILE_ACTIONS.get(params["action"])
+                )
+            elif action is not None:
+                request.state.audit = {"action": action}
+                if "name" in params:
+                    audit_target(request, str(params["name"]))
             try:
                 return await handler(request)
             except HANDLED as exc:

@@ -32,6 +32,7 @@ from .common import (
     Member,
     UiRoute,
     Visitor,
+    audit_target,
     base_url,
     field_text,
     read_form,
@@ -166,6 +167,7 @@ async def set_groups(
 async def create_group(request: Request, ctx: Context, current: AdminViewer) -> Response:
     form = await read_form(request, current)
     group = field_text(form, "group", max_length=100)
+    audit_target(request, f"group:{group}")
     check_group_name(group)
     if not NAME.match(group):
         raise InvalidInput(f"Invalid group name {group!r}: letters, digits, '.', '_', '@', '-'.")
@@ -259,6 +261,7 @@ async def set_permission(
     project = _manageable(ctx, current, name)
     form = await read_form(request, current)
     kind, who, perm = (field_text(form, k, max_length=100) for k in ("kind", "name", "perm"))
+    audit_target(request, project)
     if kind not in ("user", "group") or perm not in PERMISSION_NAMES or not NAME.match(who):
         raise InvalidInput("Choose user or group, a valid name, and read or write.")
     grant = field_text(form, "grant") == "true"
