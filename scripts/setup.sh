@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything Stratus needs on a fresh machine: a venv, the Python packages,
-# and (for tests/infra) the pinned Node tools and Java for DynamoDB Local.
+# and (for tests/infra) the pinned Node tools and Java for DynamoDB Local, and Chromium
+# for the web UI's browser tests.
 # Usage: scripts/setup.sh [serve|dev]   (default: dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +49,9 @@ if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils
 fi
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "==> installing headless Chromium for the browser tests (/docs)"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "==> installing Chromium and its driver for the web UI's browser tests"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "==> installing Node.js and npm"

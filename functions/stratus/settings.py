@@ -50,6 +50,8 @@ class Settings:
     credential_cache_seconds: int = 60
     max_upload_bytes: int = 100 * 1024 * 1024
     api_docs: bool = True  # GET /openapi.json and /docs
+    web_ui: bool = True  # the browser interface (/, /project/..., /manage/ ...)
+    site_title: str = "Stratus"  # shown in the web UI's header and page titles
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

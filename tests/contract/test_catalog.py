@@ -162,6 +162,23 @@ def test_list_projects_follows_deletes(catalog: Catalog) -> None:
     assert catalog.list_files("demo") == []
 
 
+def test_list_projects_summary_is_the_newest_uploads(catalog: Catalog) -> None:
+    catalog.add_file(record("demo-1.0.tar.gz", summary="first", upload_time=100.0))
+    catalog.add_file(record("demo-2.0.tar.gz", summary="newest", upload_time=300.0))
+    catalog.add_file(record("demo-1.5.tar.gz", summary="backport", upload_time=200.0))
+    catalog.add_file(record("other-1.0.tar.gz", project="other"))
+    assert [(p.name, p.summary) for p in catalog.list_projects()] == [
+        ("demo", "newest"),
+        ("other", None),
+    ]
+    catalog.delete_file("demo", "demo-2.0.tar.gz")  # the newest goes: the next one's summary
+    assert catalog.list_projects()[0].summary == "backport"
+    catalog.delete_file("demo", "demo-1.0.tar.gz")  # not the newest: no change
+    assert catalog.list_projects()[0].summary == "backport"
+    catalog.add_file(record("demo-3.0.tar.gz", upload_time=400.0))  # newest, no summary
+    assert catalog.list_projects()[0].summary is None
+
+
 def test_project_comes_back_after_being_emptied(catalog: Catalog) -> None:
     catalog.add_file(record())
     catalog.delete_file("demo", "demo-1.0.tar.gz")

@@ -25,7 +25,7 @@ from stratus.app.publish import Publisher
 from stratus.app.reconcile import reconcile
 from stratus.app.sync import Outcome, S3Change, apply_change, describe_object
 from stratus.domain.errors import Conflict, NotFound
-from stratus.domain.keys import file_key, metadata_key
+from stratus.domain.keys import description_key, file_key, metadata_key
 from stratus.domain.models import FileRecord
 from stratus.domain.objectmeta import from_object_metadata, to_object_metadata
 from stratus.ports import Catalog, Storage
@@ -312,7 +312,11 @@ def test_h15_delete_removes_the_entry_before_the_bytes(stores) -> None:
     Publisher(catalog, Wrapper(storage, delete=delete), allow_overwrite=False).delete(
         "demo", built[0]
     )
-    assert order == [file_key("demo", built[0]), metadata_key("demo", built[0])]
+    assert order == [  # the distribution first; its metadata and rendered README after
+        file_key("demo", built[0]),
+        metadata_key("demo", built[0]),
+        description_key("demo", built[0]),
+    ]
 
 
 def test_h15_interrupted_delete_is_not_resurrected(stores) -> None:

@@ -29,13 +29,18 @@ def core_metadata(
     requires_python: str | None = None,
     metadata_version: str = "2.3",
     summary: str = "A test package",
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> str:
+    """A METADATA file; ``headers`` are extra ``Field: value`` lines, ``description`` the
+    body (the long description)."""
     lines = [f"Metadata-Version: {metadata_version}", f"Name: {name}", f"Version: {version}"]
     lines.append(f"Summary: {summary}")
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines += [f"Requires-Dist: {req}" for req in requires_dist]
-    return "\n".join(lines) + "\n\n"
+    lines += list(headers)
+    return "\n".join(lines) + "\n\n" + (description or "")
 
 
 def wheel_bytes(
@@ -47,6 +52,8 @@ def wheel_bytes(
     module_body: str = "",
     summary: str = "A test package",
     metadata: bytes | None = None,
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> tuple[str, bytes]:
     """(filename, bytes) of a py3-none-any wheel with one module named after the project.
 
@@ -63,6 +70,8 @@ def wheel_bytes(
             requires_dist=requires_dist,
             requires_python=requires_python,
             summary=summary,
+            headers=headers,
+            description=description,
         ).encode(),
         f"{dist}-{version}.dist-info/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: stratus-tests\nRoot-Is-Purelib: true\n"
@@ -140,6 +149,9 @@ def sdist_bytes(
     requires_dist: tuple[str, ...] = (),
     requires_python: str | None = None,
     metadata_version: str = "2.2",
+    summary: str = "A test package",
+    headers: tuple[str, ...] = (),
+    description: str | None = None,
 ) -> tuple[str, bytes]:
     """(filename, bytes) of a buildable .tar.gz sdist (PEP 625 name)."""
     dist = _dist_name(name)
@@ -151,6 +163,9 @@ def sdist_bytes(
             requires_dist=requires_dist,
             requires_python=requires_python,
             metadata_version=metadata_version,
+            summary=summary,
+            headers=headers,
+            description=description,
         ),
         "pyproject.toml": textwrap.dedent(
             """\

@@ -9,7 +9,8 @@ Layout (key attribute names and types come from ``table_schema``):
 * lease ``pk=LEASE#<name>, sk=LEASE``: owner and expiry (``TTL_ATTRIBUTE``) of a
   storage key's single writer;
 * project entry ``pk=PROJECTS, sk=P#<project>``: display name, file count, newest
-  upload time and a revision token ``rev`` (random, so a re-created entry never repeats one).
+  upload time, the summary of the newest upload and a revision token ``rev`` (random, so
+  a re-created entry never repeats one).
 
 Project page = one Query on the project's partition (``begins_with(sk, "F#")``, so
 tombstones never show); root page = one Query on the ``PROJECTS`` partition, never a
@@ -121,6 +122,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         display_name = UnicodeAttribute()
         file_count = NumberAttribute()
         last_modified = NumberAttribute()
+        summary = UnicodeAttribute(null=True)  # of the newest upload (web UI search)
         rev = UnicodeAttribute()  # random per write: never reused, so no ABA on re-creation
 
     return _Models(FileItem, TombstoneItem, ProjectItem, LeaseItem)
@@ -190,6 +192,7 @@ def _to_summary(item: Any) -> ProjectSummary:
         display_name=item.display_name,
         last_modified=float(item.last_modified),
         file_count=int(item.file_count),
+        summary=item.summary,
     )
 
 
@@ -471,12 +474,13 @@ class DynamoCatalog(TableAdapter):
                 tx.check("project", m.project, PROJECTS_PK, entry_sk(project), condition)
             return
         last_modified = float(entry.last_modified) if entry is not None else None
+        summary = entry.summary if entry is not None else None
         if removed is not None and (
             last_modified is None or float(removed.upload_time) >= last_modified
         ):
-            last_modified = self._newest_upload(project, excluding=removed.sk)
-        if added is not None:
-            last_modified = max(last_modified or 0.0, added.upload_time)
+            last_modified, summary = self._newest_upload(project, excluding=removed.sk)
+        if added is not None and added.upload_time >= (last_modified or 0.0):
+            last_modified, summary = added.upload_time, added.summary
         display_name = (
             (added.display_name if added is not None else "")
             or (entry.display_name if entry is not None else "")
@@ -490,18 +494,26 @@ class DynamoCatalog(TableAdapter):
                 display_name=display_name,
                 file_count=count,
                 last_modified=last_modified or 0.0,
+                summary=summary,
                 rev=os.urandom(8).hex(),
             ),
             condition,
         )
 
-    def _newest_upload(self, project: str, *, excluding: str) -> float | None:
+    def _newest_upload(self, project: str, *, excluding: str) -> tuple[float | None, str | None]:
+        """Upload time and summary of the project's newest file other than ``excluding``."""
         model = self.models.file
         items = model.query(
             project_pk(project),
             model.sk.startswith(FILE_PREFIX),
             consistent_read=True,
-            attributes_to_get=[table_schema.SORT_KEY.name, "upload_time"],
+            attributes_to_get=[table_schema.SORT_KEY.name, "upload_time", "summary"],
         )
-        times = [float(i.upload_time) for i in items if i.sk != excluding]
-        return max(times, default=None)
+        newest = max(
+            (i for i in items if i.sk != excluding),
+            key=lambda i: float(i.upload_time),
+            default=None,
+        )
+        if newest is None:
+            return None, None
+        return float(newest.upload_time), newest.summary

@@ -73,13 +73,14 @@ class SqliteCatalog:
         return [FileRecord(*row) for row in rows]
 
     def list_projects(self) -> list[ProjectSummary]:
+        # SQLite takes the bare columns from the row holding MAX(upload_time).
         rows = self._conn().execute(
-            "SELECT project, display_name, MAX(upload_time), COUNT(*) FROM files "
+            "SELECT project, display_name, MAX(upload_time), COUNT(*), summary FROM files "
             "GROUP BY project ORDER BY project"
         )
         return [
-            ProjectSummary(name, display or name, last, count)
-            for name, display, last, count in rows
+            ProjectSummary(name, display or name, last, count, summary)
+            for name, display, last, count, summary in rows
         ]
 
     # --- writes ---

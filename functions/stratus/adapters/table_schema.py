@@ -14,7 +14,8 @@ file                      ``P#<project>``       ``F#<filename>``     the FileRec
 tombstone                 ``P#<project>``       ``T#<filename>``     seq, seq_key, deleted_at,
                                                                      sha256
 project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
-                                                                     last_modified, rev
+                                                                     last_modified, summary,
+                                                                     rev
 user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
                                                                      pending, rev
 group                     ``GROUPS``            ``G#<group>``        rev

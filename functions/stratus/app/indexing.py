@@ -14,6 +14,7 @@ from ..domain.models import FileRecord
 class Described:
     record: FileRecord
     core_metadata: bytes | None  # PEP 658 file to store next to the distribution
+    source_metadata: bytes | None = None  # METADATA / PKG-INFO as read, even if not servable
 
 
 def describe_distribution(
@@ -53,4 +54,4 @@ def describe_distribution(
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
         blake2_256=hashlib.blake2b(data, digest_size=32).hexdigest(),
     )
-    return Described(record, meta.core_metadata_bytes)
+    return Described(record, meta.core_metadata_bytes, meta.source)

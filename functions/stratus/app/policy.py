@@ -15,11 +15,12 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..domain import permissions
 from ..domain.models import ANONYMOUS, Identity
 from ..domain.permissions import READ, WRITE
-from ..ports import AccessBackend, MintedTokens, MutableAccessBackend
+from ..ports import AccessBackend, AccessDirectory, MintedTokens, MutableAccessBackend
 from ..settings import Settings
 from . import tokens
 from .throttle import LoginThrottle
@@ -27,6 +28,12 @@ from .throttle import LoginThrottle
 
 class BadCredentials(Exception):
     """Credentials were sent and are wrong (HTTP 401)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    identity: Identity
+    password_stamp: str  # SHA-256 of the stored password hash; "" if the backend has none
 
 
 class AccessPolicy:
@@ -46,6 +53,7 @@ class AccessPolicy:
         self.throttle = throttle or LoginThrottle()
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[bytes, float, Identity]] = {}
+        self._states: dict[str, tuple[float, UserState | None]] = {}
         self._lock = threading.Lock()
 
     # --- authentication ---
@@ -67,11 +75,19 @@ class AccessPolicy:
         username, sep, password = decoded.partition(":")
         if not sep or not username:
             raise BadCredentials("Malformed Basic authorization header.")
+        return self.authenticate(username, password, source)
+
+    def authenticate(
+        self, username: str, password: str, source: str | None = None, *, api_tokens: bool = True
+    ) -> Identity:
+        """Check a user name and password (or API token, unless ``api_tokens`` is False),
+        throttled per user and per source. Raises ``BadCredentials`` / ``TooManyAttempts``.
+        """
         self.throttle.check(username, source)
         token_parts = tokens.split(password)
-        if token_parts is not None and tokens.is_minted(token_parts[0]):
+        if token_parts is not None and api_tokens and tokens.is_minted(token_parts[0]):
             identity = self._check_minted(username, *token_parts)
-        elif token_parts is not None and self.token_store is not None:
+        elif token_parts is not None and api_tokens and self.token_store is not None:
             identity = self._check_token(username, *token_parts)
         else:
             identity = self._check_password(username, password)
@@ -80,6 +96,35 @@ class AccessPolicy:
             raise BadCredentials("Invalid username or password.")
         self.throttle.succeeded(username)
         return identity
+
+    def user_state(self, username: str) -> UserState | None:
+        """The identity of an approved user by name alone (a signed web session names it),
+        and a stamp of its password hash; None if the user is gone or not approved.
+
+        Cached like verified credentials; ``forget`` drops it, so a deleted, demoted or
+        re-passworded user's sessions follow at once in this process.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._states.get(username)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = (
+            self.backend.get_user(username) if isinstance(self.backend, AccessDirectory) else None
+        )
+        state = None
+        if info is not None:
+            get_hash = getattr(self.backend, "get_password_hash", None)
+            password_hash = get_hash(username) if get_hash is not None else None
+            state = UserState(
+                Identity(username=username, groups=frozenset(info.groups), is_admin=info.admin),
+                hashlib.sha256(password_hash.encode()).hexdigest() if password_hash else "",
+            )
+        with self._lock:
+            if len(self._states) > 10_000:
+                self._states.clear()
+            self._states[username] = (now + self.settings.credential_cache_seconds, state)
+        return state
 
     def _describe(self, username: str, upload_scope: frozenset[str] | None = None) -> Identity:
         return Identity(
@@ -139,8 +184,10 @@ class AccessPolicy:
         with self._lock:
             if username is None:
                 self._verified.clear()
+                self._states.clear()
             else:
                 self._verified.pop(username, None)
+                self._states.pop(username, None)
 
     # --- authorization ---
     def permissions(self, identity: Identity, project: str) -> frozenset[str]:
@@ -171,6 +218,12 @@ class AccessPolicy:
 
     def can_read(self, identity: Identity, project: str) -> bool:
         return READ in self.permissions(identity, project)
+
+    def read_write(self, identity: Identity, project: str) -> tuple[bool, bool]:
+        """(may read, may write) from one ACL lookup, for pages that need both."""
+        perms = self.permissions(identity, project)
+        in_scope = identity.upload_scope is None or project in identity.upload_scope
+        return READ in perms, in_scope and WRITE in perms
 
     def can_write(self, identity: Identity, project: str) -> bool:
         if identity.upload_scope is not None and project not in identity.upload_scope:

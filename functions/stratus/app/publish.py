@@ -6,7 +6,8 @@ metadata are missing:
 1. validate everything (names, filename, digests, archive, metadata) before any write;
 2. take the key's lease (``leases``): one writer of a key at a time, so a retry may
    replace what a crashed attempt left, and overwrites are serialized;
-3. store the PEP 658 core metadata file, then the distribution (with its record as
+3. store the PEP 658 core metadata file and the rendered long description (for the
+   web UI), then the distribution (with its record as
    object metadata: the S3 event sync may index it as soon as it lands, and its
    metadata file is already there);
 4. add the catalog entry: the commit point. If that fails the object and its metadata
@@ -30,10 +31,11 @@ from collections.abc import Mapping
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.keys import file_key, metadata_key
+from ..domain.keys import description_key, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
+from .descriptions import store_description
 from .indexing import Described, describe_distribution
 from .leases import KeyLease, holding
 
@@ -115,6 +117,7 @@ class Publisher:
                 self.storage.put(
                     meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
                 )
+            store_description(self.storage, record, described.source_metadata)  # the web UI's
             self.storage.put(
                 key,
                 data,
@@ -146,6 +149,7 @@ class Publisher:
                 return
             self.storage.delete(key)
             self.storage.delete(meta_key)
+            self.storage.delete(description_key(record.project, record.filename))
         except Exception:
             log.warning("upload of %r failed and could not be rolled back; reconcile will", key)
 
@@ -160,6 +164,7 @@ class Publisher:
                 raise NotFound(f"No file {filename!r} in project {project!r}.")
             self.storage.delete(key)
             self.storage.delete(metadata_key(project, filename))
+            self.storage.delete(description_key(project, filename))
         return record
 
     def _interrupted_delete(self, project: str, filename: str) -> FileRecord | None:

@@ -38,7 +38,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..domain.errors import Conflict, InvalidInput
-from ..domain.keys import METADATA_SUFFIX, PACKAGE_PREFIX, file_key, metadata_key, split_key
+from ..domain.keys import (
+    DESCRIPTION_SUFFIX,
+    METADATA_SUFFIX,
+    PACKAGE_PREFIX,
+    file_key,
+    metadata_key,
+    split_key,
+)
 from ..domain.models import FileRecord
 from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
@@ -199,6 +206,8 @@ def _reconcile_project(
         if info.key.endswith(METADATA_SUFFIX):
             metadata_keys.add(info.key)
             continue
+        if info.key.endswith(DESCRIPTION_SUFFIX):
+            continue  # a rendered long description (web UI), not a distribution
         parts = split_key(info.key)
         if parts is None:
             report.skipped[info.key] = "not a distribution key"

@@ -9,6 +9,10 @@ class InvalidInput(StratusError):
     """The request is malformed (HTTP 400)."""
 
 
+class NotAllowed(StratusError):
+    """The caller may not do this (HTTP 403)."""
+
+
 class Conflict(StratusError):
     """The resource exists already (HTTP 409)."""
 

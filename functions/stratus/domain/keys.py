@@ -4,6 +4,9 @@ from __future__ import annotations
 
 PACKAGE_PREFIX = "packages/"
 METADATA_SUFFIX = ".metadata"
+# The long description, rendered to sanitized HTML at upload (the web UI's project page).
+DESCRIPTION_SUFFIX = ".description.html"
+SIDECAR_SUFFIXES = (METADATA_SUFFIX, DESCRIPTION_SUFFIX)
 
 
 def file_key(project: str, filename: str) -> str:
@@ -15,9 +18,15 @@ def metadata_key(project: str, filename: str) -> str:
     return file_key(project, filename) + METADATA_SUFFIX
 
 
+def description_key(project: str, filename: str) -> str:
+    """The rendered long description of a distribution, next to it."""
+    return file_key(project, filename) + DESCRIPTION_SUFFIX
+
+
 def split_key(key: str) -> tuple[str, str] | None:
-    """``(project, filename)`` of a distribution key, or None for anything else."""
-    if not key.startswith(PACKAGE_PREFIX) or key.endswith(METADATA_SUFFIX):
+    """``(project, filename)`` of a distribution key, or None for anything else (sidecars
+    included)."""
+    if not key.startswith(PACKAGE_PREFIX) or key.endswith(SIDECAR_SUFFIXES):
         return None
     rest = key[len(PACKAGE_PREFIX) :]
     parts = rest.split("/")

@@ -48,6 +48,8 @@ class CoreMetadata:
     requires_python: str | None
     summary: str | None
     metadata_version: str | None = None
+    # The METADATA / PKG-INFO file as read, servable or not (for the long description).
+    source: bytes | None = None
 
 
 def has_control_characters(text: str) -> bool:
@@ -99,6 +101,7 @@ def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
         requires_python=values["requires_python"] or None,
         summary=values["summary"],
         metadata_version=values["metadata_version"],
+        source=raw,
     )
 
 
@@ -172,7 +175,13 @@ def _from_sdist(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
     if not servable:
         # Still useful for Requires-Python, but not servable as PEP 658 metadata.
         return CoreMetadata(
-            None, meta.name, meta.version, meta.requires_python, meta.summary, meta.metadata_version
+            None,
+            meta.name,
+            meta.version,
+            meta.requires_python,
+            meta.summary,
+            meta.metadata_version,
+            source=raw,
         )
     return meta
 

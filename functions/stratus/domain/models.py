@@ -70,6 +70,7 @@ class ProjectSummary:
     display_name: str
     last_modified: float
     file_count: int = 0
+    summary: str | None = None  # of the most recently uploaded file
 
 
 @dataclass(slots=True)

@@ -50,6 +50,12 @@ def check_permission_args(kind: str, perm: str) -> None:
         raise InvalidInput(f"perm must be 'r' or 'w', not {perm!r}")
 
 
+def check_group_name(group: str) -> None:
+    """Groups an admin may create: any name but the special ones."""
+    if group in (EVERYONE, AUTHENTICATED):
+        raise InvalidInput(f"{group!r} is a reserved name")
+
+
 def parse_perm(value: str) -> frozenset[str]:
     """``"r"`` / ``"rw"`` / ``"w"`` to a set of single-letter permissions."""
     value = value.strip().lower()

@@ -14,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..app import tokens
+from ..app.accounts import check_password, check_username
 from ..domain import passwords
 from ..domain.errors import BackendUnavailable, InvalidInput, NotFound
 from ..domain.names import normalize
-from ..domain.permissions import PERMISSION_NAMES, permission_names
+from ..domain.permissions import PERMISSION_NAMES, check_group_name, permission_names
 from ..domain.runs import RunStatus
 from .bodies import body, documented
 from .deps import Context, Directory, require_admin
@@ -36,7 +37,6 @@ from .schemas import (
     UserPermissions,
     UserSummary,
 )
-from .users import check_password, check_username
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 DONE = {"response_class": Response, "responses": {200: {"description": "Done (empty body)"}}}
@@ -224,8 +224,7 @@ def group(ctx: Context, group: str) -> GroupDetail:
 
 @route("/group/{group}", "PUT", **DONE)
 def create_group(backend: Directory, group: str) -> Response:
-    if group in ("everyone", "authenticated"):
-        raise InvalidInput(f"{group!r} is a reserved name")
+    check_group_name(group)
     backend.create_group(group)
     return _ok()
 

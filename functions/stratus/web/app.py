@@ -50,6 +50,10 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         ),
     )
     app.state.trusted_publishing = oidc.build(services)
+    if services.settings.web_ui:
+        from . import ui
+
+        ui.install(app, app.state.ctx)
     errors.install(app, services.settings.realm)
     app.add_middleware(
         RequestObserver,

@@ -8,7 +8,7 @@ request, so a request authenticates once whatever number of dependencies need it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -21,6 +21,9 @@ from ..domain.names import normalize
 from ..ports import MutableAccessBackend
 from .errors import AuthRequired, Forbidden
 
+if TYPE_CHECKING:
+    from .ui.sessions import SessionCodec
+
 
 @dataclass
 class AppContext:
@@ -29,6 +32,7 @@ class AppContext:
     services: Services
     policy: AccessPolicy
     publisher: Publisher
+    sessions: SessionCodec | None = None  # the web UI's browser sessions, when it is on
 
 
 def app_context(request: Request) -> AppContext:
@@ -47,6 +51,27 @@ def identity(request: Request, ctx: Context) -> Identity:
 
 
 Caller = Annotated[Identity, Depends(identity)]
+
+
+def reader(request: Request, ctx: Context) -> Identity:
+    """Who reads: Basic credentials, else the web UI's session cookie (a signed-in
+    browser following a download link). For GET routes only: a cookie never authorizes
+    a change (forms carry CSRF tokens for that)."""
+    if (
+        ctx.sessions is None
+        or request.method not in ("GET", "HEAD")
+        or request.headers.get("authorization")
+    ):
+        return identity(request, ctx)
+    from .ui.sessions import COOKIE_NAME
+
+    session = ctx.sessions.loads(request.cookies.get(COOKIE_NAME))
+    who = ctx.sessions.identity(session, ctx.policy)
+    request.state.user = who.username
+    return who
+
+
+Reader = Annotated[Identity, Depends(reader)]
 
 
 def require_user(who: Caller) -> Identity:

@@ -14,7 +14,7 @@ from ..domain.errors import NotFound
 from ..domain.keys import METADATA_SUFFIX, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.names import normalize
-from .deps import Caller, Context, may_read
+from .deps import Context, Reader, may_read
 
 router = APIRouter(tags=["files"])
 
@@ -36,7 +36,7 @@ def file_path(record: FileRecord) -> str:
         302: {"description": "Redirect to a short-lived storage URL (AWS)"},
     },
 )
-def download(ctx: Context, who: Caller, project: str, filename: str) -> Response:
+def download(ctx: Context, who: Reader, project: str, filename: str) -> Response:
     project = normalize(project)
     missing = f"No file {filename!r} in project {project!r}."
     may_read(ctx, who, project, missing)

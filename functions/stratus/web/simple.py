@@ -10,16 +10,15 @@ import hashlib
 import html
 import json
 from datetime import UTC, datetime
-from functools import lru_cache
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from packaging.version import InvalidVersion, Version
 from starlette.responses import Response
 
 from ..domain.errors import NotFound
 from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
+from ..domain.versions import version_key
 from . import negotiation
 from .deps import AppContext, Caller, Context, may_read
 from .files import file_path
@@ -70,15 +69,6 @@ def _respond(request: Request, body: bytes, media_type: str) -> Response:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@lru_cache(maxsize=65536)
-def version_key(version: str) -> tuple:
-    """Sort key of a version string (parsed once per process: pages are sorted per request)."""
-    try:
-        return (0, Version(version))
-    except InvalidVersion:  # pragma: no cover - versions are validated at upload
-        return (1, version)
 
 
 def _sort_key(record: FileRecord) -> tuple:

@@ -8,15 +8,15 @@ revokes API tokens (secret shown once).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from ..app import tokens
+from ..app import accounts, tokens
+from ..app.accounts import check_password
 from ..domain import passwords
-from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.errors import InvalidInput, NotFound
 from ..domain.models import Identity
 from ..domain.names import normalize
 from ..ports import MutableAccessBackend
@@ -37,22 +37,6 @@ from .schemas import (
 )
 
 router = APIRouter(tags=["users and tokens"])
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-RESERVED = {"everyone", "authenticated", "__token__"}
-
-
-def check_username(username: str) -> None:
-    if not _USERNAME.match(username) or username in RESERVED:
-        raise InvalidInput(
-            f"Invalid username {username!r}: 1-100 letters, digits, '.', '_', '@' or '-', "
-            "starting with a letter or digit; 'everyone', 'authenticated' and '__token__' "
-            "are reserved."
-        )
-
-
-def check_password(password: str) -> None:
-    if len(password) < 8:
-        raise InvalidInput("Passwords must have at least 8 characters.")
 
 
 def unscoped_user(who: User) -> Identity:
@@ -83,26 +67,15 @@ async def register(
     username: str,
     params: Annotated[RegisterBody, Depends(body(RegisterBody))],
 ) -> Registered:
-    check_username(username)
-    check_password(params.password)
-    approved = admin = False
-    if params.token:
-        key = ctx.services.signing_key
-        if not key or tokens.check_signup_token(params.token, key) != username:
-            raise Forbidden("Invalid or expired registration token.")
-        approved = True
-    elif not await run_in_threadpool(backend.has_admin):
-        approved = admin = True  # pypicloud: the first user becomes the admin
-    elif not await run_in_threadpool(backend.allow_register):
-        raise Forbidden("Registration is disabled on this server.")
-    hashed = await run_in_threadpool(passwords.hash_password, params.password)
-    try:
-        await run_in_threadpool(
-            lambda: backend.create_user(username, hashed, admin=admin, pending=not approved)
+    status = await run_in_threadpool(
+        lambda: accounts.register(
+            backend,
+            username,
+            params.password,
+            token=params.token,
+            signing_key=ctx.services.signing_key,
         )
-    except Conflict:
-        raise Conflict(f"User {username!r} already exists.") from None
-    status = "admin" if admin else ("approved" if approved else "pending")
+    )
     return Registered(username=username, status=status)
 
 
