@@ -37,8 +37,7 @@ from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.oidc import TrustedPublisher
 from ..ports import TokenRecord
 from . import table_schema
-from .dynamo_catalog import TableAdapter, cached_per_table
-from .dynamo_catalog import models_for as catalog_models_for
+from .dynamo_table import TableAdapter, cached_per_table, table_for
 
 if TYPE_CHECKING:
     from pynamodb.connection import Connection
@@ -75,15 +74,9 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         NumberAttribute,
         UnicodeAttribute,
     )
-    from pynamodb.models import Model
 
-    class Item(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    shared = table_for(table, aws_region)
+    Item = shared.base
 
     class PublisherItem(Item):
         project = UnicodeAttribute()
@@ -108,10 +101,8 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         claims = UnicodeAttribute()  # JSON object
         expires_at = NumberAttribute(attr_name=table_schema.TTL_ATTRIBUTE)
 
-    # Share the catalog's TableConnection (one botocore client per table and process).
-    Item._connection = catalog_models_for(table, aws_region).file._get_connection()
-    connection = Item._get_connection().connection
-    return _Models(PublisherItem, JtiItem, MintedItem, connection)
+    # The table's shared connection for transactions (one botocore client per process).
+    return _Models(PublisherItem, JtiItem, MintedItem, shared.transactions)
 
 
 models_for = cached_per_table(_build_models)

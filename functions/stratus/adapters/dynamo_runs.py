@@ -8,7 +8,7 @@ from typing import Any
 
 from ..domain.runs import KEEP_SECONDS, RunStatus
 from . import table_schema
-from .dynamo_catalog import TableAdapter, cached_per_table
+from .dynamo_table import TableAdapter, cached_per_table, table_for
 
 RUN_PREFIX = "RUN#"
 RUN_SK = "RUN"
@@ -16,15 +16,8 @@ RUN_SK = "RUN"
 
 def _build_models(table: str, aws_region: str | None) -> Any:
     from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-    from pynamodb.models import Model
 
-    class RunItem(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    class RunItem(table_for(table, aws_region).base):  # type: ignore[misc]
         doc = UnicodeAttribute()
         expires_at = NumberAttribute(attr_name=table_schema.TTL_ATTRIBUTE)
 
