@@ -19,3 +19,7 @@ class NotFound(StratusError):
 
 class BackendUnavailable(StratusError):
     """A backend (catalog, storage, access) failed its health check (HTTP 503)."""
+
+
+class PermissionDenied(StratusError):
+    """The caller is authenticated but its credential does not allow this (HTTP 403)."""
