@@ -14,12 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from ..app import tokens
+from ..app import accounts, tokens
+from ..app.tokens import TokenManager
 from ..domain import passwords
-from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.errors import Conflict, InvalidInput
 from ..domain.models import Identity
-from ..domain.names import normalize
-from ..ports import MutableAccessBackend
 from .bodies import body, documented
 from .deps import Context, Directory, User
 from .errors import Forbidden
@@ -55,23 +54,23 @@ def check_password(password: str) -> None:
         raise InvalidInput("Passwords must have at least 8 characters.")
 
 
-def unscoped_user(who: User) -> Identity:
-    """A logged-in user with their full rights (not a token scoped to some projects)."""
-    if who.upload_scope is not None:
-        raise Forbidden("A scoped API token cannot manage passwords or tokens.")
+def managing_user(who: User) -> Identity:
+    """A logged-in user whose credential may manage the account: a password, or a token
+    neither scoped to projects nor without the ``manage`` capability (403 otherwise)."""
+    tokens.require_manage(who)
     return who
 
 
-FullUser = Annotated[Identity, Depends(unscoped_user)]
+FullUser = Annotated[Identity, Depends(managing_user)]
 
 
-def token_store(ctx: Context) -> MutableAccessBackend:
+def token_manager(ctx: Context) -> TokenManager:
     if ctx.services.tokens is None:
         raise InvalidInput("API tokens are not available on this deployment.")
-    return ctx.services.tokens
+    return TokenManager(ctx.services.tokens, ctx.services.access)
 
 
-TokenStore = Annotated[MutableAccessBackend, Depends(token_store)]
+Tokens = Annotated[TokenManager, Depends(token_manager)]
 
 
 @both_slashes(
@@ -85,24 +84,18 @@ async def register(
 ) -> Registered:
     check_username(username)
     check_password(params.password)
-    approved = admin = False
+    invited = False
     if params.token:
         key = ctx.services.signing_key
         if not key or tokens.check_signup_token(params.token, key) != username:
             raise Forbidden("Invalid or expired registration token.")
-        approved = True
-    elif not await run_in_threadpool(backend.has_admin):
-        approved = admin = True  # pypicloud: the first user becomes the admin
-    elif not await run_in_threadpool(backend.allow_register):
-        raise Forbidden("Registration is disabled on this server.")
-    hashed = await run_in_threadpool(passwords.hash_password, params.password)
+        invited = True
     try:
-        await run_in_threadpool(
-            lambda: backend.create_user(username, hashed, admin=admin, pending=not approved)
+        status = await run_in_threadpool(
+            accounts.register, backend, username, params.password, invited=invited
         )
     except Conflict:
         raise Conflict(f"User {username!r} already exists.") from None
-    status = "admin" if admin else ("approved" if approved else "pending")
     return Registered(username=username, status=status)
 
 
@@ -129,36 +122,30 @@ async def change_password(
 @both_slashes(
     router, "/api/tokens", "POST", status_code=201, openapi_extra=documented(NewTokenBody)
 )
-async def create_token(
+def create_token(
     who: FullUser,
-    store: TokenStore,
+    manager: Tokens,
     params: Annotated[NewTokenBody, Depends(body(NewTokenBody))],
 ) -> NewToken:
-    owner = params.username or who.username
-    assert owner is not None
-    if owner != who.username and not who.is_admin:
-        raise Forbidden("Only admins create tokens for other users.")
-    scope = sorted({normalize(p) for p in params.projects}) if params.projects else None
-    secret, record = tokens.new_token(
-        owner, params.name, projects=scope, expires_in=params.expires_in
+    secret, record = manager.create(
+        who,
+        params.name,
+        owner=params.username,
+        projects=params.projects,
+        expires_in=params.expires_in,
+        admin=params.admin,
+        capabilities=params.capabilities,
     )
-    await run_in_threadpool(store.add_token, record)
     return NewToken(token=secret, **tokens.public(record))
 
 
 @both_slashes(router, "/api/tokens", "GET")
-def list_tokens(who: User, store: TokenStore, username: str | None = None) -> TokenList:
-    owner = username or who.username
-    if owner != who.username and not who.is_admin:
-        raise Forbidden("Only admins list other users' tokens.")
-    assert owner is not None
-    return TokenList(tokens=[Token(**tokens.public(t)) for t in store.list_tokens(owner)])
+def list_tokens(who: FullUser, manager: Tokens, username: str | None = None) -> TokenList:
+    return TokenList(tokens=[Token(**tokens.public(t)) for t in manager.list(who, username)])
 
 
 @both_slashes(router, "/api/tokens/{token_id}", "DELETE")
-def revoke_token(who: User, store: TokenStore, token_id: str) -> Revoked:
-    record = store.get_token(token_id)
-    if record is None or (record.username != who.username and not who.is_admin):
-        raise NotFound(f"No token {token_id!r}.")
-    store.delete_token(token_id)
+def revoke_token(ctx: Context, who: FullUser, manager: Tokens, token_id: str) -> Revoked:
+    manager.revoke(who, token_id)
+    ctx.policy.forget_token(token_id)
     return Revoked(revoked=token_id)
