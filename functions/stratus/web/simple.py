@@ -11,6 +11,7 @@ import html
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from packaging.version import InvalidVersion, Version
@@ -201,7 +202,8 @@ async def simple_project(
     normalized = normalize(project)
     if normalized != project or not request.url.path.endswith("/"):
         # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
-        target = f"../{normalized}/" if request.url.path.endswith("/") else f"{normalized}/"
+        name = quote(normalized, safe="")  # any name from the path: a header is ASCII
+        target = f"../{name}/" if request.url.path.endswith("/") else f"{name}/"
         if request.url.query:
             target += f"?{request.url.query}"
         return Response(status_code=301, headers={"Location": target})
