@@ -164,7 +164,12 @@ class UserInfo:
 
 @dataclass(slots=True)
 class TokenRecord:
-    """An API token. The secret is never stored: only its SHA-256 hex digest."""
+    """An API token. The secret is never stored: only its SHA-256 hex digest.
+
+    What it allows is ``stratus.app.tokens.capabilities_of(record)``: ``capabilities`` if
+    set, else (tokens made before capabilities existed) every capability for an unscoped
+    token and read + upload for a scoped one.
+    """
 
     token_id: str  # public part, the lookup key
     username: str
@@ -176,6 +181,28 @@ class TokenRecord:
     # Minted by trusted publishing: ``projects`` is a grant (no ACL needed) and the token
     # may upload to them and do nothing else. ``username`` is then ``oidc:<issuer>:<lookup>``.
     upload_only: bool = False
+    capabilities: list[str] | None = None  # sorted subset of domain.models.CAPABILITIES
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where API tokens live: the mutable access backend, or (for a read-only one such as a
+    config file, LDAP or a remote server) SQLite locally and DynamoDB on AWS."""
+
+    def add_token(self, token: TokenRecord, *, external_user: bool = False) -> None:
+        """Store a token; raise ``Conflict`` for a taken token_id.
+
+        The token's user must be a user of this backend (``NotFound`` otherwise), unless
+        ``external_user``: the user lives in another access backend, which vouches for it.
+        """
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def list_tokens(self, username: str) -> list[TokenRecord]:
+        """The user's tokens, oldest first."""
+
+    def delete_token(self, token_id: str) -> None:
+        """Remove the token; no error if absent."""
 
 
 @runtime_checkable
@@ -204,7 +231,7 @@ class AccessDirectory(Protocol):
 
 
 @runtime_checkable
-class MutableAccessBackend(AccessBackend, AccessDirectory, Protocol):
+class MutableAccessBackend(AccessBackend, AccessDirectory, TokenStore, Protocol):
     """A backend the admin API can change (SQLite, DynamoDB, Secrets Manager).
 
     Names are case-sensitive; project names are normalized by the caller. Every write is
@@ -237,6 +264,12 @@ class MutableAccessBackend(AccessBackend, AccessDirectory, Protocol):
     def has_admin(self) -> bool:
         """Whether any admin exists (the first registered user becomes one if not)."""
 
+    def create_first_admin(self, username: str, password_hash: str) -> bool:
+        """Create ``username`` as an approved admin if no admin exists; else create nothing
+        and return False. Atomic: of concurrent calls (same or other processes) at most
+        one returns True. Raise ``Conflict`` if the name exists.
+        """
+
     # --- groups ---
     def create_group(self, group: str) -> None:
         """No error if it exists."""
@@ -258,14 +291,7 @@ class MutableAccessBackend(AccessBackend, AccessDirectory, Protocol):
 
     def set_allow_register(self, allow: bool) -> None: ...
 
-    # --- API tokens ---
-    def add_token(self, token: TokenRecord) -> None: ...
-
-    def get_token(self, token_id: str) -> TokenRecord | None: ...
-
-    def list_tokens(self, username: str) -> list[TokenRecord]: ...
-
-    def delete_token(self, token_id: str) -> None: ...
+    # --- API tokens: see TokenStore ---
 
 
 @runtime_checkable

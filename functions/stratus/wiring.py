@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .app.services import Services
-from .ports import AccessBackend, AuditLog, MutableAccessBackend
+from .ports import AccessBackend, AuditLog, MutableAccessBackend, TokenStore
 from .settings import Settings
 
 __all__ = [
@@ -130,7 +130,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
     }
     settings = _settings(options, overrides)
     access = build_access(options, table_name=table)
-    tokens = access if isinstance(access, MutableAccessBackend) else None
+    tokens: TokenStore | None = access if isinstance(access, MutableAccessBackend) else None
     if tokens is None:
         from .adapters.dynamo_access import DynamoAccess
 
@@ -146,9 +146,14 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
 
         rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
     oidc_state = DynamoPublishers(table)
+    storage = S3Storage(
+        env["STRATUS_BUCKET_NAME"],
+        presign_expiry=settings.presign_expiry,
+        region=env.get("STRATUS_BUCKET_REGION") or env.get("AWS_REGION") or None,
+    )
     return Services(
         catalog=DynamoCatalog(table),
-        storage=S3Storage(env["STRATUS_BUCKET_NAME"], presign_expiry=settings.presign_expiry),
+        storage=storage,
         access=access,
         settings=settings,
         tokens=tokens,
@@ -189,11 +194,11 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     data_dir.mkdir(parents=True, exist_ok=True)
     options = read_ini(config) if config is not None else {}
     access = build_access(options, data_dir=data_dir)
-    tokens = access if isinstance(access, MutableAccessBackend) else None
     catalog = SqliteCatalog(data_dir / "index.sqlite3")
     storage = LocalStorage(data_dir / "files")
     runs = SqliteReconcileRuns(data_dir / "index.sqlite3")
     oidc_state = SqlitePublishers(data_dir / "oidc.sqlite3")
+    tokens: TokenStore | None = access if isinstance(access, MutableAccessBackend) else None
     return Services(
         catalog=catalog,
         storage=storage,

@@ -209,6 +209,32 @@ def test_has_admin_false_after_deleting_the_only_admin(access):
     assert not access.has_admin()
 
 
+def test_create_first_admin_only_when_no_admin_exists(access):
+    assert access.create_first_admin("usurper", cheap_hash("pw")) is False
+    assert access.get_password_hash("usurper") is None  # nothing created
+    access.delete_user("admin")
+    with pytest.raises(Conflict):
+        access.create_first_admin("dsa", cheap_hash("pw"))  # the name exists
+    assert access.create_first_admin("first", cheap_hash("pw")) is True
+    assert access.is_admin("first") and access.verify_user("first", "pw")
+    assert access.pending_users() == []
+    assert access.create_first_admin("second", cheap_hash("pw")) is False
+
+
+def test_concurrent_first_admins_exactly_one_wins(access):
+    """Issue 10 item 5: twenty concurrent first registrations make exactly one admin."""
+    access.delete_user("admin")
+    hashed = cheap_hash("pw")
+    results = run_concurrently(
+        [lambda i=i: access.create_first_admin(f"racer{i}", hashed) for i in range(20)]
+    )
+    assert [r for r in results if not isinstance(r, bool)] == []  # no errors
+    assert results.count(True) == 1
+    winner = f"racer{results.index(True)}"
+    assert [u.username for u in access.list_users() if u.admin] == [winner]
+    assert {u.username for u in access.list_users()} == set(PASSWORDS) - {"admin"} | {winner}
+
+
 # --- pending users ----------------------------------------------------------------------
 
 
@@ -457,13 +483,26 @@ def test_token_round_trips_every_field(access):
     plain = token("t-plain")
     scoped = token("t-scoped", expires=1_800_000_000.5, projects=["pyramid-head", "x"])
     nothing = token("t-none", projects=[])
-    for record in (plain, scoped, nothing):
+    limited = token("t-caps", capabilities=["read", "upload"])
+    for record in (plain, scoped, nothing, limited):
         access.add_token(record)
         assert access.get_token(record.token_id) == record
 
 
 def test_get_unknown_token(access):
     assert access.get_token("nope") is None
+
+
+def test_token_of_an_unknown_user_needs_external_user(access):
+    with pytest.raises(NotFound):
+        access.add_token(token("t-ghost", "ghost"))
+    assert access.get_token("t-ghost") is None
+    # A user of another access backend (config file, LDAP): the store takes its word.
+    access.add_token(token("t-ext", "ext-user"), external_user=True)
+    assert access.get_token("t-ext") == token("t-ext", "ext-user")
+    assert [t.token_id for t in access.list_tokens("ext-user")] == ["t-ext"]
+    access.delete_token("t-ext")
+    assert access.list_tokens("ext-user") == []
 
 
 def test_list_tokens_of_one_user_oldest_first(access):

@@ -54,8 +54,11 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
 
 
 @contextlib.contextmanager
-def running_serve(config: Path, data: Path, log: Path, log_level: str = "warning") -> Iterator[str]:
-    """`stratus serve` as a subprocess on a free port; yields its base URL."""
+def running_serve(
+    config: Path, data: Path, log: Path, *extra: str, log_level: str = "warning"
+) -> Iterator[str]:
+    """`stratus serve` as a subprocess on a free port (``extra``: more options); yields its
+    base URL."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -70,6 +73,7 @@ def running_serve(config: Path, data: Path, log: Path, log_level: str = "warning
                 str(config),
                 "--log-level",
                 log_level,
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

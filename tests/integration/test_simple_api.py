@@ -308,6 +308,8 @@ def test_package_api_and_pypi_json(client, published):
 def test_health(client):
     r = client.get("/health")
     assert r.status_code == 200
+    assert r.json() == {"status": "ok"}  # anonymous: status only (issue 10 item 19)
+    r = client.get("/health", headers=auth("alice"))  # an admin sees each backend
     assert r.json()["checks"] == {"catalog": "ok", "storage": "ok", "access": "ok"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stratus.app import tokens
-from stratus.app.throttle import LoginThrottle, TooManyAttempts
+from stratus.app.throttle import LoginThrottle, TooManyAttempts, token_account, user_account
 from stratus.domain.errors import InvalidInput
 
 
@@ -21,6 +21,7 @@ def test_token_round_trip_and_storage_has_no_secret():
     assert not tokens.matches(record, raw, now=1060)  # expired
     assert not tokens.matches(record, raw + "x", now=1000)
     assert "secret_sha256" not in tokens.public(record)
+    assert record.capabilities == ["read", "upload"]  # scoped: never manage or admin
 
 
 @pytest.mark.parametrize("text", ["", "password", "stratus_", "stratus_abc", "stratus__x"])
@@ -45,27 +46,38 @@ def test_signup_token():
     assert tokens.check_signup_token("garbage", "key") is None
 
 
-def test_throttle_locks_user_and_source_then_releases():
+ALICE, BOB, CAROL = (user_account(n) for n in ("alice", "bob", "carol"))
+
+
+def test_throttle_locks_account_and_source_then_releases():
     now = [0.0]
-    throttle = LoginThrottle(per_user=3, per_source=5, window=100, clock=lambda: now[0])
+    throttle = LoginThrottle(per_account=3, per_source=5, window=100, clock=lambda: now[0])
     for _ in range(3):
-        throttle.check("alice", "1.2.3.4")
-        throttle.failed("alice", "1.2.3.4")
+        throttle.check([ALICE], "1.2.3.4")
+        throttle.failed([ALICE], "1.2.3.4")
     with pytest.raises(TooManyAttempts) as exc:
-        throttle.check("alice", "9.9.9.9")
+        throttle.check([ALICE], "9.9.9.9")
     assert exc.value.retry_after == 100
-    throttle.check("bob", "5.6.7.8")  # others are not affected
+    throttle.check([BOB], "5.6.7.8")  # others are not affected
     for _ in range(2):
-        throttle.failed("bob", "1.2.3.4")
+        throttle.failed([BOB], "1.2.3.4")
     with pytest.raises(TooManyAttempts):
-        throttle.check("carol", "1.2.3.4")  # the source is locked now
+        throttle.check([CAROL], "1.2.3.4")  # the source is locked now
     now[0] = 101
-    throttle.check("alice", "1.2.3.4")
+    throttle.check([ALICE], "1.2.3.4")
 
 
-def test_success_clears_user_failures():
-    throttle = LoginThrottle(per_user=2, per_source=100, window=100, clock=lambda: 0.0)
-    throttle.failed("alice", None)
-    throttle.succeeded("alice")
-    throttle.failed("alice", None)
-    throttle.check("alice", None)
+def test_success_clears_account_failures():
+    throttle = LoginThrottle(per_account=2, per_source=100, window=100, clock=lambda: 0.0)
+    throttle.failed([ALICE], None)
+    throttle.succeeded([ALICE])
+    throttle.failed([ALICE], None)
+    throttle.check([ALICE], None)
+
+
+def test_token_accounts_are_separate_from_users():
+    throttle = LoginThrottle(per_account=1, per_source=100, window=100, clock=lambda: 0.0)
+    throttle.failed([token_account("abc")], None)
+    with pytest.raises(TooManyAttempts):
+        throttle.check([token_account("abc")], None)
+    throttle.check([token_account("def"), user_account("abc")], None)

@@ -20,6 +20,7 @@ permission, index      ``PKGACLS``            ``<project>#U#<u>``  perms
 token                  ``TOKEN#<token_id>``   ``TOKEN``            the TokenRecord fields
 token, user's list     ``U#<user>``           ``T#<token_id>``     the TokenRecord fields
 registration switch    ``ACCESS``             ``ALLOW_REGISTER``   value
+first-admin claim      ``ACCESS``             ``FIRST_ADMIN``      username, rev
 =====================  =====================  ===================  ========================
 
 Access patterns, never a Scan: ``verify_user`` / ``is_admin`` / ``get_password_hash`` =
@@ -32,6 +33,9 @@ of the user's / group's partition (``P#``); ``get_token`` = GetItem ``TOKEN#<id>
 ``list_tokens`` = Query ``U#<user>`` (``T#``).
 
 Writes: ``create_user`` is a conditional put (``attribute_not_exists``: ``Conflict``);
+``create_first_admin`` reads the first-admin claim, then ``has_admin`` (both consistently),
+and writes the user and a new claim in one transaction, the claim under the condition that
+it is still what was read: of concurrent first registrations exactly one commits;
 everything that changes several items (a membership and its mirror, a permission with
 its mirror and index copy, a token and its list entry) is one TransactWrite. The user and
 group items carry a random ``rev`` that every write adding items to their partition
@@ -72,6 +76,7 @@ USERS_PK = "USERS"
 GROUPS_PK = "GROUPS"
 ACCESS_PK = "ACCESS"
 ALLOW_REGISTER_SK = "ALLOW_REGISTER"
+FIRST_ADMIN_SK = "FIRST_ADMIN"
 TOKEN_SK = "TOKEN"
 
 USER_PREFIX = "U#"
@@ -131,6 +136,7 @@ class _Models:
     perm: Any
     token: Any
     setting: Any
+    claim: Any
 
 
 def _build_models(table: str, aws_region: str | None) -> _Models:
@@ -162,11 +168,16 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         created = NumberAttribute()
         expires = NumberAttribute(null=True)
         projects = ListAttribute(of=UnicodeAttribute, null=True)
+        capabilities = ListAttribute(of=UnicodeAttribute, null=True)
 
     class SettingItem(Item):
         value = BooleanAttribute()
 
-    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem)
+    class ClaimItem(Item):
+        username = UnicodeAttribute()
+        rev = UnicodeAttribute()
+
+    return _Models(Item, UserItem, GroupItem, PermItem, TokenItem, SettingItem, ClaimItem)
 
 
 models_for = cached_per_table(_build_models)
@@ -182,6 +193,7 @@ def _token_item(model: Any, pk: str, sk: str, token: TokenRecord) -> Any:
         created=token.created,
         expires=token.expires,
         projects=None if token.projects is None else list(token.projects),
+        capabilities=None if token.capabilities is None else list(token.capabilities),
     )
 
 
@@ -196,6 +208,7 @@ def _to_token(item: Any) -> TokenRecord:
         created=float(item.created),
         expires=None if item.expires is None else float(item.expires),
         projects=None if item.projects is None else list(item.projects),
+        capabilities=None if item.capabilities is None else list(item.capabilities),
     )
 
 
@@ -391,15 +404,48 @@ class DynamoAccess(TableAdapter):
 
         self._change_user(username, change)
 
-    def has_admin(self) -> bool:
+    def has_admin(self, *, consistent: bool | None = None) -> bool:
         model = self.models.user
-        items = self._query(
-            model,
+        condition = (model.admin == True) & (model.pending == False)  # noqa: E712
+        items = model.query(
             USERS_PK,
-            USER_PREFIX,
-            filter_condition=(model.admin == True) & (model.pending == False),  # noqa: E712
+            model.sk.startswith(USER_PREFIX),
+            filter_condition=condition,
+            consistent_read=self.consistent_read if consistent is None else consistent,
         )
         return next(iter(items), None) is not None
+
+    def create_first_admin(self, username: str, password_hash: str) -> bool:
+        m = self.models
+        claim_key = (ACCESS_PK, FIRST_ADMIN_SK)
+
+        def plan() -> Plan:
+            # The claim first: a winner that commits after this read changes the claim
+            # (our condition fails); one that committed before it is seen by has_admin.
+            claim = self._get(m.claim, claim_key, consistent=True)
+            if self.has_admin(consistent=True):
+                return Plan(None, False)
+            tx = Transaction()
+            tx.put(
+                "claim",
+                m.claim(*claim_key, username=username, rev=_rev()),
+                m.claim.pk.does_not_exist() if claim is None else m.claim.rev == claim.rev,
+            )
+            user = m.user(
+                *user_key(username),
+                password_hash=password_hash,
+                admin=True,
+                pending=False,
+                rev=_rev(),
+            )
+            tx.put("user", user, m.user.pk.does_not_exist())
+            return Plan(tx, True)
+
+        def conflict() -> Exception:
+            return Conflict(f"User {username!r} already exists.")
+
+        # A lost claim is planned again: the winner's user is an admin by then.
+        return self.transact(plan, ("user", conflict))
 
     # --- groups ---
 
@@ -502,13 +548,14 @@ class DynamoAccess(TableAdapter):
 
     # --- API tokens ---
 
-    def add_token(self, token: TokenRecord) -> None:
-        """Raise ``NotFound`` unless the user exists, ``Conflict`` for a taken token_id."""
+    def add_token(self, token: TokenRecord, *, external_user: bool = False) -> None:
+        """Raise ``NotFound`` unless the user exists (or is ``external_user``), ``Conflict``
+        for a taken token_id."""
         m = self.models
 
         def plan() -> Plan:
-            user = self._user(token.username, consistent=True)
-            if user is None:
+            user = None if external_user else self._user(token.username, consistent=True)
+            if user is None and not external_user:
                 raise NotFound(f"No user {token.username!r}.")
             tx = Transaction()
             tx.put(
@@ -522,7 +569,8 @@ class DynamoAccess(TableAdapter):
                     m.token, owner_pk("user", token.username), TOKEN_PREFIX + token.token_id, token
                 ),
             )
-            tx.put("user", self._user_item(user), m.user.rev == user.rev)
+            if user is not None:
+                tx.put("user", self._user_item(user), m.user.rev == user.rev)
             return Plan(tx)
 
         def conflict() -> Exception:

@@ -2,11 +2,16 @@
 
 - The boto3 client is made on first use, not at import (cold starts); a client can be
   passed in instead.
+- Presigned URLs (and every call) use the bucket's regional virtual-hosted endpoint,
+  ``https://<bucket>.s3.<region>.amazonaws.com`` (``.amazonaws.com.cn`` in China), signed
+  with SigV4: the global ``s3.amazonaws.com`` host fails for buckets outside us-east-1
+  (a redirect that breaks the signature) and in opt-in regions. The region is the
+  bucket's (``region``; default: the session's, i.e. ``AWS_REGION`` in Lambda, where the
+  stack made the bucket); us-east-1 uses its regional host too.
 - Endpoints are never configured here: botocore reads ``AWS_ENDPOINT_URL_S3`` /
   ``AWS_ENDPOINT_URL`` itself. When either is set (moto, LocalStack, MinIO) the client
   uses path-style addressing, so presigned URLs name ``http://127.0.0.1:<port>/<bucket>/…``
-  instead of a ``<bucket>.127.0.0.1`` host that does not resolve; on AWS botocore's
-  default (virtual-hosted) applies.
+  instead of a ``<bucket>.127.0.0.1`` host that does not resolve.
 - ``put(if_absent=True)`` is an S3 conditional write (``If-None-Match: *``): S3 decides
   atomically, so two concurrent uploads of one key give one success and one ``Conflict``.
 - Objects are private (no ACL is ever set) and encrypted with SSE-S3, which is also the
@@ -85,12 +90,40 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def make_client(region: str | None = None) -> Any:
+    """An S3 client for a bucket in ``region``: SigV4, regional virtual-hosted endpoint
+    (path-style against an emulator's endpoint)."""
+    import boto3
+    from botocore.config import Config
+
+    emulated = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    config = Config(
+        signature_version="s3v4",
+        s3={
+            "addressing_style": "path" if emulated else "virtual",
+            "us_east_1_regional_endpoint": "regional",
+        },
+        retries={"mode": "standard"},
+        connect_timeout=5,
+    )
+    # A session of its own: boto3's default session is not safe to set up from threads.
+    return boto3.session.Session(region_name=region).client("s3", config=config)
+
+
 class S3Storage:
     """Files in ``bucket``; downloads are presigned GET URLs valid ``presign_expiry`` seconds."""
 
-    def __init__(self, bucket: str, *, presign_expiry: int = 300, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        presign_expiry: int = 300,
+        client: Any = None,
+        region: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.presign_expiry = presign_expiry
+        self.region = region
         self._client = client
         self._client_lock = threading.Lock()
         self._page_size = 1000  # ListObjectsV2 MaxKeys; tests lower it to exercise paging
@@ -100,23 +133,8 @@ class S3Storage:
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = self._make_client()
+                    self._client = make_client(self.region)
         return self._client
-
-    @staticmethod
-    def _make_client() -> Any:
-        import boto3
-        from botocore.config import Config
-
-        emulated = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if emulated else "auto"},
-            retries={"mode": "standard"},
-            connect_timeout=5,
-        )
-        # A session of its own: boto3's default session is not safe to set up from threads.
-        return boto3.session.Session().client("s3", config=config)
 
     # --- Storage port ---------------------------------------------------------------------
 

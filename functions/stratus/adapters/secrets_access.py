@@ -13,7 +13,8 @@ loads unchanged and pypicloud can still read what Stratus writes::
       "pending_users": {"<name>": "<passlib hash>"},   # pypicloud's mutable JSON backend
       "allow_registration": false,                     # idem
       "tokens": {"<token id>": {"username": ..., "name": ..., "secret_sha256": ...,
-                                "created": ..., "expires": ..., "projects": ...}}
+                                "created": ..., "expires": ..., "projects": ...,
+                                "capabilities": ...}}
     }
 
 ``pending_users`` and ``allow_registration`` are the keys pypicloud's own mutable JSON
@@ -211,6 +212,9 @@ class _Snapshot:
                     created=float(data.get("created", 0)),
                     expires=None if data.get("expires") is None else float(data["expires"]),
                     projects=None if data.get("projects") is None else list(data["projects"]),
+                    capabilities=None
+                    if data.get("capabilities") is None
+                    else [str(c) for c in data["capabilities"]],
                 )
             except (AttributeError, KeyError, TypeError, ValueError):
                 log.warning("access secret: ignoring malformed token %r", token_id)
@@ -236,6 +240,7 @@ def _token_json(token: TokenRecord) -> dict[str, Any]:
         "created": token.created,
         "expires": token.expires,
         "projects": None if token.projects is None else list(token.projects),
+        "capabilities": None if token.capabilities is None else list(token.capabilities),
     }
 
 
@@ -576,6 +581,21 @@ class SecretsManagerAccess:
         snapshot = self._snapshot()
         return any(admin in snapshot.users for admin in snapshot.admins)
 
+    def create_first_admin(self, username: str, password_hash: str) -> bool:
+        # The check runs inside the read-modify-write, which is atomic between Stratus
+        # writers (the version chain of the module docstring).
+        def change(doc: dict[str, Any]) -> bool:
+            if any(admin in doc["users"] for admin in doc["admins"]):
+                return False
+            if username in doc["users"] or username in doc["pending_users"]:
+                raise Conflict(f"User {username!r} already exists.")
+            doc["users"][username] = password_hash
+            if username not in doc["admins"]:
+                doc["admins"].append(username)
+            return True
+
+        return self._update(change)
+
     # --- groups --------------------------------------------------------------------------------
 
     def create_group(self, group: str) -> None:
@@ -674,8 +694,11 @@ class SecretsManagerAccess:
 
     # --- API tokens ----------------------------------------------------------------------------
 
-    def add_token(self, token: TokenRecord) -> None:
+    def add_token(self, token: TokenRecord, *, external_user: bool = False) -> None:
         def change(doc: dict[str, Any]) -> None:
+            known = token.username in doc["users"] or token.username in doc["pending_users"]
+            if not external_user and not known:
+                raise NotFound(f"No user {token.username!r}.")
             tokens = doc.get("tokens")
             if not isinstance(tokens, dict):
                 tokens = doc["tokens"] = {}

@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS access_tokens (
     secret_sha256 TEXT NOT NULL,
     created REAL NOT NULL,
     expires REAL,
-    projects TEXT
+    projects TEXT,
+    capabilities TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS access_tokens_by_user ON access_tokens (username);
 """
@@ -72,6 +73,14 @@ class SqliteAccess:
     def __init__(self, path: str | Path) -> None:
         self._db = SqliteDatabase(path, _SCHEMA)
         self.path = self._db.path
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns newer versions use to a file made by an older one."""
+        with self._write() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(access_tokens)")}
+            if "capabilities" not in columns:
+                conn.execute("ALTER TABLE access_tokens ADD COLUMN capabilities TEXT")
 
     def __repr__(self) -> str:
         return f"SqliteAccess({self.path!r})"
@@ -226,13 +235,26 @@ class SqliteAccess:
             if cur.rowcount == 0:
                 raise NotFound(f"No pending user {username!r}.")
 
+    _HAS_ADMIN = "SELECT 1 FROM access_users WHERE admin = 1 AND pending = 0 LIMIT 1"
+
     def has_admin(self) -> bool:
-        row = (
-            self._conn()
-            .execute("SELECT 1 FROM access_users WHERE admin = 1 AND pending = 0 LIMIT 1")
-            .fetchone()
-        )
-        return row is not None
+        return self._conn().execute(self._HAS_ADMIN).fetchone() is not None
+
+    def create_first_admin(self, username: str, password_hash: str) -> bool:
+        # One write transaction (BEGIN IMMEDIATE): the check and the insert are atomic
+        # for every thread and process using the file.
+        with self._write() as conn:
+            if conn.execute(self._HAS_ADMIN).fetchone() is not None:
+                return False
+            try:
+                conn.execute(
+                    "INSERT INTO access_users (username, password_hash, admin, pending) "
+                    "VALUES (?, ?, 1, 0)",
+                    (username, password_hash),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"User {username!r} already exists.") from None
+            return True
 
     # --- groups ---
     def create_group(self, group: str) -> None:
@@ -305,15 +327,16 @@ class SqliteAccess:
             )
 
     # --- API tokens ---
-    def add_token(self, token: TokenRecord) -> None:
-        """Raise ``NotFound`` unless the user exists, ``Conflict`` for a taken token_id."""
+    def add_token(self, token: TokenRecord, *, external_user: bool = False) -> None:
+        """Raise ``NotFound`` unless the user exists (or is ``external_user``), ``Conflict``
+        for a taken token_id."""
         with self._write() as conn:
-            if self._user_row(token.username, conn) is None:
+            if not external_user and self._user_row(token.username, conn) is None:
                 raise NotFound(f"No user {token.username!r}.")
             try:
                 conn.execute(
                     "INSERT INTO access_tokens (token_id, username, name, secret_sha256, "
-                    "created, expires, projects) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "created, expires, projects, capabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         token.token_id,
                         token.username,
@@ -322,16 +345,21 @@ class SqliteAccess:
                         token.created,
                         token.expires,
                         None if token.projects is None else json.dumps(list(token.projects)),
+                        None
+                        if token.capabilities is None
+                        else json.dumps(list(token.capabilities)),
                     ),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"Token {token.token_id!r} already exists.") from None
 
-    _TOKEN_COLUMNS = "token_id, username, name, secret_sha256, created, expires, projects"
+    _TOKEN_COLUMNS = (
+        "token_id, username, name, secret_sha256, created, expires, projects, capabilities"
+    )
 
     @staticmethod
     def _token(row: tuple) -> TokenRecord:
-        token_id, username, name, secret, created, expires, projects = row
+        token_id, username, name, secret, created, expires, projects, capabilities = row
         return TokenRecord(
             token_id=token_id,
             username=username,
@@ -340,6 +368,7 @@ class SqliteAccess:
             created=created,
             expires=expires,
             projects=None if projects is None else json.loads(projects),
+            capabilities=None if capabilities is None else json.loads(capabilities),
         )
 
     def get_token(self, token_id: str) -> TokenRecord | None:

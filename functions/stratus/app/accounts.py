@@ -1,8 +1,11 @@
 """User accounts: name and password rules, and registration (pypicloud §1.10.2).
 
-The first user to register when no admin exists becomes the admin; afterwards a user
-registers with a signup token (approved at once) or, when registration is open, waits
-for an admin's approval. Used by the JSON API and by the web UI alike.
+The first user to register when no admin exists becomes the admin, exactly once: the
+backend's ``create_first_admin`` decides atomically, so of twenty concurrent first
+registrations one gets an admin and the others are handled as ordinary registrations
+(pending if registration is open; refused otherwise). Afterwards a user registers with
+a signup token (approved at once) or, when registration is open, waits for an admin's
+approval. Used by the JSON API and by the web UI alike.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ from __future__ import annotations
 import re
 
 from ..domain import passwords
-from ..domain.errors import Conflict, InvalidInput, NotAllowed
+from ..domain.errors import Conflict, InvalidInput, PermissionDenied
 from ..ports import MutableAccessBackend
 from . import tokens
+
+ADMIN = "admin"
+APPROVED = "approved"
+PENDING = "pending"
 
 # User names; the web UI also holds group names to it (it lists them space-separated).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -33,6 +40,10 @@ def check_password(password: str) -> None:
         raise InvalidInput("Passwords must have at least 8 characters.")
 
 
+def _registration_disabled() -> PermissionDenied:
+    return PermissionDenied("Registration is disabled on this server.")
+
+
 def register(
     backend: MutableAccessBackend,
     username: str,
@@ -41,26 +52,36 @@ def register(
     token: str | None = None,
     signing_key: str | None = None,
 ) -> str:
-    """Create the user; return its status: "admin", "approved" or "pending".
+    """Create the user; return its status: ``ADMIN``, ``APPROVED`` or ``PENDING``.
 
-    Raises ``InvalidInput`` (bad name or password), ``NotAllowed`` (bad token, or
-    registration closed) and ``Conflict`` (the name is taken). Hashes the password:
-    call it from a worker thread.
+    Raises ``InvalidInput`` (bad name or password), ``PermissionDenied`` (bad token, or
+    registration closed) and ``Conflict`` (the name is taken). The checks that can refuse
+    run before the (costly) password hash; call it from a worker thread.
     """
     check_username(username)
     check_password(password)
-    approved = admin = False
+    invited = False
     if token:
         if not signing_key or tokens.check_signup_token(token, signing_key) != username:
-            raise NotAllowed("Invalid or expired registration token.")
-        approved = True
-    elif not backend.has_admin():
-        approved = admin = True  # pypicloud: the first user becomes the admin
-    elif not backend.allow_register():
-        raise NotAllowed("Registration is disabled on this server.")
+            raise PermissionDenied("Invalid or expired registration token.")
+        invited = True
+    candidate = False
+    if not invited:
+        if not backend.has_admin():
+            candidate = True
+        elif not backend.allow_register():
+            raise _registration_disabled()
     hashed = passwords.hash_password(password)
     try:
-        backend.create_user(username, hashed, admin=admin, pending=not approved)
+        if invited:
+            backend.create_user(username, hashed)
+            return APPROVED
+        if candidate:
+            if backend.create_first_admin(username, hashed):
+                return ADMIN
+            if not backend.allow_register():  # another first user won the race
+                raise _registration_disabled()
+        backend.create_user(username, hashed, pending=True)
     except Conflict:
         raise Conflict(f"User {username!r} already exists.") from None
-    return "admin" if admin else ("approved" if approved else "pending")
+    return PENDING

@@ -19,6 +19,7 @@ from ..ports import (
     ReconcileRuns,
     ReplayGuard,
     Storage,
+    TokenStore,
     TrustedPublishers,
 )
 from ..settings import Settings
@@ -31,7 +32,9 @@ class Services:
     storage: Storage
     access: AccessBackend
     settings: Settings
-    tokens: MutableAccessBackend | None = None  # where API tokens live
+    # Where API tokens live: the access backend when it is mutable, else a store of its own
+    # (SQLite locally, the DynamoDB table on AWS) holding tokens of the backend's users.
+    tokens: TokenStore | None = None
     signing_key: str | None = None  # signs registration tokens (``auth.signing_key``)
     audit: AuditLog | None = None  # where security-relevant events are recorded
     metrics: MetricsSink | None = None  # business metrics (EMF on Lambda)

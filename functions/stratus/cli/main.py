@@ -10,10 +10,9 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ..web.app import create_app
     from ..wiring import services_local
+    from .server import ServerLimits, run
 
     config = Path(args.config) if args.config else None
     if config is not None and not config.is_file():
@@ -31,7 +30,13 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    limits = ServerLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        limit_concurrency=args.limit_concurrency,
+    )
+    run(app, args.host, args.port, log_level=args.log_level, limits=limits)
     return 0
 
 
@@ -249,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default="./stratus-data", help="default: ./stratus-data")
     serve.add_argument("--config", help="pypicloud-style INI file: users, groups, pypi.* options")
     serve.add_argument("--log-level", default="info")
+    from .server import ServerLimits
+
+    defaults = ServerLimits()
+    for option, kind, text in (
+        ("header_timeout", float, "seconds a client has to send a request's headers"),
+        ("body_timeout", float, "seconds without a byte of a request body before closing"),
+        ("keep_alive_timeout", float, "idle seconds between requests on a connection"),
+        ("limit_concurrency", int, "connections and requests at once; 503 past it"),
+    ):
+        serve.add_argument(
+            "--" + option.replace("_", "-"),
+            type=kind,
+            default=getattr(defaults, option),
+            help=f"{text} (default: %(default)s)",
+        )
     serve.set_defaults(func=_serve)
 
     hp = sub.add_parser("hash-password", help="print an argon2id hash for a user.<name> line")

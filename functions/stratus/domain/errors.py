@@ -9,10 +9,6 @@ class InvalidInput(StratusError):
     """The request is malformed (HTTP 400)."""
 
 
-class NotAllowed(StratusError):
-    """The caller may not do this (HTTP 403)."""
-
-
 class Conflict(StratusError):
     """The resource exists already (HTTP 409)."""
 
@@ -23,3 +19,7 @@ class NotFound(StratusError):
 
 class BackendUnavailable(StratusError):
     """A backend (catalog, storage, access) failed its health check (HTTP 503)."""
+
+
+class PermissionDenied(StratusError):
+    """The caller is authenticated but its credential does not allow this (HTTP 403)."""

@@ -73,9 +73,25 @@ class ProjectSummary:
     summary: str | None = None  # of the most recently uploaded file
 
 
+# What a credential may do. A password carries every capability; an API token carries a
+# subset (``stratus.app.tokens``). Capabilities never add to what the user may do.
+READ_CAP = "read"  # read (install) what the user may read
+UPLOAD_CAP = "upload"  # upload what the user may write (within the token's projects)
+MANAGE_CAP = "manage"  # manage the user's own API tokens and password
+ADMIN_CAP = "admin"  # use admin powers (admin API, others' tokens), if the user is an admin
+CAPABILITIES = frozenset({READ_CAP, UPLOAD_CAP, MANAGE_CAP, ADMIN_CAP})
+
+
 @dataclass(slots=True)
 class Identity:
-    """Who makes a request. ``username`` None means anonymous."""
+    """Who makes a request, and what the credential used allows. ``username`` None: anonymous.
+
+    ``is_admin`` says whether *this credential* may use admin powers: the user is an admin
+    and the credential carries ``ADMIN_CAP`` (a password, or an unscoped token made with
+    admin rights). ``admin_user`` says whether the user is an admin at all: an admin reads
+    and writes every package, also through a token without admin rights (within the token's
+    ``upload_scope`` and capabilities).
+    """
 
     username: str | None = None
     groups: frozenset[str] = field(default_factory=frozenset)
@@ -85,10 +101,27 @@ class Identity:
     # A token minted by trusted publishing: may upload to ``upload_scope`` (a grant, not a
     # limit on some user's permissions) and read what anyone may read, nothing else.
     upload_only: bool = False
+    capabilities: frozenset[str] = CAPABILITIES
+    admin_user: bool = False
+    token_id: str | None = None  # the API token used, if any
+    expires: float | None = None  # when the credential expires (epoch seconds), None: never
+
+    def __post_init__(self) -> None:
+        if self.is_admin:
+            self.admin_user = True  # an admin credential is always an admin's
 
     @property
     def authenticated(self) -> bool:
         return self.username is not None
+
+    def may(self, capability: str) -> bool:
+        """Whether the credential carries ``capability`` (one of ``CAPABILITIES``)."""
+        return capability in self.capabilities
+
+    @property
+    def may_manage(self) -> bool:
+        """May manage tokens and the password: authenticated, unscoped, ``MANAGE_CAP``."""
+        return self.authenticated and self.upload_scope is None and self.may(MANAGE_CAP)
 
 
 ANONYMOUS = Identity()

@@ -6,6 +6,10 @@ A user's permissions on a package are the union of
   (everybody, anonymous included) and ``authenticated`` (every logged-in user);
 and, when the package has no explicit user or group entries at all, of the
 ``default_read`` / ``default_write`` groups. Admins read and write everything.
+
+What a request may do is then cut down to what its credential carries
+(:func:`within_credential`): an API token may lack the read or upload capability, and a
+scoped token uploads only to its projects.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidInput
-from .models import Identity
+from .models import READ_CAP, UPLOAD_CAP, Identity
 
 EVERYONE = "everyone"
 AUTHENTICATED = "authenticated"
@@ -109,7 +113,7 @@ def effective(
     default_write: Iterable[str],
 ) -> frozenset[str]:
     """The permissions (subset of {"r", "w"}) that ``identity`` has on a package."""
-    if identity.is_admin:
+    if identity.admin_user:
         return frozenset({READ, WRITE})
     groups = principals(identity)
     perms: set[str] = set()
@@ -124,3 +128,15 @@ def effective(
         if groups.intersection(default_write):
             perms.add(WRITE)  # as pypicloud: default_write grants "w" only
     return frozenset(perms)
+
+
+def within_credential(identity: Identity, project: str, perms: frozenset[str]) -> frozenset[str]:
+    """``perms`` (the user's on ``project``) limited to what the credential allows."""
+    allowed = set(perms)
+    if not identity.may(READ_CAP):
+        allowed.discard(READ)
+    if not identity.may(UPLOAD_CAP) or (
+        identity.upload_scope is not None and project not in identity.upload_scope
+    ):
+        allowed.discard(WRITE)
+    return frozenset(allowed)

@@ -4,6 +4,11 @@
 dependencies (FastAPI reads declared ``Form``/``Body`` parameters before any dependency
 runs, which would let an anonymous caller make the server read a body) and validates it
 with a pydantic model. ``documented(Model)`` describes both encodings in the OpenAPI.
+
+Every body is read through :func:`bounded`: a ``Content-Length`` over the limit is
+refused (413) before a byte is read, and a body without one (chunked) is counted while
+it streams and refused as soon as it passes the limit. Such bodies are small
+(``MAX_FIELDS_BYTES``); uploads have their own limit (``pypi.max_upload_bytes``).
 """
 
 from __future__ import annotations
@@ -14,13 +19,48 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.types import Message
 
 from ..domain.errors import InvalidInput
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_FIELDS_BYTES = 64 * 1024  # a JSON or form body of the user, token and admin APIs
+
+
+class BodyTooLarge(Exception):
+    """The request body passes its limit (HTTP 413); raised before or while reading it."""
+
+    def __init__(self, limit: int, hint: str = "") -> None:
+        super().__init__(f"Request body larger than {limit} bytes.{' ' + hint if hint else ''}")
+        self.limit = limit
+
+
+def bounded(request: Request, limit: int, hint: str = "") -> Request:
+    """``request`` whose body reads raise :class:`BodyTooLarge` past ``limit`` bytes.
+
+    Raises at once when ``Content-Length`` says so; otherwise counts the bytes as they
+    arrive, so a chunked body is never read (or spooled to disk) beyond the limit.
+    """
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise BodyTooLarge(limit, hint)
+    receive = request.receive
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit, hint)
+        return message
+
+    return Request(request.scope, counting_receive)
 
 
 async def read_fields(request: Request) -> dict[str, Any]:
+    request = bounded(request, MAX_FIELDS_BYTES)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:

@@ -1,12 +1,22 @@
 """FastAPI dependencies: the app's context, who is calling, and what they may do.
 
-``identity`` is a plain ``def``: FastAPI runs it in the thread pool, so a password hash
-(argon2, bcrypt) never blocks the event loop. FastAPI caches a dependency's value per
-request, so a request authenticates once whatever number of dependencies need it.
+``identity`` answers a credential verified recently (the policy's cache) on the event
+loop, at no cost; anything else (a password hash, token and group lookups) runs in a
+small thread pool of its own (``CREDENTIAL_THREADS`` threads at a lower CPU priority).
+So a password hash never blocks the event loop, and a login storm (each login an
+argon2id hash: 64 MiB and ~150 ms of CPU) neither takes the threads other work needs nor
+delays logged-in users, whose requests need no thread to authenticate
+(``benchmarks/bench_login_storm.py``). FastAPI caches a dependency's value per request,
+so a request authenticates once whatever number of dependencies need it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,10 +52,31 @@ def app_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(app_context)]
 
 
-def identity(request: Request, ctx: Context) -> Identity:
-    """Authenticate the request (raises ``BadCredentials`` → 401). Runs in the thread pool."""
+# Credential checks at once: leave a core to the event loop (and memory: 64 MiB a hash).
+CREDENTIAL_THREADS = max(1, (os.cpu_count() or 2) - 1)
+CREDENTIAL_NICENESS = 10  # below the event loop's thread: hashes yield the CPU to it
+
+
+def _lower_priority() -> None:
+    # Linux schedules threads one by one; raising one's own niceness needs no privilege.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CREDENTIAL_NICENESS)
+
+
+# A pool of its own, not the shared one: queued checks hold no thread that others need.
+_credential_pool = ThreadPoolExecutor(
+    CREDENTIAL_THREADS, thread_name_prefix="stratus-credentials", initializer=_lower_priority
+)
+
+
+async def identity(request: Request, ctx: Context) -> Identity:
+    """Authenticate the request (``BadCredentials`` → 401); see the module docstring."""
     source = request.client.host if request.client else None
-    who = ctx.policy.identify(request.headers.get("authorization"), source)
+    header = request.headers.get("authorization")
+    who = ctx.policy.identify_cached(header, source)
+    if who is None:
+        loop = asyncio.get_running_loop()
+        who = await loop.run_in_executor(_credential_pool, ctx.policy.identify, header, source)
     request.state.user = who.username  # for the access log and the audit trail
     return who
 
@@ -123,6 +154,18 @@ def may_upload(ctx: AppContext, who: Identity, project: str) -> None:
     if ctx.policy.can_upload(who, project):
         return
     may_write(ctx, who, project)
+
+
+def may_upload_anything(ctx: AppContext, who: Identity) -> None:
+    """401 for an anonymous caller, 403 for one who may upload to no project at all.
+
+    For uploads whose project is named inside the body: runs before the body is read.
+    """
+    if ctx.policy.may_upload_somewhere(who):
+        return
+    if not who.authenticated:
+        raise AuthRequired("Authentication required to upload.")
+    raise Forbidden(f"User {who.username!r} may not upload.")
 
 
 def readable_project(project: str, ctx: Context, who: Caller) -> str:

@@ -7,7 +7,7 @@ FastAPI's 422 JSON.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,14 +21,15 @@ from ..domain.errors import (
     BackendUnavailable,
     Conflict,
     InvalidInput,
-    NotAllowed,
     NotFound,
+    PermissionDenied,
     StratusError,
 )
+from .bodies import BodyTooLarge
 
 _STATUS = {
     InvalidInput: 400,
-    NotAllowed: 403,
+    PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
     BackendUnavailable: 503,
@@ -80,6 +81,9 @@ def install(app: FastAPI, realm: str) -> None:
     async def forbidden(_: Request, exc: Exception) -> Response:
         return _text(403, str(exc) or "Forbidden.")
 
+    async def too_large(_: Request, exc: Exception) -> Response:
+        return _text(413, str(exc))
+
     async def invalid_request(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return _text(400, describe(exc.errors()))
@@ -97,7 +101,29 @@ def install(app: FastAPI, realm: str) -> None:
         (TooManyAttempts, throttled),
         (AuthRequired, auth_required),
         (Forbidden, forbidden),
+        (BodyTooLarge, too_large),
         (RequestValidationError, invalid_request),
         (HTTPException, http_error),
     ):
-        app.add_exception_handler(cls, handler)
+        app.add_exception_handler(cls, closing_if_body_unread(handler))
+
+
+def has_body(request: Request) -> bool:
+    length = request.headers.get("content-length", "0").strip()
+    return "transfer-encoding" in request.headers or (length.isdigit() and int(length) > 0)
+
+
+def closing_if_body_unread(
+    handler: Callable[[Request, Exception], Awaitable[Response]],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """An error answer to a request with a body says ``Connection: close``: the server then
+    stops receiving a body that may be unread (an anonymous upload, say) instead of
+    draining it to keep the connection."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if has_body(request):
+            response.headers["Connection"] = "close"
+        return response
+
+    return handle

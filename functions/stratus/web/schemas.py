@@ -50,16 +50,35 @@ class NewTokenBody(BaseModel):
         description="Limit the token to uploading these projects "
         "(a list, or a string separated by commas or spaces).",
     )
-    expires_in: float | None = Field(None, gt=0, description="Lifetime in seconds.")
+    expires_in: float | None = Field(
+        None,
+        gt=0,
+        le=10 * 365 * 86400,
+        allow_inf_nan=False,
+        description="Lifetime in seconds (at most ten years). Left out, a token made with "
+        "an expiring token expires with it; otherwise it never expires.",
+    )
+    admin: bool | None = Field(
+        None,
+        description="false: a token without admin rights (of an admin user, say); true: "
+        "ask for them (admin credentials only). Left out: the creating credential's rights. "
+        "A token limited to projects never has admin rights.",
+    )
+    capabilities: list[str] | None = Field(
+        None,
+        description="What the token may do, a subset of read, upload, manage (own tokens "
+        "and password), admin (a list, or a string separated by commas or spaces). Left "
+        "out: all the creating credential has; read and upload for a scoped token.",
+    )
 
-    @field_validator("projects", mode="before")
+    @field_validator("projects", "capabilities", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [p for p in re.split(r"[\s,]+", value) if p] or None
         return value
 
-    @field_validator("username", "expires_in", mode="before")
+    @field_validator("username", "expires_in", "admin", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:  # an empty form field means "not given"
         return None if isinstance(value, str) and not value.strip() else value
@@ -154,6 +173,7 @@ class Token(BaseModel):
     created: int
     expires: int | None
     projects: list[str] | None
+    capabilities: list[str] = Field(description="Subset of read, upload, manage, admin.")
 
 
 class NewToken(Token):
@@ -235,4 +255,6 @@ class RebuildStatus(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "error"]
-    checks: dict[str, str]
+    checks: dict[str, str] | None = Field(
+        None, description="Per backend: ok, or the error (admins only)."
+    )

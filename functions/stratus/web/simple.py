@@ -198,7 +198,8 @@ async def simple_project(
     normalized = normalize(project)
     if normalized != project or not request.url.path.endswith("/"):
         # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
-        target = f"../{normalized}/" if request.url.path.endswith("/") else f"{normalized}/"
+        name = quote(normalized, safe="")  # any name from the path: a header is ASCII
+        target = f"../{name}/" if request.url.path.endswith("/") else f"{name}/"
         if request.url.query:
             target += f"?{request.url.query}"
         return Response(status_code=301, headers={"Location": target})

@@ -3,6 +3,14 @@
 The multipart body is read by hand after authentication (a declared ``Form`` parameter
 would make FastAPI read it before any dependency ran) and with a size limit;
 ``UPLOAD_FORM`` describes it in the OpenAPI.
+
+Authorization comes before the body too: the project is named in the path
+(``/api/package/<project>/...``: the per-project check) or only inside the body (the
+legacy API: first "may this caller upload anything at all", the per-project check once
+the form is parsed). An anonymous or read-only caller gets 401/403 before a byte of the
+body is read. The body is streamed into python-multipart's spooled temporary files and
+refused (413) past ``pypi.max_upload_bytes``: at once from ``Content-Length``, or while
+counting the bytes of a chunked body.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from starlette.responses import PlainTextResponse, Response
 from ..domain.distributions import parse_version_field
 from ..domain.errors import InvalidInput
 from ..domain.models import Identity
+from ..domain.names import normalize
 from ..domain.names import validate as validate_name
-from .deps import AppContext, Caller, Context, may_upload
+from .bodies import BodyTooLarge, bounded
+from .deps import AppContext, Caller, Context, may_upload, may_upload_anything
 from .routes import route
 
 router = APIRouter(tags=["upload"])
@@ -57,15 +67,16 @@ def _too_large(limit: int) -> Response:
     return PlainTextResponse(
         f"413 Upload larger than {limit} bytes; upload large files directly to storage.",
         status_code=413,
+        headers={"Connection": "close"},
     )
 
 
-async def _read_form(request: Request, limit: int) -> FormData | None:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        return None
+async def _read_form(request: Request, limit: int) -> FormData:
+    body = bounded(request, limit, "Upload large files directly to storage.")
     try:
-        return await request.form(max_part_size=8 * 1024 * 1024)
+        return await body.form(max_part_size=8 * 1024 * 1024)
+    except BodyTooLarge:
+        raise
     except Exception as exc:  # multipart parser errors: bad input, not a server error
         raise InvalidInput(f"Malformed multipart upload: {exc}") from None
 
@@ -73,11 +84,28 @@ async def _read_form(request: Request, limit: int) -> FormData | None:
 async def handle_upload(
     request: Request, ctx: AppContext, who: Identity, project_hint: str | None = None
 ) -> Response:
-    # ``who`` is resolved before this runs: bad credentials answer before the body is read.
+    # ``who`` is resolved before this runs: bad credentials answer before the body is read,
+    # and so does a caller who may not upload (there) at all.
+    if project_hint is not None:
+        await run_in_threadpool(may_upload, ctx, who, normalize(project_hint))
+    else:
+        await run_in_threadpool(may_upload_anything, ctx, who)
     limit = ctx.services.settings.max_upload_bytes
     form = await _read_form(request, limit)
-    if form is None:
-        return _too_large(limit)
+    try:
+        return await _publish(request, ctx, who, form, limit, project_hint)
+    finally:
+        await form.close()  # the spooled temporary files
+
+
+async def _publish(
+    request: Request,
+    ctx: AppContext,
+    who: Identity,
+    form: FormData,
+    limit: int,
+    project_hint: str | None,
+) -> Response:
     action = form.get(":action")
     if action != "file_upload":
         raise InvalidInput(f"Unsupported :action {action!r}; only 'file_upload' is supported.")
@@ -91,7 +119,7 @@ async def handle_upload(
     project = validate_name(name)  # bounded, no CR/LF or look-alikes, before any use
     parse_version_field(version)
     request.state.audit = {"target": f"{project}/{content.filename}", "version": version}
-    may_upload(ctx, who, project)
+    await run_in_threadpool(may_upload, ctx, who, project)
     data = await content.read(limit + 1)
     if len(data) > limit:  # a chunked body has no Content-Length to check up front
         return _too_large(limit)

@@ -15,11 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..app import accounts, tokens
 from ..app.accounts import check_password
+from ..app.tokens import TokenManager
 from ..domain import passwords
-from ..domain.errors import InvalidInput, NotFound
+from ..domain.errors import InvalidInput
 from ..domain.models import Identity
-from ..domain.names import normalize
-from ..ports import MutableAccessBackend
 from .bodies import body, documented
 from .deps import Context, Directory, User
 from .errors import Forbidden
@@ -39,23 +38,23 @@ from .schemas import (
 router = APIRouter(tags=["users and tokens"])
 
 
-def unscoped_user(who: User) -> Identity:
-    """A logged-in user with their full rights (not a token scoped to some projects)."""
-    if who.upload_scope is not None:
-        raise Forbidden("A scoped API token cannot manage passwords or tokens.")
+def managing_user(who: User) -> Identity:
+    """A logged-in user whose credential may manage the account: a password, or a token
+    neither scoped to projects nor without the ``manage`` capability (403 otherwise)."""
+    tokens.require_manage(who)
     return who
 
 
-FullUser = Annotated[Identity, Depends(unscoped_user)]
+FullUser = Annotated[Identity, Depends(managing_user)]
 
 
-def token_store(ctx: Context) -> MutableAccessBackend:
+def token_manager(ctx: Context) -> TokenManager:
     if ctx.services.tokens is None:
         raise InvalidInput("API tokens are not available on this deployment.")
-    return ctx.services.tokens
+    return TokenManager(ctx.services.tokens, ctx.services.access)
 
 
-TokenStore = Annotated[MutableAccessBackend, Depends(token_store)]
+Tokens = Annotated[TokenManager, Depends(token_manager)]
 
 
 @both_slashes(
@@ -102,36 +101,30 @@ async def change_password(
 @both_slashes(
     router, "/api/tokens", "POST", status_code=201, openapi_extra=documented(NewTokenBody)
 )
-async def create_token(
+def create_token(
     who: FullUser,
-    store: TokenStore,
+    manager: Tokens,
     params: Annotated[NewTokenBody, Depends(body(NewTokenBody))],
 ) -> NewToken:
-    owner = params.username or who.username
-    assert owner is not None
-    if owner != who.username and not who.is_admin:
-        raise Forbidden("Only admins create tokens for other users.")
-    scope = sorted({normalize(p) for p in params.projects}) if params.projects else None
-    secret, record = tokens.new_token(
-        owner, params.name, projects=scope, expires_in=params.expires_in
+    secret, record = manager.create(
+        who,
+        params.name,
+        owner=params.username,
+        projects=params.projects,
+        expires_in=params.expires_in,
+        admin=params.admin,
+        capabilities=params.capabilities,
     )
-    await run_in_threadpool(store.add_token, record)
     return NewToken(token=secret, **tokens.public(record))
 
 
 @both_slashes(router, "/api/tokens", "GET")
-def list_tokens(who: User, store: TokenStore, username: str | None = None) -> TokenList:
-    owner = username or who.username
-    if owner != who.username and not who.is_admin:
-        raise Forbidden("Only admins list other users' tokens.")
-    assert owner is not None
-    return TokenList(tokens=[Token(**tokens.public(t)) for t in store.list_tokens(owner)])
+def list_tokens(who: FullUser, manager: Tokens, username: str | None = None) -> TokenList:
+    return TokenList(tokens=[Token(**tokens.public(t)) for t in manager.list(who, username)])
 
 
 @both_slashes(router, "/api/tokens/{token_id}", "DELETE")
-def revoke_token(who: User, store: TokenStore, token_id: str) -> Revoked:
-    record = store.get_token(token_id)
-    if record is None or (record.username != who.username and not who.is_admin):
-        raise NotFound(f"No token {token_id!r}.")
-    store.delete_token(token_id)
+def revoke_token(ctx: Context, who: FullUser, manager: Tokens, token_id: str) -> Revoked:
+    manager.revoke(who, token_id)
+    ctx.policy.forget_token(token_id)
     return Revoked(revoked=token_id)

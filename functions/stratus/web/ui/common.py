@@ -32,8 +32,8 @@ from ...domain.errors import (
     BackendUnavailable,
     Conflict,
     InvalidInput,
-    NotAllowed,
     NotFound,
+    PermissionDenied,
     StratusError,
 )
 from ...domain.models import ANONYMOUS, Identity
@@ -295,7 +295,7 @@ def field_text(form: FormData, name: str, *, max_length: int = 1000) -> str:
 _STATUS = (
     (NotFound, 404, "Not found"),
     (InvalidInput, 400, "That did not work"),
-    (NotAllowed, 403, "Not allowed"),
+    (PermissionDenied, 403, "Not allowed"),
     (Conflict, 409, "Already there"),
     (BackendUnavailable, 503, "Unavailable"),
     (StratusError, 500, "Something went wrong"),
