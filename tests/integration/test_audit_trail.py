@@ -120,7 +120,7 @@ def test_refusals_name_the_refused_action(audited) -> None:
     assert "may not yank" in client.post(f"{base}/yank", headers=bob).text
     assert "may not unyank" in client.post(f"{base}/unyank", headers=bob).text
     refused = upload(client, wheel_bytes("secret-lib", "3.1"), "bob")
-    assert "may not upload in project 'secret-lib'" in refused.text
+    assert "may not upload" in refused.text  # bob may upload nowhere: refused before the body
     assert "to delete" in client.delete(base).text  # anonymous: 401 says what it was for
 
 

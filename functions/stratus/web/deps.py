@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
@@ -84,7 +85,7 @@ async def identity(request: Request, ctx: Context) -> Identity:
 Caller = Annotated[Identity, Depends(identity)]
 
 
-def reader(request: Request, ctx: Context) -> Identity:
+async def reader(request: Request, ctx: Context) -> Identity:
     """Who reads: Basic credentials, else the web UI's session cookie (a signed-in
     browser following a download link). For GET routes only: a cookie never authorizes
     a change (forms carry CSRF tokens for that)."""
@@ -93,11 +94,11 @@ def reader(request: Request, ctx: Context) -> Identity:
         or request.method not in ("GET", "HEAD")
         or request.headers.get("authorization")
     ):
-        return identity(request, ctx)
+        return await identity(request, ctx)
     from .ui.sessions import COOKIE_NAME
 
     session = ctx.sessions.loads(request.cookies.get(COOKIE_NAME))
-    who = ctx.sessions.identity(session, ctx.policy)
+    who = await run_in_threadpool(ctx.sessions.identity, session, ctx.policy)
     request.state.user = who.username
     return who
 

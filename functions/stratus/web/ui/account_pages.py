@@ -234,6 +234,7 @@ async def revoke_token(request: Request, ctx: Context, current: Member, token_id
     if store is None or record is None or record.username != current.who.username:
         raise NotFound("No such token.")
     await run_in_threadpool(store.delete_token, token_id)
+    ctx.policy.forget_token(token_id)  # this process stops accepting it at once
     return redirect(request, current, "/account/#tokens", "revoked")
 
 
