@@ -31,7 +31,7 @@ def backend(tmp_path: Path) -> SqliteAccess:
 @pytest.fixture
 def policy(backend: SqliteAccess) -> AccessPolicy:
     return AccessPolicy(
-        backend, Settings(), token_store=backend, throttle=LoginThrottle(per_user=3)
+        backend, Settings(), token_store=backend, throttle=LoginThrottle(per_account=3)
     )
 
 
