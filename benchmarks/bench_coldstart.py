@@ -1,0 +1,334 @@
+"""Cold start of the API Lambda, measured on this machine against the emulators.
+
+For each scenario, N fresh Python processes each play one Lambda execution environment:
+
+* **init**: ``import stratus.handlers.api`` (what Lambda runs in its init phase, and what
+  SnapStart snapshots);
+* **first**: the first ``handler(event, context)`` call, ``GET /simple/<p>/``;
+* **warm**: the median of the following calls in the same process.
+
+The handler is the real one (Mangum around the web app) with the environment the API stack
+sets, on DynamoDB Local and a moto server (the ``tests/support`` launchers). The events are
+the API Gateway HTTP API (payload 2.0) events that ``tests/support/apigw.py`` makes from a
+real HTTP request. The child process imports nothing but the standard modules Python loads
+at start before timing the handler import, so nothing is pre-imported for it.
+
+Scenarios: ``pip (basic auth)`` is what pip sends (the first request verifies one argon2id
+password; later ones hit the per-container credential cache); ``anonymous`` reads a
+project readable by everyone (no password check at all); ``no bytecode`` is the
+authenticated case with every ``.pyc`` ignored and none written, as a Lambda asset without
+``__pycache__`` and with ``PYTHONDONTWRITEBYTECODE`` behaves.
+
+    .venv/bin/python benchmarks/bench_coldstart.py [--processes 7] [--warm 200]
+    .venv/bin/python benchmarks/bench_coldstart.py --importtime 25   # heaviest imports
+
+Figures are in benchmarks/coldstart.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def child() -> None:
+    """One execution environment: time the init, the first and the warm requests."""
+    import json
+
+    handler_path, *events_paths = sys.argv[2:]
+    module_name, _, attr = handler_path.rpartition(".")
+    t0 = time.perf_counter()
+    module = __import__(module_name, fromlist=[attr])
+    handler = getattr(module, attr)
+    t1 = time.perf_counter()
+
+    with open(events_paths[0]) as fh:
+        event = json.load(fh)
+    context = _context()
+    t2 = time.perf_counter()
+    response = handler(event, context)
+    t3 = time.perf_counter()
+    if response.get("statusCode") != 200:
+        raise SystemExit(f"first request answered {response.get('statusCode')}: {response}")
+    warm = []
+    for _ in range(int(os.environ["BENCH_WARM"])):
+        t = time.perf_counter()
+        response = handler(event, context)
+        warm.append(time.perf_counter() - t)
+        if response.get("statusCode") != 200:
+            raise SystemExit(f"warm request answered {response.get('statusCode')}")
+    warm.sort()
+    print(
+        json.dumps(
+            {
+                "init": t1 - t0,
+                "first": t3 - t2,
+                "warm": warm[len(warm) // 2] if warm else 0.0,
+                "modules": len(sys.modules),
+            }
+        )
+    )
+
+
+def _context() -> object:
+    """The attributes of the Lambda context object that Powertools and Mangum read."""
+    import types
+    import uuid
+
+    return types.SimpleNamespace(
+        function_name="stratus-api",
+        function_version="$LATEST",
+        memory_limit_in_mb=1024,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:stratus-api",
+        aws_request_id=str(uuid.uuid4()),
+        log_group_name="/aws/lambda/stratus-api",
+        log_stream_name="bench",
+        get_remaining_time_in_millis=lambda: 29_000,
+    )
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    child()
+    raise SystemExit(0)
+
+# --- the parent: emulators, data, events, fresh processes, table ----------------------------
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS = ROOT / "functions"
+for _path in (ROOT, FUNCTIONS):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+HANDLER = "stratus.handlers.api.handler"
+PROJECT = "bench-pkg"
+FILES = 20  # files in the project page
+SAMPLE_CONFIG = ROOT / "examples" / "stratus.ini"
+ALICE = "Basic YWxpY2U6YWxpY2Utc2VjcmV0"  # alice:alice-secret (examples/stratus.ini)
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def emulators(work: Path) -> Iterator[dict[str, str]]:
+    """DynamoDB Local and moto with a table and a bucket; yields the function's env vars."""
+    import boto3
+
+    from stratus.adapters.table_schema import create_table_kwargs
+    from tests.support.dynamodb_local import running_dynamodb_local
+    from tests.support.moto_server import ENDPOINT_VARS, running_moto_server
+
+    os.environ.update(FAKE_AWS)  # never a real account
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    (work / "ddb").mkdir()
+    (work / "moto").mkdir()
+    with running_dynamodb_local(work / "ddb") as ddb, running_moto_server(work / "moto") as moto:
+        env = {
+            **FAKE_AWS,
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+            **dict.fromkeys(ENDPOINT_VARS, moto),
+            "STRATUS_TABLE_NAME": f"stratus-bench-{uuid.uuid4().hex[:8]}",
+            "STRATUS_BUCKET_NAME": f"stratus-bench-{uuid.uuid4().hex[:8]}",
+        }
+        os.environ.update(env)
+        boto3.client("dynamodb").create_table(**create_table_kwargs(env["STRATUS_TABLE_NAME"]))
+        boto3.client("s3").create_bucket(Bucket=env["STRATUS_BUCKET_NAME"])
+        yield env
+
+
+def seed(env: dict[str, str]) -> None:
+    """One project of FILES wheels, published through the application's own use case."""
+    from stratus.app.publish import Publisher
+    from stratus.wiring import services_from_env
+    from tests.support.distributions import wheel_bytes
+
+    services = services_from_env({**env, "STRATUS_CONFIG": str(SAMPLE_CONFIG)})
+    publisher = Publisher(services.catalog, services.storage, allow_overwrite=False)
+    for i in range(FILES):
+        filename, data = wheel_bytes(PROJECT, f"1.0.{i}")
+        publisher.upload(
+            name=PROJECT,
+            version=f"1.0.{i}",
+            filename=filename,
+            data=data,
+            digests={},
+            uploader="alice",
+        )
+
+
+def captured_event(path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The HTTP API event the local gateway builds for a real ``GET path`` request."""
+    import http.client
+
+    from tests.support.apigw import LocalHttpApi
+
+    seen: list[dict[str, Any]] = []
+
+    def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(event)
+        return {"statusCode": 204}
+
+    with LocalHttpApi(record) as gateway:
+        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+        conn.request("GET", path, headers={"User-Agent": "pip/25.0", **headers})
+        conn.getresponse().read()
+    return seen[0]
+
+
+def run_child(env: dict[str, str], event_file: Path, *, warm: int, extra: list[str]) -> dict:
+    result = subprocess.run(
+        [sys.executable, *extra, __file__, "--child", HANDLER, str(event_file)],
+        env={**env, "BENCH_WARM": str(warm)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child failed:\n{result.stdout}\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def child_env(env: dict[str, str], config: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return {
+        **keep,
+        **env,
+        "PYTHONPATH": str(FUNCTIONS),
+        "STRATUS_CONFIG": str(config),
+        # what the API stack sets besides the names (infra/settings.py app_environment)
+        "STRATUS_AUTH": "config",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "AWS_LAMBDA_FUNCTION_NAME": "stratus-api",
+    }
+
+
+def import_times(env: dict[str, str], args: list[str]) -> list[tuple[int, int, str]]:
+    """(cumulative µs, self µs, module) for each module ``python -X importtime`` reports."""
+    subprocess.run([sys.executable, *args], env=env, check=True, capture_output=True)  # caches
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "cumulative" not in line:
+            self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
+            rows.append((int(cumulative_us), int(self_us), name.rstrip()))
+    return rows
+
+
+def importtime(env: dict[str, str], event_file: Path, top: int) -> None:
+    """The heaviest modules imported by the handler's init and first request."""
+    at_start = {name.strip() for _, _, name in import_times(env, ["-c", "pass"])}
+    child = [__file__, "--child", HANDLER, str(event_file)]
+    rows = [
+        row
+        for row in import_times({**env, "BENCH_WARM": "0"}, child)
+        if row[2].strip() not in at_start
+    ]
+    total = sum(self_us for _, self_us, _ in rows)
+    print(f"python -X importtime, handler init + first request: {len(rows)} modules, ", end="")
+    print(f"{total / 1000:.0f} ms")
+    print(f"{'cumulative ms':>13} | {'self ms':>7} | module")
+    for cumulative, self_us, name in sorted(rows, reverse=True)[:top]:
+        print(f"{cumulative / 1000:>13.1f} | {self_us / 1000:>7.1f} | {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=7, help="fresh processes per scenario")
+    parser.add_argument("--warm", type=int, default=200, help="warm requests per process")
+    parser.add_argument("--importtime", type=int, metavar="N", help="show the N heaviest imports")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="stratus-coldstart-") as tmp:
+        work = Path(tmp)
+        anonymous_config = work / "anonymous.ini"
+        anonymous_config.write_text(
+            SAMPLE_CONFIG.read_text().replace(
+                "pypi.default_read =\n    authenticated", "pypi.default_read =\n    everyone"
+            )
+        )
+        with emulators(work) as env:
+            seed(env)
+            events = {
+                "auth": captured_event(f"/simple/{PROJECT}/", {"Authorization": ALICE}),
+                "anon": captured_event(f"/simple/{PROJECT}/", {}),
+            }
+            files = {}
+            for name, event in events.items():
+                files[name] = work / f"{name}.json"
+                files[name].write_text(json.dumps(event))
+            if args.importtime:
+                importtime(child_env(env, SAMPLE_CONFIG), files["auth"], args.importtime)
+                return
+            empty_cache = work / "no-pycache"
+            scenarios = [
+                ("pip (basic auth)", SAMPLE_CONFIG, "auth", [], {}),
+                ("anonymous", anonymous_config, "anon", [], {}),
+                (
+                    "no bytecode",
+                    SAMPLE_CONFIG,
+                    "auth",
+                    [],
+                    {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(empty_cache)},
+                ),
+            ]
+            rows = []
+            for label, config, event, extra, more_env in scenarios:
+                environment = {**child_env(env, config), **more_env}
+                run_child(environment, files[event], warm=5, extra=extra)  # write caches
+                runs = [
+                    run_child(environment, files[event], warm=args.warm, extra=extra)
+                    for _ in range(args.processes)
+                ]
+                rows.append((label, runs))
+    report(rows, args)
+
+
+def report(rows: list[tuple[str, list[dict]]], args: argparse.Namespace) -> None:
+    print(
+        f"GET /simple/{PROJECT}/ ({FILES} files) through {HANDLER}; "
+        f"median of {args.processes} fresh processes, warm = median of {args.warm}"
+    )
+    header = (
+        f"{'scenario':<18} | {'init (import)':>13} | {'first req':>9} | "
+        f"{'init+first':>10} | {'first/init':>10} | {'warm':>8} | modules"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, runs in rows:
+        init = statistics.median(r["init"] for r in runs)
+        first = statistics.median(r["first"] for r in runs)
+        total = statistics.median(r["init"] + r["first"] for r in runs)
+        warm = statistics.median(r["warm"] for r in runs)
+        modules = max(r["modules"] for r in runs)
+        print(
+            f"{label:<18} | {init * 1000:>10.0f} ms | {first * 1000:>6.0f} ms | "
+            f"{total * 1000:>7.0f} ms | {first / init:>10.0%} | {warm * 1000:>5.2f} ms | {modules}"
+        )
+    print(f"\n(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.ctime()})")
+
+
+if __name__ == "__main__":
+    main()
