@@ -103,7 +103,6 @@ import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "functions"
@@ -173,25 +172,6 @@ def seed(env: dict[str, str]) -> None:
         )
 
 
-def captured_event(path: str, headers: dict[str, str]) -> dict[str, Any]:
-    """The HTTP API event the local gateway builds for a real ``GET path`` request."""
-    import http.client
-
-    from tests.support.apigw import LocalHttpApi
-
-    seen: list[dict[str, Any]] = []
-
-    def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        seen.append(event)
-        return {"statusCode": 204}
-
-    with LocalHttpApi(record) as gateway:
-        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-        conn.request("GET", path, headers={"User-Agent": "pip/25.0", **headers})
-        conn.getresponse().read()
-    return seen[0]
-
-
 def run_child(env: dict[str, str], event_file: Path, *, warm: int, extra: list[str]) -> dict:
     result = subprocess.run(
         [sys.executable, *extra, __file__, "--child", HANDLER, str(event_file)],
@@ -255,6 +235,8 @@ def importtime(env: dict[str, str], event_file: Path, top: int) -> None:
 
 
 def main() -> None:
+    from tests.support.apigw import captured_event
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per scenario")
     parser.add_argument("--warm", type=int, default=200, help="warm requests per process")
@@ -271,9 +253,11 @@ def main() -> None:
         )
         with emulators(work) as env:
             seed(env)
+            page = f"/simple/{PROJECT}/"
+            pip = {"User-Agent": "pip/25.0"}
             events = {
-                "auth": captured_event(f"/simple/{PROJECT}/", {"Authorization": ALICE}),
-                "anon": captured_event(f"/simple/{PROJECT}/", {}),
+                "auth": captured_event("GET", page, {**pip, "Authorization": ALICE}),
+                "anon": captured_event("GET", page, pip),
             }
             files = {}
             for name, event in events.items():
