@@ -33,22 +33,39 @@ import time
 
 
 def child() -> None:
-    """One execution environment: time the init, the first and the warm requests."""
+    """One execution environment: time the init, the first and the warm requests.
+
+    Wall-clock and CPU time (``process_time``) of this process: on a loaded machine the
+    CPU figures stay comparable when the wall-clock ones do not.
+    """
     import json
 
-    handler_path, *events_paths = sys.argv[2:]
+    handler_path, event_path = sys.argv[2:4]
     module_name, _, attr = handler_path.rpartition(".")
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     module = __import__(module_name, fromlist=[attr])
     handler = getattr(module, attr)
-    t1 = time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
 
-    with open(events_paths[0]) as fh:
+    with open(event_path) as fh:
         event = json.load(fh)
     context = _context()
-    t2 = time.perf_counter()
+    profile = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+    c2, t2 = time.process_time(), time.perf_counter()
     response = handler(event, context)
-    t3 = time.perf_counter()
+    c3, t3 = time.process_time(), time.perf_counter()
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(
+            int(os.environ["BENCH_PROFILE"])
+        )
     if response.get("statusCode") != 200:
         raise SystemExit(f"first request answered {response.get('statusCode')}: {response}")
     warm = []
@@ -64,6 +81,8 @@ def child() -> None:
             {
                 "init": t1 - t0,
                 "first": t3 - t2,
+                "init_cpu": c1 - c0,
+                "first_cpu": c3 - c2,
                 "warm": warm[len(warm) // 2] if warm else 0.0,
                 "modules": len(sys.modules),
             }
@@ -172,25 +191,30 @@ def seed(env: dict[str, str]) -> None:
         )
 
 
-def run_child(env: dict[str, str], event_file: Path, *, warm: int, extra: list[str]) -> dict:
+def run_child(env: dict[str, str], event_file: Path, *, warm: int, profile: int = 0) -> dict:
+    env = {**env, "BENCH_WARM": str(warm)}
+    if profile:
+        env["BENCH_PROFILE"] = str(profile)
     result = subprocess.run(
-        [sys.executable, *extra, __file__, "--child", HANDLER, str(event_file)],
-        env={**env, "BENCH_WARM": str(warm)},
+        [sys.executable, __file__, "--child", HANDLER, str(event_file)],
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"child failed:\n{result.stdout}\n{result.stderr}")
+    if profile:
+        print(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def child_env(env: dict[str, str], config: Path) -> dict[str, str]:
+def child_env(env: dict[str, str], config: Path, functions: Path = FUNCTIONS) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     return {
         **keep,
         **env,
-        "PYTHONPATH": str(FUNCTIONS),
+        "PYTHONPATH": str(functions),
         "STRATUS_CONFIG": str(config),
         # what the API stack sets besides the names (infra/settings.py app_environment)
         "STRATUS_AUTH": "config",
@@ -241,7 +265,23 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=7, help="fresh processes per scenario")
     parser.add_argument("--warm", type=int, default=200, help="warm requests per process")
     parser.add_argument("--importtime", type=int, metavar="N", help="show the N heaviest imports")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", help="cProfile the first request: top N functions"
+    )
+    parser.add_argument(
+        "--functions",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="run the handler from this functions/ folder instead (repeat to compare trees, "
+        "run in turns so they share the machine's load), e.g. an older commit's: "
+        "git archive COMMIT functions | tar -x -C /tmp/before",
+    )
+    parser.add_argument(
+        "--scenarios", default="auth,anon,nopyc", help="comma-separated: auth, anon, nopyc"
+    )
     args = parser.parse_args()
+    trees = [path.resolve() for path in args.functions or [FUNCTIONS]]
 
     with tempfile.TemporaryDirectory(prefix="stratus-coldstart-") as tmp:
         work = Path(tmp)
@@ -264,52 +304,62 @@ def main() -> None:
                 files[name] = work / f"{name}.json"
                 files[name].write_text(json.dumps(event))
             if args.importtime:
-                importtime(child_env(env, SAMPLE_CONFIG), files["auth"], args.importtime)
+                importtime(child_env(env, SAMPLE_CONFIG, trees[0]), files["auth"], args.importtime)
                 return
-            empty_cache = work / "no-pycache"
-            scenarios = [
-                ("pip (basic auth)", SAMPLE_CONFIG, "auth", [], {}),
-                ("anonymous", anonymous_config, "anon", [], {}),
-                (
-                    "no bytecode",
-                    SAMPLE_CONFIG,
-                    "auth",
-                    [],
-                    {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(empty_cache)},
-                ),
-            ]
+            if args.profile:
+                environment = child_env(env, SAMPLE_CONFIG, trees[0])
+                run_child(environment, files["auth"], warm=0)  # write caches
+                run_child(environment, files["auth"], warm=0, profile=args.profile)
+                return
+            no_pycache = {
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPYCACHEPREFIX": str(work / "no-pycache"),
+            }
+            scenarios = {
+                "auth": ("pip (basic auth)", SAMPLE_CONFIG, "auth", {}),
+                "anon": ("anonymous", anonymous_config, "anon", {}),
+                "nopyc": ("no bytecode", SAMPLE_CONFIG, "auth", no_pycache),
+            }
             rows = []
-            for label, config, event, extra, more_env in scenarios:
-                environment = {**child_env(env, config), **more_env}
-                run_child(environment, files[event], warm=5, extra=extra)  # write caches
-                runs = [
-                    run_child(environment, files[event], warm=args.warm, extra=extra)
-                    for _ in range(args.processes)
-                ]
-                rows.append((label, runs))
+            for key in args.scenarios.split(","):
+                label, config, event, more_env = scenarios[key]
+                environments = [{**child_env(env, config, tree), **more_env} for tree in trees]
+                for environment in environments:
+                    run_child(environment, files[event], warm=5)  # write caches
+                runs: list[list[dict]] = [[] for _ in trees]
+                for _ in range(args.processes):
+                    for i, environment in enumerate(environments):
+                        runs[i].append(run_child(environment, files[event], warm=args.warm))
+                for tree, tree_runs in zip(trees, runs, strict=True):
+                    name = label if len(trees) == 1 else f"{label} [{tree.parent.name}]"
+                    rows.append((name, tree_runs))
     report(rows, args)
 
 
 def report(rows: list[tuple[str, list[dict]]], args: argparse.Namespace) -> None:
+    def ms(key: str, runs: list[dict]) -> float:
+        return 1000 * statistics.median(r[key] for r in runs)
+
     print(
-        f"GET /simple/{PROJECT}/ ({FILES} files) through {HANDLER}; "
-        f"median of {args.processes} fresh processes, warm = median of {args.warm}"
+        f"GET /simple/{PROJECT}/ ({FILES} files) through {HANDLER}; median of "
+        f"{args.processes} fresh processes, warm = median of {args.warm}; ms, CPU ms in ()"
     )
+    width = max(len(label) for label, _ in rows)
     header = (
-        f"{'scenario':<18} | {'init (import)':>13} | {'first req':>9} | "
-        f"{'init+first':>10} | {'first/init':>10} | {'warm':>8} | modules"
+        f"{'scenario':<{width}} | {'init':>11} | {'first request':>13} | {'init+first':>11} | "
+        f"{'first/init':>10} | {'warm':>5} | modules"
     )
     print(header)
     print("-" * len(header))
     for label, runs in rows:
-        init = statistics.median(r["init"] for r in runs)
-        first = statistics.median(r["first"] for r in runs)
-        total = statistics.median(r["init"] + r["first"] for r in runs)
-        warm = statistics.median(r["warm"] for r in runs)
-        modules = max(r["modules"] for r in runs)
+        for r in runs:
+            r["total"], r["total_cpu"] = r["init"] + r["first"], r["init_cpu"] + r["first_cpu"]
+        init, first = ms("init", runs), ms("first", runs)
         print(
-            f"{label:<18} | {init * 1000:>10.0f} ms | {first * 1000:>6.0f} ms | "
-            f"{total * 1000:>7.0f} ms | {first / init:>10.0%} | {warm * 1000:>5.2f} ms | {modules}"
+            f"{label:<{width}} | {init:>4.0f} ({ms('init_cpu', runs):>4.0f}) | "
+            f"{first:>6.0f} ({ms('first_cpu', runs):>4.0f}) | "
+            f"{ms('total', runs):>4.0f} ({ms('total_cpu', runs):>4.0f}) | "
+            f"{first / init:>10.0%} | {ms('warm', runs):>5.2f} | {max(r['modules'] for r in runs)}"
         )
     print(f"\n(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.ctime()})")
 

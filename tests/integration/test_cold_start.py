@@ -1,8 +1,10 @@
-"""What a fresh API Lambda environment imports: rarely used heavy modules stay out.
+"""A fresh API Lambda environment: built at init, rarely used heavy modules left out,
+per-environment state made anew after a SnapStart restore.
 
-Each case runs the real handler module in a new Python process (a new execution
-environment), optionally serves one request with the event the local API Gateway makes,
-and reports ``sys.modules``. Speed is measured by ``benchmarks/bench_coldstart.py``.
+Each case runs the real handler module in a new Python process (one execution
+environment: ``tests/support/lambda_environment.py``) against DynamoDB Local and moto,
+with the events the local API Gateway makes. Speed is measured by
+``benchmarks/bench_coldstart.py``, not here.
 """
 
 from __future__ import annotations
@@ -13,43 +15,40 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.apigw import captured_event
 
 ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENT = ROOT / "tests" / "support" / "lambda_environment.py"
 # Never on the request path: LDAP (unless configured), the CDK, test tools; argon2 and
 # passlib only once a password is actually checked.
 NEVER = ("ldap3", "aws_cdk", "constructs", "jsii", "cdk_nag", "moto", "pytest", "infra")
 PASSWORD_HASHING = ("passlib", "argon2", "_argon2_cffi_bindings")
+# Built at init: a first request imports none of their modules.
+BUILT_AT_INIT = ("stratus", "fastapi", "starlette", "pydantic", "mangum", "pynamodb", "botocore")
+ANONYMOUS_PIP = {"User-Agent": "pip/25.0"}
 
-CHILD = """
-import json, sys, types
-import stratus.handlers.api as api
-at_init = sorted(sys.modules)
-status = None
-if len(sys.argv) > 1:
-    context = types.SimpleNamespace(
-        function_name="stratus-api", function_version="$LATEST", memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:stratus-api",
-        aws_request_id="c0ffee", get_remaining_time_in_millis=lambda: 29000,
+
+def run_environment(env: dict[str, str], *args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(ENVIRONMENT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    with open(sys.argv[1]) as fh:
-        status = api.handler(json.load(fh), context)["statusCode"]
-print(json.dumps({"at_init": at_init, "after": sorted(sys.modules), "status": status}))
-"""
-
-
-def run_environment(env: dict[str, str], event: dict | None = None, tmp_path=None) -> dict:
-    args = [sys.executable, "-c", CHILD]
-    if event is not None:
-        path = tmp_path / "event.json"
-        path.write_text(json.dumps(event))
-        args.append(str(path))
-    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def event_file(tmp_path: Path, headers: dict[str, str], path: str = "/simple/") -> str:
+    target = tmp_path / f"event-{len(list(tmp_path.glob('event-*')))}.json"
+    target.write_text(json.dumps(captured_event("GET", path, headers)))
+    return str(target)
 
 
 def top_level(modules: list[str]) -> set[str]:
@@ -67,8 +66,9 @@ def base_env() -> dict[str, str]:
     }
 
 
-def test_importing_the_handler_without_a_deployment_imports_nothing_heavy():
-    report = run_environment(base_env())
+def test_importing_the_handler_without_a_deployment_builds_nothing_and_fails_not():
+    report = run_environment(base_env(), "init")
+    assert report["built"] is False
     assert not top_level(report["at_init"]) & {*NEVER, *PASSWORD_HASHING}
 
 
@@ -89,9 +89,18 @@ def lambda_env(dynamo_table, s3_bucket, tmp_path) -> dict[str, str]:
     }
 
 
+def test_the_app_and_its_clients_are_built_at_init(lambda_env, tmp_path):
+    """In a deployment the import builds everything: the first request imports nothing of
+    the app, the web framework, pynamodb or botocore (their models and clients exist)."""
+    report = run_environment(lambda_env, "init", event_file(tmp_path, ANONYMOUS_PIP))
+    assert report["built"] is True
+    assert report["status"] == 200
+    first_request = set(report["after"]) - set(report["at_init"])
+    assert not [name for name in first_request if name.split(".")[0] in BUILT_AT_INIT]
+
+
 def test_an_anonymous_request_imports_no_password_hashing_ldap_or_cdk(lambda_env, tmp_path):
-    event = captured_event("GET", "/simple/", {"User-Agent": "pip/25.0"})
-    report = run_environment(lambda_env, event, tmp_path)
+    report = run_environment(lambda_env, "init", event_file(tmp_path, ANONYMOUS_PIP))
     assert report["status"] == 200
     assert not top_level(report["after"]) & {*NEVER, *PASSWORD_HASHING}
 
@@ -99,8 +108,26 @@ def test_an_anonymous_request_imports_no_password_hashing_ldap_or_cdk(lambda_env
 def test_a_password_check_does_import_the_hashing_and_still_no_ldap(lambda_env, tmp_path):
     """The other side of the test above: the check sees a module that is imported."""
     wrong = base64.b64encode(b"alice:not-her-password").decode()
-    event = captured_event("GET", "/simple/", {"Authorization": f"Basic {wrong}"})
-    report = run_environment(lambda_env, event, tmp_path)
+    report = run_environment(
+        lambda_env, "init", event_file(tmp_path, {"Authorization": f"Basic {wrong}"})
+    )
     assert report["status"] == 401
     assert "passlib" in top_level(report["after"])
     assert not top_level(report["after"]) & set(NEVER)
+
+
+def test_a_restored_environment_gets_a_new_key_connections_and_seed(lambda_env, tmp_path):
+    alice = base64.b64encode(b"alice:alice-secret").decode()
+    login = event_file(tmp_path, {"Authorization": f"Basic {alice}"})
+    health = event_file(tmp_path, {}, "/health")  # reaches S3 (and DynamoDB)
+    s3_port = str(urlsplit(lambda_env["AWS_ENDPOINT_URL_S3"]).port)
+    report = run_environment(lambda_env, "restore", s3_port, login, health)
+    before, after = report["before"], report["after"]
+    assert before["status"] == [200, 200]
+    assert after["hooks"] == ["stratus.handlers.api.after_restore"]
+    assert before["cached"] == 1 and before["connections"] >= 1  # there was state to renew
+    assert after["key"] != before["key"]  # the snapshot's key is not every environment's
+    assert after["cached"] == 0
+    assert after["connections"] == 0  # no S3 socket from the snapshot is reused
+    assert after["random_reseeded"]
+    assert after["status"] == [200, 200]  # and the environment serves on

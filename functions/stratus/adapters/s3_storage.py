@@ -1,7 +1,7 @@
 """Storage port on one S3 bucket.
 
-- The boto3 client is made on first use, not at import (cold starts); a client can be
-  passed in instead.
+- The botocore client is made on first use or by ``connect()`` (a Lambda init), not at
+  import; a client can be passed in instead.
 - Endpoints are never configured here: botocore reads ``AWS_ENDPOINT_URL_S3`` /
   ``AWS_ENDPOINT_URL`` itself. When either is set (moto, LocalStack, MinIO) the client
   uses path-style addressing, so presigned URLs name ``http://127.0.0.1:<port>/<bucket>/…``
@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..ports import Download, ObjectInfo
+from .aws_client import new_client
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -101,9 +102,17 @@ class S3Storage:
                     self._client = self._make_client()
         return self._client
 
+    def connect(self) -> None:
+        """Make the S3 client now, sending nothing (Lambda init)."""
+        _ = self.client
+
+    def close_connections(self) -> None:
+        """Close the client's pooled HTTP connections; the next request opens new ones."""
+        if self._client is not None:
+            self._client.close()
+
     @staticmethod
     def _make_client() -> Any:
-        import boto3
         from botocore.config import Config
 
         emulated = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
@@ -113,8 +122,7 @@ class S3Storage:
             retries={"mode": "standard"},
             connect_timeout=5,
         )
-        # A session of its own: boto3's default session is not safe to set up from threads.
-        return boto3.session.Session().client("s3", config=config)
+        return new_client("s3", config)
 
     # --- Storage port ---------------------------------------------------------------------
 

@@ -134,6 +134,16 @@ class AccessPolicy:
             self._verified[username] = (digest, expires, identity)
         return identity
 
+    def new_environment(self) -> None:
+        """A new random key for the credential cache, and an empty cache.
+
+        For an environment restored from a SnapStart snapshot: the key made at init would
+        otherwise be the same in every environment restored from that snapshot.
+        """
+        with self._lock:
+            self._cache_key = os.urandom(32)
+            self._verified.clear()
+
     def forget(self, username: str | None = None) -> None:
         """Drop a cached identity (after a change to the user), or all of them."""
         with self._lock:
