@@ -47,9 +47,13 @@ def child() -> None:
     handler = getattr(module, attr)
     c1, t1 = time.process_time(), time.perf_counter()
 
+    # after the timed init: the repository's test helpers (standard library only)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests.support.lambda_environment import lambda_context
+
     with open(event_path) as fh:
         event = json.load(fh)
-    context = _context()
+    context = lambda_context()
     profile = None
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
@@ -87,23 +91,6 @@ def child() -> None:
                 "modules": len(sys.modules),
             }
         )
-    )
-
-
-def _context() -> object:
-    """The attributes of the Lambda context object that Powertools and Mangum read."""
-    import types
-    import uuid
-
-    return types.SimpleNamespace(
-        function_name="stratus-api",
-        function_version="$LATEST",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:stratus-api",
-        aws_request_id=str(uuid.uuid4()),
-        log_group_name="/aws/lambda/stratus-api",
-        log_stream_name="bench",
-        get_remaining_time_in_millis=lambda: 29_000,
     )
 
 
