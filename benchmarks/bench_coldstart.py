@@ -155,6 +155,11 @@ def emulators(work: Path) -> Iterator[dict[str, str]]:
         os.environ.update(env)
         boto3.client("dynamodb").create_table(**create_table_kwargs(env["STRATUS_TABLE_NAME"]))
         boto3.client("s3").create_bucket(Bucket=env["STRATUS_BUCKET_NAME"])
+        # as the API stack does: the init fetches the registration-token signing key
+        secret = boto3.client("secretsmanager").create_secret(
+            Name=f"stratus-bench-{uuid.uuid4().hex[:8]}", SecretString=uuid.uuid4().hex
+        )
+        env["STRATUS_AUTH_SIGNING_KEY_SECRET"] = secret["ARN"]
         yield env
 
 
