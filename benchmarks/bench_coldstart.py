@@ -94,8 +94,53 @@ def child() -> None:
     )
 
 
+def child_breakdown() -> None:
+    """The API handler's init in its steps (as ``handlers/api.py`` builds), CPU ms each."""
+    import json
+
+    steps = []
+    clock = time.process_time()
+
+    def step(name: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        steps.append((name, now - clock))
+        clock = now
+
+    import aws_lambda_powertools.logging  # noqa: F401
+    import mangum
+
+    step("import Powertools logger, Mangum")
+    import fastapi  # noqa: F401
+
+    step("import FastAPI (pydantic, Starlette)")
+    from stratus.web.app import create_app
+
+    step("import the web modules (FastAPI builds the routes)")
+    import pynamodb.models  # noqa: F401
+
+    step("import pynamodb (botocore)")
+    from stratus.wiring import services_from_env
+
+    services = services_from_env()
+    step("services (settings, adapters; fetch the signing key)")
+    services.catalog.connect()
+    services.tokens.connect()
+    step("DynamoDB: pynamodb models and client")
+    services.storage.connect()
+    step("S3 client")
+    services.access.connect()
+    step("access backend (config: password hashing)")
+    mangum.Mangum(create_app(services), lifespan="off", api_gateway_base_path="/")
+    step("create the app, Mangum")
+    print(json.dumps(steps))
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
     child()
+    raise SystemExit(0)
+if __name__ == "__main__" and sys.argv[1:2] == ["--child-breakdown"]:
+    child_breakdown()
     raise SystemExit(0)
 
 # --- the parent: emulators, data, events, fresh processes, table ----------------------------
@@ -250,6 +295,27 @@ def importtime(env: dict[str, str], event_file: Path, top: int) -> None:
         print(f"{cumulative / 1000:>13.1f} | {self_us / 1000:>7.1f} | {name}")
 
 
+def breakdown(env: dict[str, str], processes: int) -> None:
+    runs = []
+    for _ in range(processes + 1):  # the first one writes the bytecode caches
+        result = subprocess.run(
+            [sys.executable, __file__, "--child-breakdown"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    runs = runs[1:]
+    print(f"API handler init, step by step: CPU ms, median of {processes} fresh processes")
+    total = 0.0
+    for i, (name, _) in enumerate(runs[0]):
+        value = 1000 * statistics.median(run[i][1] for run in runs)
+        total += value
+        print(f"{value:8.0f}  {name}")
+    print(f"{total:8.0f}  in all")
+
+
 def main() -> None:
     from tests.support.apigw import captured_event
 
@@ -259,6 +325,9 @@ def main() -> None:
     parser.add_argument("--importtime", type=int, metavar="N", help="show the N heaviest imports")
     parser.add_argument(
         "--profile", type=int, metavar="N", help="cProfile the first request: top N functions"
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="CPU time of each step of the init"
     )
     parser.add_argument(
         "--functions",
@@ -297,6 +366,9 @@ def main() -> None:
                 files[name].write_text(json.dumps(event))
             if args.importtime:
                 importtime(child_env(env, SAMPLE_CONFIG, trees[0]), files["auth"], args.importtime)
+                return
+            if args.breakdown:
+                breakdown(child_env(env, SAMPLE_CONFIG, trees[0]), args.processes)
                 return
             if args.profile:
                 environment = child_env(env, SAMPLE_CONFIG, trees[0])
