@@ -87,7 +87,13 @@ def restore(ports: set[int], event_files: list[str]) -> dict:
             "connections": established(ports),
         }
 
-    before = {"status": serve(), **state()}  # logins fill the cache, requests connect
+    status = serve()  # logins fill the cache, requests connect
+    # The table's transactions client is ours (the reads' is pynamodb's): one call on it
+    # leaves a pooled connection, as a write would.
+    from stratus.adapters.dynamo_table import table_for
+
+    table_for(os.environ["STRATUS_TABLE_NAME"]).transactions.client.describe_limits()
+    before = {"status": status, **state()}
     generator = random.getstate()
     hooks = snapshot_restore_py.get_after_restore()
     for func, args, kwargs in hooks:  # what the runtime does after restoring a snapshot
