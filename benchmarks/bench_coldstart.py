@@ -110,7 +110,9 @@ def child_breakdown() -> None:
     import aws_lambda_powertools.logging  # noqa: F401
     import mangum
 
-    step("import Powertools logger, Mangum")
+    import stratus.handlers.telemetry  # noqa: F401
+
+    step("import Powertools logger, Tracer, Metrics; Mangum")
     import fastapi  # noqa: F401
 
     step("import FastAPI (pydantic, Starlette)")
@@ -126,7 +128,7 @@ def child_breakdown() -> None:
     step("services (settings, adapters; fetch the signing key)")
     services.catalog.connect()
     services.tokens.connect()
-    step("DynamoDB: pynamodb models and client")
+    step("DynamoDB: pynamodb models, transactions client")
     services.storage.connect()
     step("S3 client")
     services.access.connect()
@@ -257,6 +259,9 @@ def child_env(env: dict[str, str], config: Path, functions: Path = FUNCTIONS) ->
         "STRATUS_AUTH": "config",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "AWS_LAMBDA_FUNCTION_NAME": "stratus-api",
+        # No X-Ray here: without Lambda's trace header and daemon the SDK only logs
+        # "segment not found" per call, which is not what it costs in Lambda.
+        "POWERTOOLS_TRACE_DISABLED": "true",
     }
 
 
