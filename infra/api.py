@@ -1,4 +1,11 @@
-"""The HTTP API: API Gateway (HTTP API, payload v2) → the API function (Starlette + Mangum).
+"""The HTTP API: API Gateway (HTTP API, payload v2) → the API function's alias ``live``.
+
+The function (the web app through Mangum) is published as a version on every change and
+served through the alias ``live``. With ``api_snapstart`` (default) each published version
+is snapshotted after its init, so cold starts resume from the snapshot. CodeDeploy moves
+the alias to a new version as ``api_deployment`` says (default: 10% of requests for five
+minutes, then all) and moves it back by itself if the new version's errors or the API's
+5xx alarm fire meanwhile. ``api_reserved_concurrency`` reserves (and caps) concurrency.
 
 Optional custom domain: ``custom_domain`` + ``certificate_arn`` (ACM, same region), and
 with ``hosted_zone_id`` + ``hosted_zone_name`` the A/AAAA alias records in Route 53.
@@ -7,11 +14,15 @@ with ``hosted_zone_id`` + ``hosted_zone_name`` the A/AAAA alias records in Route
 from __future__ import annotations
 
 import jsii
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
@@ -23,10 +34,14 @@ from .functions import (
     check_config_backend,
     config_layer,
     dependency_layer,
+    ldap_layer,
 )
 from .permissions import PackageFiles, allow_access_secrets, allow_index
 from .settings import DeploySettings
 from .storage import StorageStack
+
+LIVE_ALIAS = "live"
+ONE_MINUTE = Duration.minutes(1)
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -88,6 +103,8 @@ class ApiStack(Stack):
             layer, path = config_layer(self, settings.access_config_file)
             layers.append(layer)
             environment["STRATUS_CONFIG"] = path
+        if settings.access_backend == "ldap":
+            layers.append(ldap_layer(self))
 
         self.api_function = StratusFunction(
             self,
@@ -99,8 +116,23 @@ class ApiStack(Stack):
             timeout_seconds=settings.api_timeout_seconds,
             environment=environment,
             layers=layers,
+            reserved_concurrency=settings.api_reserved_concurrency,
+            snap_start=settings.api_snapstart,
         )
         fn = self.api_function
+        if settings.api_snapstart:
+            Annotations.of(fn.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "A version is published on every change (current_version) and served by alias",
+            )
+        self.version = fn.function.current_version
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=self.version,
+            description="The version API Gateway serves; CodeDeploy shifts it",
+        )
         files.allow_objects(
             fn,
             "ReadWritePackageFiles",
@@ -127,7 +159,7 @@ class ApiStack(Stack):
 
         integration = integrations.HttpLambdaIntegration(
             "Lambda",
-            fn.function,
+            self.alias,
             payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
         )
         domain = None
@@ -189,6 +221,20 @@ class ApiStack(Stack):
                 self, "AliasAAAA", zone=zone, record_name=settings.custom_domain, target=alias
             )
 
+        self.deployment = self._deployment(settings)
+        CfnOutput(
+            self,
+            "DeploymentApplicationName",
+            value=self.deployment.application.application_name,
+            description="CodeDeploy application releasing the API (aws deploy list-deployments)",
+        )
+        CfnOutput(
+            self,
+            "DeploymentGroupName",
+            value=self.deployment.deployment_group_name,
+            description="CodeDeploy deployment group of the alias live",
+        )
+
         self.url = self.stage.url
         CfnOutput(self, "IndexUrl", value=f"{self.stage.url}simple/", description="pip index")
         CfnOutput(self, "UploadUrl", value=self.stage.url, description="twine repository")
@@ -199,3 +245,101 @@ class ApiStack(Stack):
                 value=f"https://{settings.custom_domain}/simple/",
                 description="pip index on the custom domain",
             )
+
+    def _deployment(self, settings: DeploySettings) -> codedeploy.LambdaDeploymentGroup:
+        """CodeDeploy traffic shifting of the alias, rolled back on these two alarms.
+
+        They watch one-minute periods so a canary's few minutes see them fire; they
+        notify nobody (the monitoring stack's alarms do): they exist for the rollback.
+        """
+        function_name = self.api_function.function.function_name
+
+        def rollback_alarm(
+            construct_id: str,
+            namespace: str,
+            metric_name: str,
+            dimensions: dict[str, str],
+            threshold: int,
+            description: str,
+        ) -> cloudwatch.Alarm:
+            return cloudwatch.Alarm(
+                self,
+                construct_id,
+                metric=cloudwatch.Metric(
+                    namespace=namespace,
+                    metric_name=metric_name,
+                    dimensions_map=dimensions,
+                    period=ONE_MINUTE,
+                    statistic="Sum",
+                ),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+
+        alarms = [
+            rollback_alarm(
+                "NewVersionErrors",
+                "AWS/Lambda",
+                "Errors",
+                {
+                    "FunctionName": function_name,
+                    "Resource": f"{function_name}:{LIVE_ALIAS}",
+                    "ExecutedVersion": self.version.version,
+                },
+                1,
+                "The API version being deployed raised errors: roll back",
+            ),
+            rollback_alarm(
+                "Deployment5xx",
+                "AWS/ApiGateway",
+                "5xx",
+                {"ApiId": self.http_api.api_id, "Stage": "$default"},
+                settings.api_5xx_alarm_threshold,
+                f"{settings.api_5xx_alarm_threshold}+ server errors in a minute while a new "
+                "API version is deployed: roll back",
+            ),
+        ]
+        # CodeDeploy's own managed policy may update every alias and read every alarm in
+        # the account; this role may touch only this alias and read only these alarms.
+        role = iam.Role(
+            self,
+            "DeploymentRole",
+            assumed_by=iam.ServicePrincipal("codedeploy.amazonaws.com"),
+            description="CodeDeploy shifts the API alias (least privilege; no managed policy)",
+        )
+        function = self.api_function.function
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ShiftTheLiveAlias",
+                actions=[
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:GetProvisionedConcurrencyConfig",
+                ],
+                resources=[function.function_arn, self.alias.function_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm.alarm_arn for alarm in alarms],
+            )
+        )
+        return codedeploy.LambdaDeploymentGroup(
+            self,
+            "Deployment",
+            alias=self.alias,
+            # Immutable: the deployment group would attach AWSCodeDeployRoleForLambdaLimited.
+            role=role.without_policy_updates(),
+            deployment_config=getattr(
+                codedeploy.LambdaDeploymentConfig, settings.api_deployment.upper()
+            ),
+            alarms=alarms,
+            auto_rollback=codedeploy.AutoRollbackConfig(
+                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+            ),
+        )

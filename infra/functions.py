@@ -1,8 +1,11 @@
 """What every Stratus Lambda function shares: code, dependency layer, role, log group.
 
-* Code: the ``functions/`` folder (the ``stratus`` package), without caches and build
-  leftovers. Dependencies come from the layer built by ``layers/build.py``; boto3 comes
-  from the python3.12 runtime.
+* Code: the ``functions/`` folder (the ``stratus`` package), without caches, build
+  leftovers or tests, staged at synth with bytecode compiled for the runtime's Python
+  (hash-based ``.pyc``, as ``layers/build.py`` does for the layers), so no cold start
+  compiles a module. Dependencies come from the layers built by ``layers/build.py``
+  (``ldap3`` in its own layer, attached only where LDAP is used); boto3 comes from the
+  python3.12 runtime.
 * Role: no managed policy. Each function's role may write to its own log group and gets
   exactly the statements its stack adds (see each stack).
 * Logs: an explicit log group with the configured retention, JSON log format, so the
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shutil
 import tempfile
@@ -22,23 +26,23 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
+from layers import build as layer_build
+
 from .settings import DeploySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-LAYER_DIR = REPO_ROOT / "layers" / "build"
-LAYER_LOCK = REPO_ROOT / "layers" / "requirements.txt"
-LAYER_STAMP = LAYER_DIR / "STAMP"
 
-RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layer is built for cp312: change both together
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # the layers are built for cp312: change both together
 ARCHITECTURE = lambda_.Architecture.ARM_64
-CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "**/.pytest_cache", "**/tests"]
+# Never part of the function code: caches, build leftovers, tests.
+CODE_EXCLUDES = ("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache", "tests")
 CONFIG_MOUNT = "/opt/stratus-config"  # where the access-config layer's files appear
 
 LAYER_MISSING = (
-    "The Lambda dependency layer is not built (or is older than layers/requirements.txt).\n"
-    "Build it first:  python layers/build.py\n"
-    "(it downloads manylinux aarch64 wheels for Python 3.12 into layers/build/python)"
+    "The Lambda dependency layers are not built (or are older than layers/requirements.txt).\n"
+    "Build them first:  python layers/build.py\n"
+    "(it downloads manylinux aarch64 wheels for Python 3.12 into layers/build/)"
 )
 
 
@@ -47,27 +51,87 @@ class LayerNotBuilt(RuntimeError):
 
 
 def check_layer_built() -> None:
-    """Refuse to synthesize with a missing or stale dependency layer."""
-    digest = hashlib.sha256(LAYER_LOCK.read_bytes()).hexdigest()
-    if not (LAYER_DIR / "python").is_dir() or not LAYER_STAMP.is_file():
+    """Refuse to synthesize with missing or stale dependency layers."""
+    if not layer_build.is_current():
         raise LayerNotBuilt(LAYER_MISSING)
-    if LAYER_STAMP.read_text().strip() != digest:
-        raise LayerNotBuilt(LAYER_MISSING)
+
+
+def _code_files() -> list[Path]:
+    return sorted(
+        path
+        for path in FUNCTIONS_DIR.rglob("*")
+        if path.is_file()
+        and not any(
+            fnmatch.fnmatch(part, pattern)
+            for part in path.relative_to(FUNCTIONS_DIR).parts
+            for pattern in CODE_EXCLUDES
+        )
+    )
+
+
+def staged_code() -> Path:
+    """The function code with its bytecode, staged outside the checkout, named by content.
+
+    Concurrent synths agree on the folder, nothing lands in the repository, and the asset
+    hash follows the sources (and the layer layout, which fixes how they are compiled).
+    """
+    files = _code_files()
+    digest = hashlib.sha256(layer_build.LAYOUT.encode())
+    for path in files:
+        digest.update(str(path.relative_to(FUNCTIONS_DIR)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    staging = Path(tempfile.gettempdir()) / f"stratus-code-{digest.hexdigest()[:16]}"
+    if not staging.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix="stratus-code-"))
+        for path in files:
+            target = partial / path.relative_to(FUNCTIONS_DIR)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        for folder in [partial, *(p for p in partial.rglob("*") if p.is_dir())]:
+            folder.chmod(0o755)  # readable in Lambda whatever this machine's umask
+        for path in partial.rglob("*.py"):
+            path.chmod(0o644)
+        layer_build.compile_for_lambda(partial, layer_build.LAMBDA_TASK_ROOT)
+        for path in partial.rglob("*.pyc"):
+            path.chmod(0o644)
+        try:
+            partial.rename(staging)
+        except OSError:  # another synth staged the same content first
+            shutil.rmtree(partial, ignore_errors=True)
+    return staging
 
 
 def code_asset() -> lambda_.Code:
-    return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=CODE_EXCLUDES)
+    return lambda_.Code.from_asset(str(staged_code()))
 
 
-def dependency_layer(scope: Construct) -> lambda_.LayerVersion:
+def _layer(
+    scope: Construct, construct_id: str, folder: Path, description: str
+) -> lambda_.LayerVersion:
     check_layer_built()
     return lambda_.LayerVersion(
         scope,
-        "Dependencies",
-        code=lambda_.Code.from_asset(str(LAYER_DIR), exclude=["STAMP"]),
+        construct_id,
+        code=lambda_.Code.from_asset(str(folder)),
         compatible_runtimes=[RUNTIME],
         compatible_architectures=[ARCHITECTURE],
-        description="Stratus dependencies (layers/requirements.txt), without boto3",
+        description=description,
+    )
+
+
+def dependency_layer(scope: Construct) -> lambda_.LayerVersion:
+    return _layer(
+        scope,
+        "Dependencies",
+        layer_build.MAIN,
+        "Stratus dependencies (layers/requirements.txt), without boto3 and ldap3",
+    )
+
+
+def ldap_layer(scope: Construct) -> lambda_.LayerVersion:
+    """ldap3 and what only it needs: for a deployment whose access backend is LDAP."""
+    return _layer(
+        scope, "LdapDependencies", layer_build.LDAP, "Stratus LDAP access backend (ldap3)"
     )
 
 
@@ -145,6 +209,8 @@ class StratusFunction(Construct):
         timeout_seconds: int,
         environment: dict[str, str],
         layers: list[lambda_.ILayerVersion],
+        reserved_concurrency: int = 0,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", removal_policy=RemovalPolicy.DESTROY)
@@ -176,7 +242,9 @@ class StratusFunction(Construct):
             description=description,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
-            environment={"PYTHONDONTWRITEBYTECODE": "1", **environment},
+            environment=environment,
+            reserved_concurrent_executions=reserved_concurrency or None,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -38,8 +38,20 @@ _RESERVED_OPTIONS = frozenset(
         "auth_signing_key_secret",
     }
 )
-ACCESS_BACKENDS = ("config", "dynamo", "aws_secrets_manager")
+ACCESS_BACKENDS = ("config", "dynamo", "aws_secrets_manager", "ldap")
 _STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
+# CodeDeploy's predefined Lambda deployment configurations (LambdaDeploymentConfig names).
+API_DEPLOYMENTS = (
+    "canary_10_percent_5_minutes",
+    "canary_10_percent_10_minutes",
+    "canary_10_percent_15_minutes",
+    "canary_10_percent_30_minutes",
+    "linear_10_percent_every_1_minute",
+    "linear_10_percent_every_2_minutes",
+    "linear_10_percent_every_3_minutes",
+    "linear_10_percent_every_10_minutes",
+    "all_at_once",
+)
 # A KMS key ARN (not an alias: IAM statements name the key itself).
 _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
@@ -65,7 +77,9 @@ class DeploySettings:
     # "config": access_config_file, read-only. "dynamo": users, groups and permissions in
     # the index table, managed through the admin API. "aws_secrets_manager": one JSON user
     # database in a Secrets Manager secret the storage stack creates (retained), managed
-    # through the admin API. API tokens live in the index table whatever the backend.
+    # through the admin API. "ldap": an LDAP directory, with the auth.ldap.* options in
+    # access_config_file (the API function then also gets the ldap3 layer). API tokens live
+    # in the index table whatever the backend.
     access_backend: str = "config"
     # KMS key ARN (key/..., not an alias) encrypting the secrets the storage stack creates:
     # the registration-token signing key, and the user database of aws_secrets_manager.
@@ -76,6 +90,17 @@ class DeploySettings:
     api_timeout_seconds: int = 29  # an HTTP API integration times out at 30 s
     api_throttle_rate: int = 200  # requests per second, steady state (stage default route)
     api_throttle_burst: int = 400
+    # SnapStart: Lambda snapshots the initialized function (everything is built at import)
+    # when a version is published and resumes new environments from it, instead of running
+    # the init on each cold start. The API is always served through the alias "live".
+    api_snapstart: bool = True
+    # How CodeDeploy moves the alias "live" to a new version: one of API_DEPLOYMENTS
+    # (canary = 10% first, the rest after the wait; linear = 10% more per step). It rolls
+    # back by itself when the new version's errors or the API's 5xx alarm fire meanwhile.
+    api_deployment: str = "canary_10_percent_5_minutes"
+    # Concurrent executions reserved for (and capping) the API function; 0 = none, the API
+    # shares the account's unreserved pool.
+    api_reserved_concurrency: int = 0
     custom_domain: str = ""  # e.g. "pypi.example.com"; needs certificate_arn
     certificate_arn: str = ""  # ACM certificate for custom_domain, in the stack's region
     hosted_zone_id: str = ""  # optional: Route 53 zone in which to create the alias records
@@ -85,6 +110,10 @@ class DeploySettings:
     sync_timeout_seconds: int = 120
     sync_batch_size: int = 10
     sync_max_concurrency: int = 5  # concurrent sync invocations (2..1000)
+    # Concurrent executions reserved for (and capping) the sync function, so a burst of S3
+    # events cannot take the concurrency the API needs; at least sync_max_concurrency (or
+    # 0 = none: an account still at the default limit of 10 cannot reserve any).
+    sync_reserved_concurrency: int = 5
     sync_max_receive_count: int = 5  # attempts before a message goes to the dead-letter queue
     # --- reconcile ---
     reconcile_schedule: str = "rate(1 day)"  # EventBridge schedule expression; "" = by hand only
@@ -139,6 +168,21 @@ class DeploySettings:
             raise ValueError("noncurrent_version_retention_days must be at least 1")
         if self.access_backend not in ACCESS_BACKENDS:
             raise ValueError(f"access_backend must be one of {', '.join(ACCESS_BACKENDS)}")
+        if self.access_backend == "ldap" and not self.access_config_file:
+            raise ValueError("access_backend ldap needs access_config_file (auth.ldap.* options)")
+        if self.api_deployment not in API_DEPLOYMENTS:
+            raise ValueError(f"api_deployment must be one of {', '.join(API_DEPLOYMENTS)}")
+        if self.api_reserved_concurrency < 0:
+            raise ValueError("api_reserved_concurrency must be 0 (none) or more")
+        if self.sync_reserved_concurrency and (
+            self.sync_reserved_concurrency < self.sync_max_concurrency
+        ):
+            raise ValueError(
+                "sync_reserved_concurrency must be 0 (none) or at least sync_max_concurrency: "
+                "fewer would throttle the queue's own invocations"
+            )
+        if self.sync_reserved_concurrency < 0:
+            raise ValueError("sync_reserved_concurrency must be 0 (none) or more")
         if self.access_secret_kms_key_arn and not _KMS_KEY_ARN.fullmatch(
             self.access_secret_kms_key_arn
         ):

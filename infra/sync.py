@@ -45,6 +45,7 @@ class SyncStack(Stack):
                 "STRATUS_BUCKET_NAME": storage.bucket.bucket_name,
             },
             layers=[dependency_layer(self)],
+            reserved_concurrency=settings.sync_reserved_concurrency,
         )
         fn = self.sync_function
         files = PackageFiles(storage.bucket_arn_for(self), storage.bucket.bucket_name)

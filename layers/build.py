@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the Lambda dependency layer from the locked requirements.
 
-    python layers/build.py            # build layers/build/python (skipped when up to date)
+    python layers/build.py            # build layers/build/ (skipped when up to date)
     python layers/build.py --force    # rebuild even if up to date
     python layers/build.py --lock     # re-resolve requirements.in into requirements.txt
 
@@ -11,7 +11,21 @@ every file checked against the hashes in the lock, no dependency resolution at b
 (the lock is complete). boto3, botocore and s3transfer and their own dependencies are
 left out on purpose: the Lambda runtime provides them.
 
-The output is git-ignored. ``build/STAMP`` records the sha256 of the lock it was built
+Two layers come out of the one lock:
+
+* ``build/main/python``: what every function needs;
+* ``build/ldap/python``: ``ldap3`` and what only it needs (found from the lock's ``# via``
+  lines), attached to the API function only when the deployment uses LDAP.
+
+Both ship bytecode compiled for the runtime's Python (3.12, so this step needs a Python
+3.12 interpreter) as hash-based ``.pyc`` files that Python loads without checking the
+source: the CDK zips assets with every timestamp set to 1980, which would make ordinary
+timestamp-based ``.pyc`` files look stale, and a layer never changes once published.
+Each ``.pyc`` names its source where Lambda mounts it (``/opt/python/...``), so
+tracebacks show the right lines. The function code gets the same treatment at synth
+(``infra/functions.py``).
+
+The output is git-ignored. ``build/STAMP`` records the lock (and this layout) it was built
 from; the CDK app refuses to synthesize with a missing or stale layer.
 """
 
@@ -19,31 +33,145 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS_IN = HERE / "requirements.in"
 LOCK = HERE / "requirements.txt"
 BUILD = HERE / "build"
-TARGET = BUILD / "python"  # a layer's python/ folder lands on sys.path in Lambda
 STAMP = BUILD / "STAMP"
+# A layer's python/ folder lands on sys.path in Lambda, mounted under /opt.
+MAIN = BUILD / "main"
+LDAP = BUILD / "ldap"
+LAMBDA_LAYER_PATH = "/opt/python"
+LAMBDA_TASK_ROOT = "/var/task"  # where the function code lands
+# Packages that live in an extra layer, with what only they need: {layer folder: roots}.
+EXTRA_LAYERS = {LDAP: ("ldap3",)}
+# Bump when the layout or the bytecode changes, so an older build counts as stale.
+LAYOUT = "main+ldap, unchecked-hash pyc for cp312, v2"
 
 PYTHON_VERSION = "3.12"
 # Lambda python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and _2_28 wheels fit.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # Provided by the Lambda runtime; never shipped in the layer.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six")
+# Only tests and the CDK app use these; a layer holding one of them is a packaging mistake.
+NEVER_IN_A_LAYER = ("pytest", "moto", "aws_cdk", "constructs", "jsii", "cdk_nag", "cfnlint")
 
 
 def lock_digest() -> str:
-    return hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    return hashlib.sha256(LOCK.read_bytes() + LAYOUT.encode()).hexdigest()
 
 
 def is_current() -> bool:
-    return TARGET.is_dir() and STAMP.is_file() and STAMP.read_text().strip() == lock_digest()
+    return (
+        (MAIN / "python").is_dir()
+        and STAMP.is_file()
+        and STAMP.read_text().strip() == lock_digest()
+    )
+
+
+# --- the lock, split into layers ------------------------------------------------------
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_blocks(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """{package: (its block of the lock, what it is there for)} from uv's output.
+
+    "What it is there for" is the ``# via`` list: package names, or ``-r <file>`` for a
+    direct requirement.
+    """
+    blocks: dict[str, tuple[str, frozenset[str]]] = {}
+    for block in re.split(r"^(?=[A-Za-z0-9])", text, flags=re.MULTILINE):
+        match = re.match(r"([A-Za-z0-9_.\-]+)==", block)
+        if not match:
+            continue
+        reasons: list[str] = []
+        lines = iter(block.splitlines())
+        for line in lines:
+            if line.strip().startswith("# via"):
+                reasons += line.strip().removeprefix("# via").split()  # "# via name"
+                for more in lines:  # "# via" then one "#   name" line each
+                    if not re.match(r"\s+#\s{3}\S", more):
+                        break
+                    reasons.append(more.strip().lstrip("#").strip())
+                break
+        blocks[_canonical(match.group(1))] = (block, frozenset(map(_canonical, reasons)))
+    return blocks
+
+
+def extra_layer_packages(blocks: dict[str, tuple[str, frozenset[str]]], roots) -> set[str]:
+    """``roots`` and every locked package that is there only for them."""
+    members = {_canonical(r) for r in roots}
+    grew = True
+    while grew:
+        grew = False
+        for name, (_, reasons) in blocks.items():
+            if name not in members and reasons and reasons <= members:
+                members.add(name)
+                grew = True
+    return members
+
+
+def split_lock() -> dict[Path, str]:
+    """{layer folder: the part of the lock it installs}."""
+    blocks = lock_blocks(LOCK.read_text())
+    parts: dict[Path, str] = {}
+    taken: set[str] = set()
+    for folder, roots in EXTRA_LAYERS.items():
+        members = extra_layer_packages(blocks, roots)
+        parts[folder] = "".join(blocks[name][0] for name in sorted(members))
+        taken |= members
+    parts[MAIN] = "".join(block for name, (block, _) in blocks.items() if name not in taken)
+    return parts
+
+
+# --- bytecode for the Lambda runtime's Python -------------------------------------------
+
+
+def lambda_python() -> str:
+    """A Python 3.12 interpreter: bytecode only loads on the minor version that made it."""
+    if sys.version_info[:2] == tuple(map(int, PYTHON_VERSION.split("."))):
+        return sys.executable
+    found = shutil.which(f"python{PYTHON_VERSION}")
+    if found is None:
+        sys.exit(
+            f"Compiling bytecode for the Lambda runtime needs Python {PYTHON_VERSION}: run "
+            f"this with python{PYTHON_VERSION}, or put python{PYTHON_VERSION} on PATH."
+        )
+    return found
+
+
+def compile_for_lambda(tree: Path, lambda_path: str) -> None:
+    """Compile every ``.py`` under ``tree`` into ``__pycache__`` for the Lambda runtime.
+
+    Unchecked hash-based pycs: valid whatever the file times (CDK zips with 1980 dates),
+    never re-validated against the source (layers and function code are immutable).
+    ``lambda_path`` is where ``tree`` is mounted in Lambda; tracebacks name files there.
+    """
+    subprocess.run(
+        [
+            lambda_python(),
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            lambda_path,
+            str(tree),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def relock() -> None:
@@ -70,30 +198,41 @@ def relock() -> None:
     subprocess.run(cmd, check=True, cwd=HERE.parent)
 
 
+def install(requirements: str, target: Path) -> None:
+    """pip-install one part of the lock into ``target`` (a layer's python/ folder)."""
+    with tempfile.TemporaryDirectory(prefix="stratus-layer-") as tmp:
+        part = Path(tmp) / "requirements.txt"
+        part.write_text(requirements)
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        cmd += ["--target", str(target), "--implementation", "cp"]
+        cmd += ["--python-version", PYTHON_VERSION, "--only-binary=:all:"]
+        for platform in PLATFORMS:
+            cmd += ["--platform", platform]
+        # The lock is complete and hashed: no resolution, no surprise boto3 from a dependency.
+        cmd += ["--no-deps", "--require-hashes", "--requirement", str(part)]
+        print("building layer:", target.relative_to(HERE.parent))
+        subprocess.run(cmd, check=True)
+    for leaked in RUNTIME_PROVIDED + NEVER_IN_A_LAYER:
+        if (target / leaked.replace("-", "_")).exists():
+            sys.exit(f"{leaked} ended up in {target}; it must not be in a Lambda layer")
+    # Nothing here runs as a script; bytecode is compiled below for the runtime's Python.
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    for cache in list(target.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+    compile_for_lambda(target, LAMBDA_LAYER_PATH)
+
+
 def build(force: bool = False) -> None:
     if is_current() and not force:
-        print(f"layer up to date: {TARGET.relative_to(HERE.parent)}")
+        print(f"layers up to date: {BUILD.relative_to(HERE.parent)}")
         return
+    lambda_python()  # fail before downloading anything
     if BUILD.exists():
         shutil.rmtree(BUILD)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    cmd += ["--target", str(TARGET), "--implementation", "cp"]
-    cmd += ["--python-version", PYTHON_VERSION, "--only-binary=:all:"]
-    for platform in PLATFORMS:
-        cmd += ["--platform", platform]
-    # The lock is complete and hashed: no resolution, no surprise boto3 from a dependency.
-    cmd += ["--no-deps", "--require-hashes", "--requirement", str(LOCK)]
-    print("building layer:", " ".join(cmd[3:]))
-    subprocess.run(cmd, check=True)
-    for leaked in RUNTIME_PROVIDED:
-        if (TARGET / leaked.replace("-", "_")).exists():
-            sys.exit(f"{leaked} ended up in the layer; it must come from the Lambda runtime")
-    # Nothing here runs as a script, and bytecode is rebuilt in Lambda's /tmp anyway.
-    shutil.rmtree(TARGET / "bin", ignore_errors=True)
-    for cache in list(TARGET.rglob("__pycache__")):
-        shutil.rmtree(cache, ignore_errors=True)
+    for folder, requirements in split_lock().items():
+        install(requirements, folder / "python")
     STAMP.write_text(lock_digest() + "\n")
-    print(f"layer built: {TARGET.relative_to(HERE.parent)}")
+    print(f"layers built: {BUILD.relative_to(HERE.parent)} (main, ldap)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .app.services import Services
@@ -20,6 +20,8 @@ __all__ = [
     "Services",
     "backend_kind",
     "build_access",
+    "connect",
+    "new_environment",
     "services_from_env",
     "services_local",
     "signing_key",
@@ -227,6 +229,54 @@ def signing_key(options: Mapping[str, str]) -> str | None:
     secret_id = options.get("auth.signing_key_secret")
     if not secret_id:
         return None
-    import boto3
+    from .adapters.aws_client import new_client
 
-    return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    client = new_client("secretsmanager")
+    try:
+        return client.get_secret_value(SecretId=secret_id)["SecretString"]
+    finally:
+        client.close()  # a Lambda init: leave no connection open in the snapshot
+
+
+def _adapters(services: Services) -> list[object]:
+    """The adapter objects of ``services`` (each once), as found in its fields."""
+    found: dict[int, object] = {}
+    for field in fields(services):
+        value = getattr(services, field.name)
+        if value is not None and not isinstance(value, str | Settings):
+            found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def _call_each(services: Services, method_name: str) -> None:
+    for adapter in _adapters(services):
+        method = getattr(adapter, method_name, None)
+        if callable(method):
+            method()
+
+
+def connect(services: Services) -> None:
+    """Make every AWS client the adapters need now, sending no request, and load the
+    password hashing if logins are checked against stored hashes.
+
+    For a Lambda init: the clients (botocore's service models, pynamodb's models) and the
+    hashing (passlib, argon2) are then ready before the first request, and in the SnapStart
+    snapshot; no connection is open. A deployment whose logins are checked elsewhere (LDAP,
+    a remote server) or that has no users never loads the hashing.
+    """
+    _call_each(services, "connect")
+    if isinstance(services.access, MutableAccessBackend):  # sqlite, dynamo, secrets manager
+        from .domain import passwords
+
+        passwords.context()
+
+
+def new_environment(services: Services) -> None:
+    """After a SnapStart restore: what must differ per execution environment, anew.
+
+    The AWS clients' pooled connections are closed (a connection from the snapshot would
+    be another environment's; the clients stay and reconnect), and the audit log forgets
+    its stream (each environment writes its own).
+    """
+    _call_each(services, "close_connections")
+    _call_each(services, "reset")

@@ -1,9 +1,12 @@
-"""The dependency layer: its lock, its build script, and synth refusing a missing layer."""
+"""The dependency layers and the function code: lock, build, bytecode, synth checks."""
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -12,6 +15,33 @@ from .conftest import REPO_ROOT
 
 LAYERS = REPO_ROOT / "layers"
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
+# Import names that only tests or the CDK app use: never in a layer or the function code.
+NOT_FOR_LAMBDA = ("pytest", "moto", "aws_cdk", "constructs", "jsii", "cdk_nag", "cfnlint", "infra")
+UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
+PY312_MAGIC = (3531).to_bytes(2, "little") + b"\r\n"  # importlib.util.MAGIC_NUMBER of 3.12
+
+
+def pyc_for(source: Path) -> Path:
+    tag = "cpython-312"
+    return source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+
+
+def check_bytecode(tree: Path, lambda_path: str) -> int:
+    """Every module under ``tree`` has an unchecked hash-based cp312 pyc naming its
+    path in Lambda; returns how many."""
+    sources = sorted(tree.rglob("*.py"))
+    assert sources
+    for source in sources:
+        pyc = pyc_for(source)
+        assert pyc.is_file(), source
+        data = pyc.read_bytes()
+        assert data[:4] == PY312_MAGIC, pyc
+        if data[:4] == importlib.util.MAGIC_NUMBER:
+            # this interpreter reads it: the code object names the file where Lambda has it
+            code = marshal.loads(data[16:])
+            assert code.co_filename == f"{lambda_path}/{source.relative_to(tree)}"
+        assert int.from_bytes(data[4:8], "little") == UNCHECKED_HASH, pyc
+    return len(sources)
 
 
 def _names(lines: list[str]) -> set[str]:
@@ -61,12 +91,14 @@ def test_build_script_targets_lambda_python_and_arm64():
         'PYTHON_VERSION = "3.12"',
         "--require-hashes",
         "--no-deps",
+        '"--invalidation-mode"',
+        '"unchecked-hash"',
     ):
         assert needle in source
 
 
 def test_built_layer_holds_the_dependencies_and_no_boto(built_layer):
-    target = LAYERS / "build" / "python"
+    target = LAYERS / "build" / "main" / "python"
     for package in ("starlette", "mangum", "pynamodb", "aws_lambda_powertools", "multipart"):
         assert (target / package).is_dir(), package
     assert not any((target / name).exists() for name in RUNTIME_PROVIDED)
@@ -75,21 +107,82 @@ def test_built_layer_holds_the_dependencies_and_no_boto(built_layer):
     assert binaries and all("aarch64" in name for name in binaries)
 
 
+def test_ldap3_is_in_its_own_layer_with_what_only_it_needs(built_layer):
+    main = LAYERS / "build" / "main" / "python"
+    ldap = LAYERS / "build" / "ldap" / "python"
+    assert not (main / "ldap3").exists() and not (main / "pyasn1").exists()
+    assert sorted(p.name for p in ldap.iterdir() if not p.name.endswith(".dist-info")) == [
+        "ldap3",
+        "pyasn1",
+    ]
+
+
+def test_layers_hold_nothing_only_tests_or_the_cdk_need(built_layer):
+    for layer in ("main", "ldap"):
+        target = LAYERS / "build" / layer / "python"
+        assert not [name for name in NOT_FOR_LAMBDA if (target / name).exists()], layer
+    lock = (LAYERS / "requirements.txt").read_text().lower()
+    for name in ("pytest", "moto", "aws-cdk", "constructs", "jsii", "cdk-nag", "cfn-lint"):
+        assert f"\n{name}==" not in lock, name
+
+
+def test_layers_ship_hash_based_bytecode_for_python312(built_layer):
+    for layer in ("main", "ldap"):
+        assert check_bytecode(LAYERS / "build" / layer / "python", "/opt/python") > 10
+
+
+def test_the_lock_splits_by_what_each_package_is_there_for():
+    from layers.build import extra_layer_packages, lock_blocks
+
+    lock = (
+        "ldap3==2.9.1 \\\n    --hash=sha256:aa\n    # via -r layers/requirements.in\n"
+        "pyasn1==0.6.1 \\\n    --hash=sha256:bb\n    # via ldap3\n"
+        "shared==1.0 \\\n    --hash=sha256:cc\n    # via\n    #   ldap3\n    #   mangum\n"
+        "mangum==0.19 \\\n    --hash=sha256:dd\n    # via -r layers/requirements.in\n"
+        "deep==1.0 \\\n    --hash=sha256:ee\n    # via pyasn1\n"
+        "\n# The following packages were excluded from the output:\n# botocore\n"
+    )
+    blocks = lock_blocks(lock)
+    assert set(blocks) == {"ldap3", "pyasn1", "shared", "mangum", "deep"}
+    assert blocks["shared"][1] == {"ldap3", "mangum"}
+    # what ldap3 alone needs (directly or not) moves; what the main layer needs stays
+    assert extra_layer_packages(blocks, ("ldap3",)) == {"ldap3", "pyasn1", "deep"}
+
+
 def test_synth_without_a_built_layer_says_how_to_build_it(monkeypatch, tmp_path):
     from infra import functions
+    from layers import build
 
-    monkeypatch.setattr(functions, "LAYER_DIR", tmp_path / "missing")
-    monkeypatch.setattr(functions, "LAYER_STAMP", tmp_path / "missing" / "STAMP")
+    monkeypatch.setattr(build, "MAIN", tmp_path / "missing" / "main")
+    monkeypatch.setattr(build, "STAMP", tmp_path / "missing" / "STAMP")
     with pytest.raises(functions.LayerNotBuilt, match=r"python layers/build\.py"):
         functions.check_layer_built()
 
 
 def test_a_stale_layer_is_refused(monkeypatch, tmp_path):
     from infra import functions
+    from layers import build
 
-    (tmp_path / "python").mkdir()
+    (tmp_path / "main" / "python").mkdir(parents=True)
     (tmp_path / "STAMP").write_text("0" * 64 + "\n")
-    monkeypatch.setattr(functions, "LAYER_DIR", tmp_path)
-    monkeypatch.setattr(functions, "LAYER_STAMP", tmp_path / "STAMP")
+    monkeypatch.setattr(build, "MAIN", tmp_path / "main")
+    monkeypatch.setattr(build, "STAMP", tmp_path / "STAMP")
     with pytest.raises(functions.LayerNotBuilt):
         functions.check_layer_built()
+
+
+# --- the function code asset ------------------------------------------------------------
+
+
+def test_function_code_is_the_package_with_bytecode_and_nothing_else():
+    from infra.functions import staged_code
+
+    staged = staged_code()
+    assert sorted(p.name for p in staged.iterdir()) == ["stratus"]
+    assert (staged / "stratus" / "handlers" / "api.py").is_file()
+    assert check_bytecode(staged, "/var/task") >= 30
+    for path in staged.rglob("*"):
+        assert path.name != "tests" and not path.name.endswith(".egg-info"), path
+        if path.suffix == ".pyc":  # ours only: no stale cache of this checkout came along
+            assert path.parent.name == "__pycache__" and ".cpython-312." in path.name
+    assert staged_code() == staged  # named by content: the next synth reuses it

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from .test_deployment import non_default_variant
+
 # W3005 flags the explicit DependsOn that CDK adds next to a GetAtt (function → role);
 # redundant but harmless, and not ours to remove.
 CFN_LINT_IGNORED = ["W3005"]
@@ -95,6 +97,7 @@ def test_cfn_lint_passes_on_every_template(default_synth, synth, tmp_path_factor
                 "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
             ),
         ),
+        non_default_variant(synth, tmp_path_factory),  # no SnapStart, linear, LDAP layer
     ]
     for variant in variants:
         templates = sorted(Path(variant["outdir"]).glob("*.template.json"))

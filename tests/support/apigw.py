@@ -709,3 +709,27 @@ def local_http_api() -> Iterator[Callable[..., LocalHttpApi]]:
     yield start
     for api in reversed(started):
         api.stop()
+
+
+def captured_event(
+    method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> dict[str, Any]:
+    """The event :class:`LocalHttpApi` hands the function for one real HTTP request.
+
+    For tests and benchmarks that call a handler directly (in another process, say) with
+    exactly what the gateway would send.
+    """
+    import http.client
+
+    seen: list[dict[str, Any]] = []
+
+    def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(event)
+        return {"statusCode": 204}
+
+    with LocalHttpApi(record) as gateway:
+        conn = http.client.HTTPConnection(gateway.host, gateway.port, timeout=10)
+        conn.request(method, path, body=body or None, headers=headers or {})
+        conn.getresponse().read()
+        conn.close()
+    return seen[0]

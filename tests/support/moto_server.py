@@ -1,5 +1,6 @@
 """moto in server mode (a real HTTP endpoint) for S3, SQS and Secrets Manager in tests.
 
+``running_moto_server``: the same outside pytest (benchmarks).
 ``moto_endpoint`` (session): starts one moto server in a child process on 127.0.0.1 and a
 port the child picks itself (no free-port race), points ``AWS_ENDPOINT_URL_S3`` /
 ``_SQS`` / ``_SECRETS_MANAGER`` at it for the session, and stops it at the end.
@@ -20,6 +21,7 @@ requests), which restores S3's guarantee without slowing reads or SQS long polls
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -114,13 +116,12 @@ def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes], log: Path
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a moto server (S3, SQS, Secrets Manager, ...) for the whole session."""
+@contextlib.contextmanager
+def running_moto_server(workdir: Path) -> Iterator[str]:
+    """A moto server in a child process (files in ``workdir``); yields its URL."""
     # Imported here: this file also runs as the server's own script, outside the package.
-    from tests.support.processes import environ_pointing_at, stop
+    from tests.support.processes import stop
 
-    workdir = tmp_path_factory.mktemp("moto-server")
     port_file = workdir / "port"
     log = workdir / "moto-server.log"
     with open(log, "wb") as out:
@@ -134,10 +135,19 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = _wait_for_port(process, port_file, log)
         endpoint = f"http://127.0.0.1:{port}"
         _wait_until_ready(endpoint, process, log)
-        with environ_pointing_at(ENDPOINT_VARS, endpoint):
-            yield endpoint
+        yield endpoint
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a moto server (S3, SQS, Secrets Manager, ...) for the whole session."""
+    from tests.support.processes import environ_pointing_at
+
+    workdir = tmp_path_factory.mktemp("moto-server")
+    with running_moto_server(workdir) as endpoint, environ_pointing_at(ENDPOINT_VARS, endpoint):
+        yield endpoint
 
 
 @pytest.fixture

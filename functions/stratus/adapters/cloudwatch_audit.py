@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from ..domain.audit import AuditEvent
+from .aws_client import new_client
 
 logger = logging.getLogger("stratus.audit")
 DEFAULT_LOOKBACK_SECONDS = 7 * 24 * 3600
@@ -19,10 +20,8 @@ DEFAULT_LOOKBACK_SECONDS = 7 * 24 * 3600
 
 class CloudWatchAuditLog:
     def __init__(self, log_group: str, *, client: Any = None) -> None:
-        import boto3
-
         self.log_group = log_group
-        self.client = client or boto3.client("logs")
+        self.client = client or new_client("logs")
         self.stream: str | None = None
 
     def _ensure_stream(self) -> str:
@@ -31,6 +30,10 @@ class CloudWatchAuditLog:
             self.client.create_log_stream(logGroupName=self.log_group, logStreamName=name)
             self.stream = name
         return self.stream
+
+    def close_connections(self) -> None:
+        """Close the client's pooled connections; the next record opens new ones."""
+        self.client.close()
 
     def reset(self) -> None:
         """Forget the stream (after a SnapStart restore every environment needs its own)."""

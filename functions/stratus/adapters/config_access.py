@@ -101,6 +101,11 @@ class ConfigAccess:
                 return normalize(body[:idx]), kind, body[idx + len(marker) :]
         raise ValueError(f"{key}: expected package.<project>.user.<name> or .group.<name>")
 
+    def connect(self) -> None:
+        """Load the password hashing now if any user can log in (a Lambda init)."""
+        if self._users:
+            passwords.context()
+
     def verify_user(self, username: str, password: str) -> bool:
         return passwords.verify(password, self._users.get(username))
 

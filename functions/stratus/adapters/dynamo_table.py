@@ -174,6 +174,19 @@ class TableAdapter:
             self._models = type(self).models_factory(self.table_name, self.region)
         return self._models
 
+    def connect(self) -> None:
+        """Build the table's models and the transactions client now, sending nothing (a
+        Lambda init). pynamodb makes the client for reads itself on the first read: its
+        public API has no way to make it sooner."""
+        _ = self.models
+        _ = table_for(self.table_name, self.region).transactions.client
+
+    def close_connections(self) -> None:
+        """Close the transactions client's pooled connections; the next write opens new
+        ones. (The reads' client is pynamodb's own; botocore reconnects it on a dead
+        connection.)"""
+        table_for(self.table_name, self.region).transactions.client.close()
+
     def transact(
         self,
         plan: Callable[[], Plan],

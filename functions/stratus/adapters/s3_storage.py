@@ -1,7 +1,7 @@
 """Storage port on one S3 bucket.
 
-- The boto3 client is made on first use, not at import (cold starts); a client can be
-  passed in instead.
+- The botocore client is made on first use or by ``connect()`` (a Lambda init), not at
+  import; a client can be passed in instead.
 - Presigned URLs (and every call) use the bucket's regional virtual-hosted endpoint,
   ``https://<bucket>.s3.<region>.amazonaws.com`` (``.amazonaws.com.cn`` in China), signed
   with SigV4: the global ``s3.amazonaws.com`` host fails for buckets outside us-east-1
@@ -30,6 +30,7 @@ from urllib.parse import quote
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.objectmeta import MAX_OBJECT_METADATA_BYTES
 from ..ports import Download, ObjectInfo
+from .aws_client import new_client
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -93,7 +94,6 @@ def _status(exc: ClientError) -> int:
 def make_client(region: str | None = None) -> Any:
     """An S3 client for a bucket in ``region``: SigV4, regional virtual-hosted endpoint
     (path-style against an emulator's endpoint)."""
-    import boto3
     from botocore.config import Config
 
     emulated = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
@@ -106,8 +106,7 @@ def make_client(region: str | None = None) -> Any:
         retries={"mode": "standard"},
         connect_timeout=5,
     )
-    # A session of its own: boto3's default session is not safe to set up from threads.
-    return boto3.session.Session(region_name=region).client("s3", config=config)
+    return new_client("s3", config, region=region)
 
 
 class S3Storage:
@@ -135,6 +134,15 @@ class S3Storage:
                 if self._client is None:
                     self._client = make_client(self.region)
         return self._client
+
+    def connect(self) -> None:
+        """Make the S3 client now, sending nothing (Lambda init)."""
+        _ = self.client
+
+    def close_connections(self) -> None:
+        """Close the client's pooled HTTP connections; the next request opens new ones."""
+        if self._client is not None:
+            self._client.close()
 
     # --- Storage port ---------------------------------------------------------------------
 

@@ -324,6 +324,15 @@ class SecretsManagerAccess:
                     self._client = session.client("secretsmanager", config=config)
         return self._client
 
+    def connect(self) -> None:
+        """Make the Secrets Manager client now, sending nothing (Lambda init)."""
+        _ = self.client
+
+    def close_connections(self) -> None:
+        """Close the client's pooled HTTP connections; the next request opens new ones."""
+        if self._client is not None:
+            self._client.close()
+
     def _fetch(self) -> tuple[str | None, dict[str, Any]]:
         """(VersionId, document) of AWSCURRENT; (None, {}) when the secret does not exist."""
         from botocore.exceptions import BotoCoreError, ClientError

@@ -314,6 +314,16 @@ class AccessPolicy:
             self._states[username] = (now + self.settings.credential_cache_seconds, state)
         return state
 
+    def new_environment(self) -> None:
+        """A new random key for the credential cache, and an empty cache.
+
+        For an environment restored from a SnapStart snapshot: the key made at init would
+        otherwise be the same in every environment restored from that snapshot.
+        """
+        with self._lock:
+            self._cache_key = os.urandom(32)
+            self._verified.clear()
+
     def forget(self, username: str | None = None) -> None:
         """Drop the cached identities of a user (after a change to it: password, groups,
         admin flag, deletion), tokens and web-session states included; or all of them."""

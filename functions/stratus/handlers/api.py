@@ -1,7 +1,14 @@
 """Lambda entry point of the HTTP API: Mangum around the FastAPI app.
 
-Importing this module is the cold start, so it imports only the logger; the app and its
-adapters are built on the first invocation and kept for the container's life.
+Importing this module is the Lambda init, which SnapStart snapshots. In a deployment
+(``STRATUS_TABLE_NAME`` is set) it builds everything a request needs right here:
+settings, adapters and their AWS clients, the FastAPI app and the Mangum handler; no
+request pays for them. Without that variable (a test or tool that only imports this
+module) nothing is built and nothing fails: the first invocation builds it.
+
+What must differ per execution environment is made again after a SnapStart restore
+(``after_restore``): the credential cache's random key, the AWS clients' connections,
+the audit log's stream and the ``random`` module's seed.
 """
 
 from __future__ import annotations
@@ -11,19 +18,36 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
+from .runtime import build_services, in_deployment, register_after_restore
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-api")
-_asgi_handler: Any = None
 
 
-def _build() -> Any:
+def build() -> Any:
+    """The Mangum handler of a new app on the services the environment describes."""
     from mangum import Mangum
 
     from ..web.app import create_app
-    from ..wiring import services_from_env
 
-    return Mangum(create_app(services_from_env()), lifespan="off", api_gateway_base_path="/")
+    return Mangum(create_app(build_services()), lifespan="off", api_gateway_base_path="/")
+
+
+_asgi_handler: Any = build() if in_deployment() else None
+
+
+@register_after_restore
+def after_restore() -> None:
+    """Per-environment state, made anew in each environment restored from the snapshot."""
+    import random
+
+    from ..wiring import new_environment
+
+    random.seed()  # the snapshot froze one generator state for every restored environment
+    if _asgi_handler is not None:
+        ctx = _asgi_handler.app.state.ctx
+        ctx.policy.new_environment()
+        new_environment(ctx.services)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
@@ -32,5 +56,5 @@ def _build() -> Any:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _asgi_handler
     if _asgi_handler is None:
-        _asgi_handler = _build()
+        _asgi_handler = build()
     return _asgi_handler(event, context)

@@ -21,10 +21,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ..app import reconcile
 from ..domain.runs import RunStatus
 from ..settings import as_bool
+from .runtime import build_services, in_deployment
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-reconcile")
-_services: Any = None
+# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
+_services: Any = build_services() if in_deployment() else None
 # Stop this long before the timeout: one project's repairs must still fit in it.
 DEFAULT_MARGIN_SECONDS = 60.0
 
@@ -32,9 +34,7 @@ DEFAULT_MARGIN_SECONDS = 60.0
 def services() -> Any:
     global _services
     if _services is None:
-        from ..wiring import services_from_env
-
-        _services = services_from_env()
+        _services = build_services()
     return _services
 
 

@@ -3,7 +3,7 @@
 Each SQS message carries one S3 event notification; ``stratus.app.sync`` applies it.
 Powertools' BatchProcessor reports the messages that failed (partial batch response),
 so only those are retried, and SQS moves a message to the dead-letter queue after the
-queue's ``maxReceiveCount``. Adapters are built on first use, once per container.
+queue's ``maxReceiveCount``. Adapters are built once per container, at init.
 
 ``stratus.app.sync`` logs through the standard ``logging`` module; with the function's JSON
 log format (set by the stack) Lambda writes those lines as JSON next to this Logger's.
@@ -23,19 +23,19 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app import sync
+from .runtime import build_services, in_deployment
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-sync")
 processor = BatchProcessor(event_type=EventType.SQS)
-_services: Any = None
+# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
+_services: Any = build_services() if in_deployment() else None
 
 
 def services() -> Any:
     global _services
     if _services is None:
-        from ..wiring import services_from_env
-
-        _services = services_from_env()
+        _services = build_services()
     return _services
 
 
