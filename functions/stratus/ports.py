@@ -66,6 +66,31 @@ class ObjectInfo:
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: float = 0.0
+    # Hex SHA-256 of the whole object when the store itself checked the bytes against it
+    # as they were written (an upload target with ``sha256``); None otherwise.
+    sha256: str | None = None
+
+
+@dataclass(slots=True)
+class UploadTarget:
+    """One request a client sends to store bytes without passing them through the app.
+
+    On S3 a presigned URL; locally a URL rooted at the app (``LOCAL_UPLOAD_PATH``...) that
+    the web layer makes absolute. The client must send exactly ``headers`` with it.
+    """
+
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PartInfo:
+    """A stored part of a multipart upload."""
+
+    number: int
+    size: int
+    etag: str
 
 
 @dataclass(slots=True)
@@ -110,6 +135,77 @@ class Storage(Protocol):
         greater than ``start_after`` when it is given (S3's ``StartAfter``)."""
 
     def health(self) -> None: ...
+
+    # --- bytes that do not pass through the app (upload sessions) ---
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start`` (fewer at the end); ``NotFound``."""
+
+    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+        """A one-time write of ``key``: exactly ``size`` bytes whose SHA-256 (hex) is
+        ``sha256``, refused if the key exists. The store rejects other bytes, so ``head``
+        then reports ``sha256``. Valid ``expires`` seconds; does not check anything now."""
+
+    def create_multipart(self, key: str) -> str:
+        """Start a multipart upload of ``key``; return its upload id."""
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires: int
+    ) -> UploadTarget:
+        """A write of part ``number`` (1-based) of exactly ``size`` bytes; may be repeated
+        (the last write wins) until the upload is completed or aborted."""
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The stored parts, by number; ``NotFound`` for an unknown (or finished) upload."""
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        """Join ``parts`` (as ``list_parts`` gave them) into ``key``, refused with
+        ``Conflict`` if the key exists; ``NotFound`` for an unknown upload; ``ValueError``
+        if a part is missing or changed since it was listed."""
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; no error if it is unknown."""
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        """Store a copy of object ``source`` as ``key`` with new metadata, whole or not at
+        all, without the bytes passing through this process. ``if_absent`` as in ``put``;
+        ``NotFound`` if ``source`` is missing."""
+
+
+# Where the local mode's upload targets point (the web layer serves this route), and the
+# part of such a URL that follows it: ``<LOCAL_UPLOAD_PATH><token>``.
+LOCAL_UPLOAD_PATH = "/_/storage/upload/"
+
+
+class UploadSink(Protocol):
+    """The receiving end of one local upload target (see ``UploadReceiver``)."""
+
+    limit: int  # the exact number of bytes the target accepts
+
+    def write(self, chunk: bytes) -> None:
+        """Raise ``InvalidInput`` past ``limit`` bytes."""
+
+    def commit(self) -> None:
+        """Check the size (and the SHA-256 the target names) and store the bytes:
+        ``InvalidInput`` for other bytes, ``Conflict`` if a one-time key exists."""
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class UploadReceiver(Protocol):
+    """A store whose upload targets the app itself serves (local mode)."""
+
+    def open_upload(self, token: str) -> UploadSink:
+        """The sink of a target's token; ``NotFound`` for an invalid or expired token."""
 
 
 @runtime_checkable
