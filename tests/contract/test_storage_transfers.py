@@ -274,11 +274,13 @@ def test_local_tokens_are_signed_and_expire(tmp_path: Path) -> None:
 
 def test_local_sink_enforces_the_size(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path / "files")
-    sink = store.open_upload(local_token(store.presign_put(KEY, size=3, sha256="0" * 64, expires=9)))
+    target = store.presign_put(KEY, size=3, sha256="0" * 64, expires=9)
+    sink = store.open_upload(local_token(target))
     with pytest.raises(InvalidInput):
         sink.write(b"abcd")
     sink.abort()
-    sink = store.open_upload(local_token(store.presign_put(KEY, size=3, sha256=sha(b"ab"), expires=9)))
+    target = store.presign_put(KEY, size=3, sha256=sha(b"ab"), expires=9)
+    sink = store.open_upload(local_token(target))
     sink.write(b"ab")
     with pytest.raises(InvalidInput):
         sink.commit()
