@@ -435,3 +435,56 @@ class MetricsSink(Protocol):
     """Business metrics: counts of uploads, downloads, failed logins... (EMF on Lambda)."""
 
     def count(self, name: str, value: int = 1) -> None: ...
+
+
+# --- upload sessions ---------------------------------------------------------------------
+
+SESSION_STATUSES = ("pending", "processing", "published", "error", "canceled")
+
+
+@dataclass(slots=True)
+class UploadSession:
+    """One file's upload session (PEP 694's publishing and file upload sessions in one).
+
+    The bytes go to ``staging_key`` outside the app (one-time whole-object target when
+    ``part_size`` is 0, else a multipart upload ``multipart_id`` of parts of
+    ``part_size`` bytes, the last shorter); completion checks them and publishes them.
+    """
+
+    session_id: str
+    owner: str | None  # the uploader's name; only they (or an admin) may use it
+    project: str  # normalized
+    display_name: str  # the name as the uploader spelled it
+    version: str
+    filename: str
+    size: int
+    sha256: str  # hex, as declared at creation
+    staging_key: str
+    created: float  # epoch seconds
+    expires: float  # epoch seconds: gone after this (DynamoDB TTL, local sweep)
+    part_size: int = 0
+    multipart_id: str | None = None
+    status: str = "pending"  # one of SESSION_STATUSES
+    message: str | None = None  # why it failed (status "error")
+    error_status: int | None = None  # the HTTP status of that failure (400, 403, 409)
+    lease_until: float = 0.0  # "processing" belongs to a completer until then
+    revision: int = 0  # bumped by every update (optimistic concurrency)
+
+
+@runtime_checkable
+class UploadSessions(Protocol):
+    """Short-lived session records (SQLite locally, the index table with a TTL on AWS)."""
+
+    def create(self, session: UploadSession) -> None:
+        """Store a new session; ``Conflict`` if its id exists."""
+
+    def get(self, session_id: str, *, now: float | None = None) -> UploadSession | None:
+        """The session, or None if it does not exist or has expired (at ``now``)."""
+
+    def update(self, session: UploadSession) -> UploadSession:
+        """Store ``session`` if the stored one still has ``session.revision``; return it
+        with the revision bumped. ``Conflict`` if it changed (or went) meanwhile: of two
+        concurrent updates of one revision exactly one succeeds."""
+
+    def delete(self, session_id: str) -> None:
+        """Remove it; no error if absent."""
