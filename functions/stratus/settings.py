@@ -50,6 +50,13 @@ class Settings:
     credential_cache_seconds: int = 60
     max_upload_bytes: int = 100 * 1024 * 1024
     api_docs: bool = True  # GET /openapi.json and /docs
+    # --- upload sessions (``stratus upload``: bytes straight to storage) ---
+    upload_session_ttl: int = 24 * 3600  # seconds a session lives (then it and its bytes go)
+    upload_url_expiry: int = 3600  # seconds an upload URL stays valid (re-issued on demand)
+    upload_multipart_threshold: int = 256 * 1024 * 1024  # larger files go in parts
+    upload_part_size: int = 64 * 1024 * 1024  # S3 wants >= 5 MiB (all but the last part)
+    upload_session_max_bytes: int = 50 * 1024**3  # the largest file a session takes
+    upload_completion_lease: int = 600  # seconds a completion may run before another retries
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -17,36 +17,13 @@ import pytest
 from stratus.adapters.local_storage import LocalStorage
 from stratus.adapters.s3_storage import S3Storage
 from stratus.domain.errors import Conflict, InvalidInput, NotFound
-from stratus.ports import LOCAL_UPLOAD_PATH, Storage, UploadReceiver, UploadTarget
+from stratus.ports import LOCAL_UPLOAD_PATH, Storage, UploadTarget
 from tests.contract.test_storage import storage  # noqa: F401 - the adapters fixture
 from tests.support.concurrency import run_concurrently
+from tests.support.upload_targets import send
 
 MIB = 1024 * 1024
 KEY = "uploads/s1/demo-1.0-py3-none-any.whl"
-
-
-def send(store: Storage, target: UploadTarget, data: bytes, **extra_headers: str) -> int:
-    """Send ``data`` to an upload target as a client would; the HTTP status it gets."""
-    if isinstance(store, UploadReceiver):
-        assert target.url.startswith(LOCAL_UPLOAD_PATH)
-        try:
-            sink = store.open_upload(target.url[len(LOCAL_UPLOAD_PATH) :])
-        except NotFound:
-            return 404
-        try:
-            for start in range(0, len(data), 64 * 1024):
-                sink.write(data[start : start + 64 * 1024])
-            sink.commit()
-        except InvalidInput:
-            sink.abort()
-            return 400
-        except Conflict:
-            return 412
-        return 200
-    response = httpx.request(
-        target.method, target.url, content=data, headers={**target.headers, **extra_headers}
-    )
-    return response.status_code
 
 
 def sha(data: bytes) -> str:

@@ -3,14 +3,16 @@
 Order of an upload (the catalog entry is the commit point, so nothing half-written is
 ever listed): validate everything → store the distribution (conditional write unless
 overwriting is allowed, so of two concurrent uploads exactly one wins) → store its core
-metadata → add the catalog entry (conditional again).
+metadata → add the catalog entry (conditional again). A legacy upload stores the bytes
+it received (``upload``); an upload session stores a server-side copy of the object it
+checked in place (``publish_staged``); both then take the same path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -61,28 +63,57 @@ class Publisher:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
-        record = described.record
+
+        def store(key: str, metadata: dict[str, str], if_absent: bool) -> None:
+            self.storage.put(
+                key,
+                data,
+                metadata=metadata,
+                content_type="application/octet-stream",
+                if_absent=if_absent,
+            )
+
+        return self._publish(described.record, described.core_metadata, store)
+
+    def publish_staged(
+        self, record: FileRecord, staged_key: str, core_metadata: bytes | None
+    ) -> FileRecord:
+        """Publish an object already in storage at ``staged_key`` (checked by the caller:
+        ``record`` describes its bytes) under the distribution's key."""
+
+        def store(key: str, metadata: dict[str, str], if_absent: bool) -> None:
+            self.storage.copy(
+                staged_key,
+                key,
+                metadata=metadata,
+                content_type="application/octet-stream",
+                if_absent=if_absent,
+            )
+
+        return self._publish(record, core_metadata, store)
+
+    def _publish(
+        self,
+        record: FileRecord,
+        core_metadata: bytes | None,
+        store: Callable[[str, dict[str, str], bool], None],
+    ) -> FileRecord:
+        filename = record.filename
         overwrite = self.allow_overwrite
         if not overwrite and self.catalog.get_file(record.project, filename) is not None:
             raise Conflict(f"File {filename!r} already exists.")
         key = file_key(record.project, filename)
         try:
-            self.storage.put(
-                key,
-                data,
-                metadata=to_object_metadata(record),
-                content_type="application/octet-stream",
-                if_absent=not overwrite,
-            )
+            store(key, to_object_metadata(record), not overwrite)
         except Conflict:
             # The object may be an orphan of an interrupted upload of the same bytes.
             info = self.storage.head(key)
             if info is None or info.metadata.get("stratus-sha256") != record.sha256:
                 raise Conflict(f"File {filename!r} already exists.") from None
-        if described.core_metadata is not None:
+        if core_metadata is not None:
             self.storage.put(
                 metadata_key(record.project, filename),
-                described.core_metadata,
+                core_metadata,
                 content_type="text/plain; charset=utf-8",
             )
         try:

@@ -7,6 +7,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from typing import BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
@@ -46,9 +47,9 @@ def _metadata_version(raw: bytes) -> Version | None:
         return None
 
 
-def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
+def _from_wheel(fileobj: BinaryIO, dist: DistFilename) -> CoreMetadata:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with zipfile.ZipFile(fileobj) as zf:
             candidates = [
                 info
                 for info in zf.infolist()
@@ -70,18 +71,18 @@ def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
     return _parse_headers(raw)
 
 
-def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
+def _from_sdist(fileobj: BinaryIO, dist: DistFilename) -> CoreMetadata:
     raw: bytes | None = None
     try:
         if dist.filename.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            with zipfile.ZipFile(fileobj) as zf:
                 for info in zf.infolist():
                     if info.filename.count("/") == 1 and info.filename.endswith("/PKG-INFO"):
                         if info.file_size <= MAX_METADATA_SIZE:
                             raw = zf.read(info)
                         break
         else:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            with tarfile.open(fileobj=fileobj, mode="r:gz") as tf:
                 for member in tf:
                     parts = member.name.strip("/").split("/")
                     if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
@@ -105,6 +106,13 @@ def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
 
 def extract(data: bytes, dist: DistFilename) -> CoreMetadata:
     """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
+    return extract_from(io.BytesIO(data), dist)
+
+
+def extract_from(fileobj: BinaryIO, dist: DistFilename) -> CoreMetadata:
+    """``extract`` on a seekable binary file: a zip is read from its central directory
+    (a few small reads at the end, then the METADATA member), a tar.gz from its start up
+    to the top-level PKG-INFO."""
     if dist.kind == "bdist_wheel":
-        return _from_wheel(data, dist)
-    return _from_sdist(data, dist)
+        return _from_wheel(fileobj, dist)
+    return _from_sdist(fileobj, dist)
