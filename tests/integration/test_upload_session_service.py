@@ -132,6 +132,20 @@ def create(service: UploadSessionService, data: bytes, filename: str = BIG, **kw
     return service.create(**fields)  # type: ignore[arg-type]
 
 
+def create_demo(service: UploadSessionService):  # type: ignore[no-untyped-def]
+    """A one-target session for a small wheel: (filename, bytes, session)."""
+    filename, data = wheel_bytes("Demo-Pkg", "2.0")
+    session = service.create(
+        uploader="alice",
+        name="Demo-Pkg",
+        version="2.0",
+        filename=filename,
+        size=len(data),
+        sha256=sha(data),
+    )
+    return filename, data, session
+
+
 # --- the happy paths ---------------------------------------------------------------------
 
 
@@ -227,15 +241,7 @@ def test_an_interrupted_upload_is_resumed(deployment: Deployment, tmp_path: Path
 
 def test_completion_before_any_byte_leaves_the_session_pending(deployment: Deployment) -> None:
     service = deployment.service()
-    filename, data = wheel_bytes("Demo-Pkg", "2.0")
-    session = service.create(
-        uploader="alice",
-        name="Demo-Pkg",
-        version="2.0",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data),
-    )
+    _, data, session = create_demo(service)
     with pytest.raises(UploadIncomplete):
         service.complete(session.session_id, ALICE)
     upload_all(service, session, data)
@@ -302,15 +308,7 @@ def test_create_refuses_a_file_already_in_the_index(deployment: Deployment) -> N
 
 def test_other_bytes_are_refused_by_a_one_target_upload(deployment: Deployment) -> None:
     service = deployment.service()
-    filename, data = wheel_bytes("Demo-Pkg", "2.0")
-    session = service.create(
-        uploader="alice",
-        name="Demo-Pkg",
-        version="2.0",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data),
-    )
+    _, data, session = create_demo(service)
     [(_, target)] = service.targets(session)
     tampered = data[:-1] + bytes([data[-1] ^ 1])
     assert send(deployment.storage, target, tampered) == 400  # the store checks the SHA-256
@@ -438,15 +436,7 @@ def test_cancel_removes_the_bytes(deployment: Deployment, tmp_path: Path) -> Non
 
 def test_a_stalled_completion_is_taken_over_after_its_lease(deployment: Deployment) -> None:
     service = deployment.service(upload_completion_lease="30")
-    filename, data = wheel_bytes("Demo-Pkg", "2.0")
-    session = service.create(
-        uploader="alice",
-        name="Demo-Pkg",
-        version="2.0",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data),
-    )
+    _, data, session = create_demo(service)
     upload_all(service, session, data)
     # A completer took the session and died (its Lambda timed out, say).
     deployment.sessions.update(
