@@ -20,6 +20,7 @@ from ..ports import (
     ReplayGuard,
     Storage,
     TrustedPublishers,
+    UploadSessions,
 )
 from ..settings import Settings
 from .rebuild import RebuildRunner
@@ -42,6 +43,7 @@ class Services:
     replay_guard: ReplayGuard | None = None
     minted_tokens: MintedTokens | None = None
     jwks: JwksSource | None = None
+    upload_sessions: UploadSessions | None = None  # `stratus upload`'s sessions
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:
