@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .test_nag_and_lint import CFN_LINT_IGNORED, acknowledgments
+from .test_nag_and_lint import acknowledgments, run_cfn_lint
 from .test_templates import BUCKET, STAGED, objects, only, resources, statements
 
 CERTIFICATE = "arn:aws:acm:us-east-1:111111111111:certificate/cf"
@@ -270,19 +268,7 @@ def test_cloudfront_variants_pass_cdk_nag_and_cfn_lint(request, variant):
     if variant == "rotating":  # with a custom domain, TLS 1.2 holds: nothing to acknowledge
         assert "AwsSolutions-CFR4" not in rules
     templates = sorted(Path(out["outdir"]).glob("*.template.json"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cfnlint.runner import main; sys.exit(main())",
-            "--ignore-checks",
-            *CFN_LINT_IGNORED,
-            "--",
-            *map(str, templates),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cfn_lint(templates)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
