@@ -48,13 +48,15 @@ UPLOAD_RESPONSES: dict[int | str, dict] = {
     401: {"description": "Authentication required"},
     403: {"description": "No write permission on the project"},
     409: {"description": "The file exists already"},
-    413: {"description": "Larger than pypi.max_upload_bytes"},
+    413: {"description": "Larger than pypi.max_upload_bytes: use `stratus upload`"},
 }
 
 
 def _too_large(limit: int) -> Response:
     return PlainTextResponse(
-        f"413 Upload larger than {limit} bytes; upload large files directly to storage.",
+        f"413 Upload larger than {limit} bytes, this index's limit for this API. Upload it "
+        "with `stratus upload --repository-url <this URL> <files>` (pip install "
+        "stratus-index): its upload sessions send the bytes straight to storage, any size.",
         status_code=413,
     )
 
