@@ -135,13 +135,8 @@ def create(service: UploadSessionService, data: bytes, filename: str = BIG, **kw
 def create_demo(service: UploadSessionService):  # type: ignore[no-untyped-def]
     """A one-target session for a small wheel: (filename, bytes, session)."""
     filename, data = wheel_bytes("Demo-Pkg", "2.0")
-    session = service.create(
-        uploader="alice",
-        name="Demo-Pkg",
-        version="2.0",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data),
+    session = create(
+        service, data, filename=filename, name="Demo-Pkg", version="2.0", sha256=sha(data)
     )
     return filename, data, session
 
@@ -152,13 +147,8 @@ def create_demo(service: UploadSessionService):  # type: ignore[no-untyped-def]
 def test_one_target_upload_is_published(deployment: Deployment, tmp_path: Path) -> None:
     service = deployment.service()
     filename, data = wheel_bytes("Demo-Pkg", "2.0", requires_python=">=3.10")
-    session = service.create(
-        uploader="alice",
-        name="Demo-Pkg",
-        version="2.0",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data).upper(),
+    session = create(
+        service, data, filename=filename, name="Demo-Pkg", version="2.0", sha256=sha(data).upper()
     )
     assert session.part_size == 0 and session.multipart_id is None
     assert session.staging_key.startswith("uploads/")
@@ -204,13 +194,8 @@ def test_multipart_upload_is_verified_in_place(deployment: Deployment, tmp_path:
 def test_an_sdist_goes_through_too(deployment: Deployment) -> None:
     service = deployment.service()
     filename, data = sdist_bytes("Tar-Pkg", "0.3", requires_python=">=3.8")
-    session = service.create(
-        uploader="alice",
-        name="tar_pkg",
-        version="0.3",
-        filename=filename,
-        size=len(data),
-        sha256=sha(data),
+    session = create(
+        service, data, filename=filename, name="tar_pkg", version="0.3", sha256=sha(data)
     )
     upload_all(service, session, data)
     service.complete(session.session_id, ALICE)
