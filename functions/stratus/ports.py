@@ -179,6 +179,12 @@ class Storage(Protocol):
         all, without the bytes passing through this process. ``if_absent`` as in ``put``;
         ``NotFound`` if ``source`` is missing."""
 
+    def checksum_sha256(self, key: str) -> str | None:
+        """The object's hex SHA-256 as the store itself computes it (the bytes do not
+        pass through this process), or None when it cannot: the caller then reads the
+        object. ``NotFound`` if it is missing. May rewrite the object in place (same
+        bytes), so only for objects nobody else writes (staged uploads)."""
+
 
 # Where the local mode's upload targets point (the web layer serves this route), and the
 # part of such a URL that follows it: ``<LOCAL_UPLOAD_PATH><token>``.

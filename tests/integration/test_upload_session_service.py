@@ -474,3 +474,34 @@ def test_ranged_reader_is_a_seekable_file(deployment: Deployment) -> None:
     assert reader.tell() == 4500
     reader.seek(100, io.SEEK_CUR)
     assert reader.read(1) == data[4600:4601]
+
+
+def test_objects_the_store_cannot_checksum_are_read_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Past S3's 5 GiB copy limit (lowered here) completion streams the SHA-256 itself."""
+    from stratus.adapters.s3_storage import S3Storage
+
+    if isinstance(deployment.storage, S3Storage):
+        deployment.storage.single_copy_limit = MIB
+        deployment.storage.copy_part_size = 5 * MIB
+    service = deployment.service()
+    data = big_wheel(tmp_path)
+    reads: list[tuple[int, int]] = []
+    real_read = deployment.storage.read_range
+
+    def counting(key: str, start: int, length: int) -> bytes:
+        reads.append((start, length))
+        return real_read(key, start, length)
+
+    deployment.storage.read_range = counting  # type: ignore[method-assign]
+    bad = create(service, data, sha256=sha(data + b"?"))
+    upload_all(service, bad, data)
+    with pytest.raises(InvalidInput, match="sha256 digest"):
+        service.complete(bad.session_id, ALICE)
+    assert sum(length for start, length in reads if start == 0 or length > MIB) >= len(data)
+
+    good = create(service, data)
+    upload_all(service, good, data)
+    assert service.complete(good.session_id, ALICE).status == "published"
+    assert deployment.storage.read(file_key("big-pkg", BIG)) == data

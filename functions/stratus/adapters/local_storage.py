@@ -341,6 +341,14 @@ class LocalStorage:
 
         self._store(key, link, metadata=meta, content_type=content_type, if_absent=if_absent)
 
+    def checksum_sha256(self, key: str) -> str | None:
+        """The one a checked upload recorded; otherwise None (the caller reads the file,
+        which is what this store would do too)."""
+        info = self.head(key)
+        if info is None:
+            raise NotFound(f"No object {key!r}.")
+        return info.sha256
+
     def _signing_key(self) -> bytes:
         if self._upload_key is None:
             path = self.root / UPLOAD_KEY_NAME

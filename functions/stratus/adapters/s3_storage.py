@@ -15,9 +15,9 @@
 - Upload targets are presigned URLs. A whole-object target signs its size, its SHA-256
   (``x-amz-checksum-sha256``: S3 refuses other bytes, and ``head`` reports the checksum
   afterwards) and ``If-None-Match: *`` (the object can be written once, so nothing can
-  change it between its verification and its publication). ``copy`` is a multipart copy
-  (parts copied in parallel inside S3) completed with ``If-None-Match: *`` when
-  ``if_absent``: S3 decides atomically, as for ``put``, whatever the object's size.
+  change it between its verification and its publication). ``copy`` is one CopyObject up
+  to 5 GiB and a multipart copy above (parts copied in parallel inside S3), either with
+  ``If-None-Match: *`` when ``if_absent``: S3 decides atomically, as for ``put``.
 - Downloads are presigned S3 URLs, or CloudFront signed URLs when a ``url_signer`` is
   given (``stratus.adapters.cloudfront``).
 """
@@ -133,7 +133,9 @@ class S3Storage:
         self._client = client
         self._client_lock = threading.Lock()
         self._page_size = 1000  # ListObjectsV2 MaxKeys; tests lower it to exercise paging
-        self.copy_part_size = 256 * 1024**2  # tests lower it to exercise multipart copies
+        # Larger objects are copied in parts (CopyObject's limit); tests lower both.
+        self.single_copy_limit = MAX_COPY_PART_BYTES
+        self.copy_part_size = 256 * 1024**2
         self.copy_threads = 8
 
     @property
@@ -397,6 +399,9 @@ class S3Storage:
         info = self.head(source)
         if info is None:
             raise NotFound(f"No object {source!r}.")
+        if info.size <= self.single_copy_limit:
+            self._copy_whole(source, key, meta, content_type, if_absent)
+            return
         part_size = max(self.copy_part_size, -(-info.size // MAX_PARTS))
         if part_size > MAX_COPY_PART_BYTES:
             raise ValueError(f"object {source!r} is too large to copy ({info.size} bytes)")
@@ -437,6 +442,65 @@ class S3Storage:
             self._complete(key, upload_id, parts, if_absent=if_absent)
         except BaseException:
             self.abort_multipart(key, upload_id)
+            raise
+
+    def checksum_sha256(self, key: str) -> str | None:
+        """Up to 5 GiB: S3 computes it while copying the object onto itself with a SHA-256
+        checksum (a multipart upload has only a checksum of its parts' checksums)."""
+        from botocore.exceptions import ClientError
+
+        info = self.head(key)
+        if info is None:
+            raise NotFound(f"No object {key!r}.")
+        if info.sha256 is not None:
+            return info.sha256
+        if info.size > self.single_copy_limit:
+            return None
+        try:
+            response = self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata=info.metadata,
+                ContentType="application/octet-stream",
+                ServerSideEncryption="AES256",
+                ChecksumAlgorithm="SHA256",
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {key!r}.") from None
+            raise
+        result = response.get("CopyObjectResult") or {}
+        found = _full_object_sha256({"ChecksumSHA256": result.get("ChecksumSHA256")})
+        if found is None:
+            again = self.head(key)
+            found = again.sha256 if again is not None else None
+        return found
+
+    def _copy_whole(
+        self, source: str, key: str, meta: dict[str, str], content_type: str, if_absent: bool
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "CopySource": {"Bucket": self.bucket, "Key": source},
+            "MetadataDirective": "REPLACE",
+            "Metadata": meta,
+            "ContentType": content_type,
+            "ServerSideEncryption": "AES256",
+        }
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            self.client.copy_object(**kwargs)
+        except ClientError as exc:
+            if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
+                raise Conflict(f"Object {key!r} already exists.") from None
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {source!r}.") from None
             raise
 
     def health(self) -> None:

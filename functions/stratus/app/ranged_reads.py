@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from ..ports import Storage
 
 DEFAULT_BLOCK = 256 * 1024
-HASH_CHUNK = 8 * 1024 * 1024
+HASH_CHUNK = 16 * 1024 * 1024  # S3 serves ranges of 8-16 MB best
 
 
 class RangedReader(io.RawIOBase):

@@ -10,7 +10,8 @@
    ``upload_multipart_threshold``, the parts of a multipart upload (resumable: sent
    parts are listed by ``uploaded_parts``; parallel: any order).
 3. ``complete`` checks the object in place, never holding it: its size, its SHA-256
-   (the store's own checksum of a whole-object upload, else streamed in chunks), and its
+   (the store's own checksum: checked during a whole-object upload, or computed by the
+   store, S3 up to 5 GiB; else the object is streamed in chunks), and its
    core metadata read with ranged reads (a zip's central directory, a tar.gz's start);
    then publishes it through the same path as a legacy upload (``Publisher``), so the
    same 400/409 answers and the same one-winner guarantee apply.
@@ -272,8 +273,14 @@ class UploadSessionService:
             raise InvalidInput(
                 f"The uploaded file has {info.size} bytes; the session declared {session.size}."
             )
-        digest = info.sha256 or stream_sha256(
-            self.storage, session.staging_key, session.size, parallel=self.hash_parallel
+        # The store's own checksum: checked on the way in (one-target uploads), or computed
+        # inside the store (S3, up to 5 GiB); else the object is read once, in chunks.
+        digest = (
+            info.sha256
+            or self.storage.checksum_sha256(session.staging_key)
+            or stream_sha256(
+                self.storage, session.staging_key, session.size, parallel=self.hash_parallel
+            )
         )
         if not hmac.compare_digest(digest, session.sha256):
             raise InvalidInput(
