@@ -268,27 +268,11 @@ def test_create_refuses_a_file_already_in_the_index(deployment: Deployment) -> N
     service.publisher.upload(
         name="Demo-Pkg", version="2.0", filename=filename, data=data, digests={}, uploader="bob"
     )
+    same_file = {"filename": filename, "name": "demo_pkg", "version": "2.0"}
     with pytest.raises(Conflict, match="already exists"):
-        service.create(
-            uploader="alice",
-            name="demo_pkg",
-            version="2.0",
-            filename=filename,
-            size=len(data),
-            sha256=sha(data),
-        )
+        create(service, data, **same_file)
     overwriting = deployment.service(allow_overwrite="true")
-    assert (
-        overwriting.create(
-            uploader="alice",
-            name="demo_pkg",
-            version="2.0",
-            filename=filename,
-            size=len(data),
-            sha256=sha(data),
-        ).status
-        == "pending"
-    )
+    assert create(overwriting, data, **same_file).status == "pending"
 
 
 def test_other_bytes_are_refused_by_a_one_target_upload(deployment: Deployment) -> None:
