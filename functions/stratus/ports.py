@@ -207,6 +207,15 @@ class UploadSink(Protocol):
 
 
 @runtime_checkable
+class StagingSweeper(Protocol):
+    """A store without lifecycle rules (local mode) removes abandoned staged uploads itself."""
+
+    def sweep_staged(self, older_than: float) -> int:
+        """Remove staged objects (``UPLOAD_PREFIX``) and multipart uploads last written
+        before ``older_than`` (epoch seconds); return how many went."""
+
+
+@runtime_checkable
 class UploadReceiver(Protocol):
     """A store whose upload targets the app itself serves (local mode)."""
 

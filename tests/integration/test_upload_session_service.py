@@ -489,3 +489,35 @@ def test_objects_the_store_cannot_checksum_are_read_once(
     upload_all(service, good, data)
     assert service.complete(good.session_id, ALICE).status == "published"
     assert deployment.storage.read(file_key("big-pkg", BIG)) == data
+
+
+def test_local_mode_sweeps_abandoned_uploads(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from stratus.adapters.local_storage import LocalStorage
+    from stratus.adapters.sqlite_catalog import SqliteCatalog
+    from stratus.adapters.sqlite_upload_sessions import SqliteUploadSessions
+
+    clock = Clock()
+    clock.now = time.time()
+    local = Deployment(
+        "local",
+        SqliteCatalog(tmp_path / "index.sqlite3"),
+        LocalStorage(tmp_path / "files"),
+        SqliteUploadSessions(tmp_path / "uploads.sqlite3"),
+        clock,
+    )
+    service = local.service()
+    data = big_wheel(tmp_path)
+    old = create(service, data)
+    upload_all(service, old, data, order=[1])  # abandoned after one part
+    abandoned = create_demo(service)
+    upload_all(service, abandoned[2], abandoned[1])  # abandoned before completion
+    long_ago = clock.now - 3 * 24 * 3600
+    for path in (tmp_path / "files").rglob("*"):
+        os.utime(path, (long_ago, long_ago))
+    fresh = create(local.service(), b"x" * 100)  # a new service: its first sweep
+    assert local.staged() == []
+    assert not any((tmp_path / "files" / ".stratus-multipart").iterdir())
+    assert service.get(fresh.session_id, ALICE).status == "pending"

@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from ..domain.keys import UPLOAD_PREFIX
 from ..ports import LOCAL_UPLOAD_PATH, Download, ObjectInfo, PartInfo, UploadTarget
 from .s3_storage import check_user_metadata
 
@@ -453,6 +454,24 @@ class LocalStorage:
         except NotFound:
             return
         shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep_staged(self, older_than: float) -> int:
+        """Session folders under ``uploads/`` and multipart folders untouched since then."""
+        removed = 0
+        for parent in (self.root / UPLOAD_PREFIX.rstrip("/"), self.root / MULTIPART_DIR):
+            if not parent.is_dir():
+                continue
+            for entry in os.scandir(parent):
+                if entry.name.startswith(RESERVED_PREFIX) or not entry.is_dir():
+                    continue
+                newest = max(
+                    (p.stat().st_mtime for p in Path(entry.path).rglob("*") if p.is_file()),
+                    default=entry.stat().st_mtime,
+                )
+                if newest < older_than:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
+        return removed
 
     def open_upload(self, token: str) -> _Sink:
         """The sink of an upload target's token (``UploadReceiver``)."""

@@ -40,7 +40,15 @@ from ..domain import distributions, metadata, names
 from ..domain.errors import Conflict, InvalidInput, NotFound, StratusError
 from ..domain.keys import staging_key
 from ..domain.models import FileRecord, Identity
-from ..ports import Catalog, PartInfo, Storage, UploadSession, UploadSessions, UploadTarget
+from ..ports import (
+    Catalog,
+    PartInfo,
+    StagingSweeper,
+    Storage,
+    UploadSession,
+    UploadSessions,
+    UploadTarget,
+)
 from ..settings import Settings
 from .indexing import build_record
 from .publish import Publisher
@@ -50,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 MAX_TARGETS_PER_CALL = 100  # part URLs handed out per request (bounded responses)
+SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle rules
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIB = 1024 * 1024
 
@@ -93,6 +102,7 @@ class UploadSessionService:
         self.settings = settings
         self.clock = clock
         self.hash_parallel = hash_parallel
+        self._swept = 0.0
 
     # --- create --------------------------------------------------------------------------
 
@@ -123,6 +133,7 @@ class UploadSessionService:
         ):
             raise Conflict(f"File {filename!r} already exists.")
         now = self.clock()
+        self._sweep(now)
         session_id = secrets.token_hex(16)
         session = UploadSession(
             session_id=session_id,
@@ -150,6 +161,17 @@ class UploadSessionService:
                 self.storage.abort_multipart(session.staging_key, session.multipart_id)
             raise
         return session
+
+    def _sweep(self, now: float) -> None:
+        """Local mode: staged bytes of sessions that expired a day ago go (on AWS the
+        bucket's lifecycle rules do it)."""
+        if not isinstance(self.storage, StagingSweeper) or now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        try:
+            self.storage.sweep_staged(now - self.settings.upload_session_ttl - 24 * 3600)
+        except OSError:
+            logger.warning("could not sweep abandoned uploads", exc_info=True)
 
     # --- reading ---------------------------------------------------------------------------
 
