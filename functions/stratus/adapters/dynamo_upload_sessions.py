@@ -16,7 +16,7 @@ from typing import Any
 from ..domain.errors import Conflict
 from ..ports import UploadSession
 from . import table_schema
-from .dynamo_catalog import TableAdapter, cached_per_table
+from .dynamo_table import TableAdapter, cached_per_table, table_for
 
 SESSION_PK_PREFIX = "UPLOAD#"
 SESSION_SK = "SESSION"
@@ -29,15 +29,8 @@ def session_pk(session_id: str) -> str:
 
 def _build_models(table: str, aws_region: str | None) -> Any:
     from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-    from pynamodb.models import Model
 
-    class SessionItem(Model):
-        class Meta:
-            table_name = table
-            region = aws_region
-
-        pk = UnicodeAttribute(hash_key=True, attr_name=table_schema.PARTITION_KEY.name)
-        sk = UnicodeAttribute(range_key=True, attr_name=table_schema.SORT_KEY.name)
+    class SessionItem(table_for(table, aws_region).base):  # type: ignore[misc]
         owner = UnicodeAttribute(null=True)
         project = UnicodeAttribute()
         display_name = UnicodeAttribute()
