@@ -39,6 +39,7 @@ from .functions import (
 from .permissions import PackageFiles, allow_access_secrets, allow_index
 from .settings import DeploySettings
 from .storage import StorageStack
+from .uploads import allow_upload_sessions
 
 LIVE_ALIAS = "live"
 ONE_MINUTE = Duration.minutes(1)
@@ -93,6 +94,8 @@ class ApiStack(Stack):
             # /admin/rebuild/ starts reconcile runs on the reconcile function's queue.
             "STRATUS_RECONCILE_QUEUE_URL": storage.reconcile_queue.queue_url,
         }
+        if storage.cdn is not None:
+            environment.update(storage.cdn.api_environment())
         user_database = storage.user_database
         if user_database is not None:
             environment["STRATUS_AUTH_SECRET_ID"] = user_database.secret_arn
@@ -147,6 +150,9 @@ class ApiStack(Stack):
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [storage.audit_log.log_group_arn],
         )
+        allow_upload_sessions(fn, files)
+        if storage.cdn is not None:
+            storage.cdn.allow_signing(fn)
         # The catalog, and the access data in the same table (users, groups, permissions
         # with access_backend=dynamo; API tokens always).
         allow_index(fn, storage.table, yank=True)

@@ -36,6 +36,12 @@ _RESERVED_OPTIONS = frozenset(
         "auth_secret_id",
         "auth_kms_key_id",
         "auth_signing_key_secret",
+        # CloudFront: the stacks set them from the cloudfront_* settings; never a key.
+        "storage_cloud_front_domain",
+        "storage_cloud_front_key_id",
+        "storage_cloud_front_key_secret",
+        "storage_cloud_front_key_file",
+        "storage_cloud_front_key_string",
     }
 )
 ACCESS_BACKENDS = ("config", "dynamo", "aws_secrets_manager", "ldap")
@@ -52,6 +58,9 @@ API_DEPLOYMENTS = (
     "linear_10_percent_every_10_minutes",
     "all_at_once",
 )
+CLOUDFRONT_PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+# Lambda takes requests under 6 MiB; the body arrives base64-encoded (4/3) in a JSON event.
+LAMBDA_MAX_UPLOAD_BYTES = 4_500_000
 # A KMS key ARN (not an alias: IAM statements name the key itself).
 _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
@@ -128,6 +137,17 @@ class DeploySettings:
     # --- monitoring ---
     alarm_email: str = ""  # subscribed to the alarm topic when set
     api_5xx_alarm_threshold: int = 5  # 5xx answers per 5 minutes that raise the alarm
+    # --- CloudFront: downloads through a CDN with signed URLs (infra/cdn.py) ---
+    cloudfront: bool = False  # a distribution in front of the package bucket
+    cloudfront_domain: str = ""  # e.g. "files.pypi.example.com"; needs the certificate
+    cloudfront_certificate_arn: str = ""  # ACM certificate for cloudfront_domain, in us-east-1
+    cloudfront_price_class: str = "PriceClass_100"  # or PriceClass_200, PriceClass_All
+    # Public keys CloudFront checks signatures with: name → PEM file (relative to the
+    # repository root; `stratus cloudfront-keygen` writes one). Two during a rotation.
+    cloudfront_public_keys: dict[str, str] = field(default_factory=dict)
+    cloudfront_signing_key: str = ""  # the name the API signs with ("" = the only one)
+    # Secrets Manager secret <prefix><name> holds each key's private PEM (keygen stores it).
+    cloudfront_key_secret_prefix: str = "stratus/cloudfront/"
 
     @classmethod
     def from_node(cls, node: Node) -> DeploySettings:
@@ -190,6 +210,7 @@ class DeploySettings:
                 "access_secret_kms_key_arn must be a KMS key ARN "
                 "(arn:aws:kms:<region>:<account>:key/<key id>), not an alias or key id"
             )
+        self.validate_cloudfront()
         for name in self.options:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"options: {name!r} is not an option name")
@@ -204,6 +225,44 @@ class DeploySettings:
                     "environment variables (put password hashes in access_config_file)"
                 )
 
+    @property
+    def cloudfront_signing_key_name(self) -> str:
+        """The key the API signs with: ``cloudfront_signing_key`` or the only key."""
+        if self.cloudfront_signing_key:
+            return self.cloudfront_signing_key
+        keys = list(self.cloudfront_public_keys)
+        return keys[0] if len(keys) == 1 else ""
+
+    def validate_cloudfront(self) -> None:
+        if bool(self.cloudfront_domain) != bool(self.cloudfront_certificate_arn):
+            raise ValueError("cloudfront_domain and cloudfront_certificate_arn go together")
+        if self.cloudfront_certificate_arn and not self.cloudfront_certificate_arn.startswith(
+            "arn:aws:acm:us-east-1:"
+        ):
+            raise ValueError("cloudfront_certificate_arn: CloudFront needs one in us-east-1")
+        if self.cloudfront_price_class not in CLOUDFRONT_PRICE_CLASSES:
+            raise ValueError(
+                f"cloudfront_price_class must be one of {', '.join(CLOUDFRONT_PRICE_CLASSES)}"
+            )
+        for name in self.cloudfront_public_keys:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"cloudfront_public_keys: {name!r} is not a key name")
+        if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]*", self.cloudfront_key_secret_prefix):
+            raise ValueError("cloudfront_key_secret_prefix: not a secret name prefix")
+        if not self.cloudfront:
+            return
+        if not self.cloudfront_public_keys:
+            raise ValueError(
+                "cloudfront needs cloudfront_public_keys (run `stratus cloudfront-keygen`)"
+            )
+        if not self.cloudfront_signing_key_name:
+            raise ValueError(
+                "cloudfront_signing_key: name the key the API signs with (several keys are "
+                "configured)"
+            )
+        if self.cloudfront_signing_key_name not in self.cloudfront_public_keys:
+            raise ValueError("cloudfront_signing_key must name one of cloudfront_public_keys")
+
     def app_environment(self) -> dict[str, str]:
         """STRATUS_<OPTION> variables of the API function (not the table/bucket names)."""
         env = {
@@ -213,6 +272,12 @@ class DeploySettings:
             "STRATUS_DEFAULT_WRITE": self.default_write,
             "STRATUS_PRESIGN_EXPIRY": str(self.presign_expiry),
             "STRATUS_AUTH": self.access_backend,
+            # Legacy uploads: just under what a Lambda request takes after base64, so a
+            # larger twine upload is told about `stratus upload` (above that, API Gateway
+            # answers its own 413).
+            "STRATUS_MAX_UPLOAD_BYTES": str(LAMBDA_MAX_UPLOAD_BYTES),
+            # A completing upload session is the function's until its timeout has passed.
+            "STRATUS_UPLOAD_COMPLETION_LEASE": str(self.api_timeout_seconds + 5),
         }
         for name, value in sorted(self.options.items()):
             env.setdefault(f"STRATUS_{name.upper()}", str(value))

@@ -26,9 +26,11 @@ from constructs import Construct
 
 from stratus.adapters import table_schema
 
+from .cdn import PackageCdn
 from .functions import ack
 from .notifications import notification_filters
 from .settings import DeploySettings
+from .uploads import staging_lifecycle_rule
 
 # Must match infra.notifications.EVENTS (tests/infra checks the template against it).
 NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
@@ -104,8 +106,16 @@ class StorageStack(Stack):
                 s3.LifecycleRule(
                     id="remove-expired-delete-markers", expired_object_delete_marker=True
                 ),
+                staging_lifecycle_rule(),
             ],
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.cdn = (
+            PackageCdn(
+                self, "Cdn", settings=settings, bucket=self.bucket, access_logs=self.access_logs
+            )
+            if settings.cloudfront
+            else None
         )
 
         self.table = dynamodb.Table(

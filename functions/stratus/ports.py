@@ -86,6 +86,31 @@ class ObjectInfo:
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: float = 0.0
+    # Hex SHA-256 of the whole object when the store itself checked the bytes against it
+    # as they were written (an upload target with ``sha256``); None otherwise.
+    sha256: str | None = None
+
+
+@dataclass(slots=True)
+class UploadTarget:
+    """One request a client sends to store bytes without passing them through the app.
+
+    On S3 a presigned URL; locally a URL rooted at the app (``LOCAL_UPLOAD_PATH``...) that
+    the web layer makes absolute. The client must send exactly ``headers`` with it.
+    """
+
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PartInfo:
+    """A stored part of a multipart upload."""
+
+    number: int
+    size: int
+    etag: str
 
 
 @dataclass(slots=True)
@@ -130,6 +155,92 @@ class Storage(Protocol):
         greater than ``start_after`` when it is given (S3's ``StartAfter``)."""
 
     def health(self) -> None: ...
+
+    # --- bytes that do not pass through the app (upload sessions) ---
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start`` (fewer at the end); ``NotFound``."""
+
+    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+        """A one-time write of ``key``: exactly ``size`` bytes whose SHA-256 (hex) is
+        ``sha256``, refused if the key exists. The store rejects other bytes, so ``head``
+        then reports ``sha256``. Valid ``expires`` seconds; does not check anything now."""
+
+    def create_multipart(self, key: str) -> str:
+        """Start a multipart upload of ``key``; return its upload id."""
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires: int
+    ) -> UploadTarget:
+        """A write of part ``number`` (1-based) of exactly ``size`` bytes; may be repeated
+        (the last write wins) until the upload is completed or aborted."""
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The stored parts, by number; ``NotFound`` for an unknown (or finished) upload."""
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        """Join ``parts`` (as ``list_parts`` gave them) into ``key``, refused with
+        ``Conflict`` if the key exists; ``NotFound`` for an unknown upload; ``ValueError``
+        if a part is missing or changed since it was listed."""
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; no error if it is unknown."""
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        """Store a copy of object ``source`` as ``key`` with new metadata, whole or not at
+        all, without the bytes passing through this process. ``if_absent`` as in ``put``;
+        ``NotFound`` if ``source`` is missing."""
+
+    def checksum_sha256(self, key: str) -> str | None:
+        """The object's hex SHA-256 as the store itself computes it (the bytes do not
+        pass through this process), or None when it cannot: the caller then reads the
+        object. ``NotFound`` if it is missing. May rewrite the object in place (same
+        bytes), so only for objects nobody else writes (staged uploads)."""
+
+
+# Where the local mode's upload targets point (the web layer serves this route), and the
+# part of such a URL that follows it: ``<LOCAL_UPLOAD_PATH><token>``.
+LOCAL_UPLOAD_PATH = "/_/storage/upload/"
+
+
+class UploadSink(Protocol):
+    """The receiving end of one local upload target (see ``UploadReceiver``)."""
+
+    limit: int  # the exact number of bytes the target accepts
+
+    def write(self, chunk: bytes) -> None:
+        """Raise ``InvalidInput`` past ``limit`` bytes."""
+
+    def commit(self) -> None:
+        """Check the size (and the SHA-256 the target names) and store the bytes:
+        ``InvalidInput`` for other bytes, ``Conflict`` if a one-time key exists."""
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class StagingSweeper(Protocol):
+    """A store without lifecycle rules (local mode) removes abandoned staged uploads itself."""
+
+    def sweep_staged(self, older_than: float) -> int:
+        """Remove staged objects (``UPLOAD_PREFIX``) and multipart uploads last written
+        before ``older_than`` (epoch seconds); return how many went."""
+
+
+@runtime_checkable
+class UploadReceiver(Protocol):
+    """A store whose upload targets the app itself serves (local mode)."""
+
+    def open_upload(self, token: str) -> UploadSink:
+        """The sink of a target's token; ``NotFound`` for an invalid or expired token."""
 
 
 @runtime_checkable
@@ -385,3 +496,56 @@ class MetricsSink(Protocol):
     """Business metrics: counts of uploads, downloads, failed logins... (EMF on Lambda)."""
 
     def count(self, name: str, value: int = 1) -> None: ...
+
+
+# --- upload sessions ---------------------------------------------------------------------
+
+SESSION_STATUSES = ("pending", "processing", "published", "error", "canceled")
+
+
+@dataclass(slots=True)
+class UploadSession:
+    """One file's upload session (PEP 694's publishing and file upload sessions in one).
+
+    The bytes go to ``staging_key`` outside the app (one-time whole-object target when
+    ``part_size`` is 0, else a multipart upload ``multipart_id`` of parts of
+    ``part_size`` bytes, the last shorter); completion checks them and publishes them.
+    """
+
+    session_id: str
+    owner: str | None  # the uploader's name; only they (or an admin) may use it
+    project: str  # normalized
+    display_name: str  # the name as the uploader spelled it
+    version: str
+    filename: str
+    size: int
+    sha256: str  # hex, as declared at creation
+    staging_key: str
+    created: float  # epoch seconds
+    expires: float  # epoch seconds: gone after this (DynamoDB TTL, local sweep)
+    part_size: int = 0
+    multipart_id: str | None = None
+    status: str = "pending"  # one of SESSION_STATUSES
+    message: str | None = None  # why it failed (status "error")
+    error_status: int | None = None  # the HTTP status of that failure (400, 403, 409)
+    lease_until: float = 0.0  # "processing" belongs to a completer until then
+    revision: int = 0  # bumped by every update (optimistic concurrency)
+
+
+@runtime_checkable
+class UploadSessions(Protocol):
+    """Short-lived session records (SQLite locally, the index table with a TTL on AWS)."""
+
+    def create(self, session: UploadSession) -> None:
+        """Store a new session; ``Conflict`` if its id exists."""
+
+    def get(self, session_id: str, *, now: float | None = None) -> UploadSession | None:
+        """The session, or None if it does not exist or has expired (at ``now``)."""
+
+    def update(self, session: UploadSession) -> UploadSession:
+        """Store ``session`` if the stored one still has ``session.revision``; return it
+        with the revision bumped. ``Conflict`` if it changed (or went) meanwhile: of two
+        concurrent updates of one revision exactly one succeeds."""
+
+    def delete(self, session_id: str) -> None:
+        """Remove it; no error if absent."""

@@ -52,6 +52,13 @@ class Settings:
     api_docs: bool = True  # GET /openapi.json and /docs
     web_ui: bool = True  # the browser interface (/, /project/..., /manage/ ...)
     site_title: str = "Stratus"  # shown in the web UI's header and page titles
+    # --- upload sessions (``stratus upload``: bytes straight to storage) ---
+    upload_session_ttl: int = 24 * 3600  # seconds a session lives (then it and its bytes go)
+    upload_url_expiry: int = 3600  # seconds an upload URL stays valid (re-issued on demand)
+    upload_multipart_threshold: int = 256 * 1024 * 1024  # larger files go in parts
+    upload_part_size: int = 64 * 1024 * 1024  # S3 wants >= 5 MiB (all but the last part)
+    upload_session_max_bytes: int = 50 * 1024**3  # the largest file a session takes
+    upload_completion_lease: int = 600  # seconds a completion may run before another retries
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,3 +81,53 @@ class Settings:
         if kwargs.get("fallback", "none") != "none":
             raise ValueError("pypi.fallback: only 'none' is supported in this version")
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class CloudFrontSettings:
+    """pypicloud's ``storage.cloud_front_*`` options (§1.4.3), plus ``cloud_front_key_secret``
+    (a Secrets Manager secret holding the private key's PEM: what the stacks use).
+
+    In Lambda they come from ``STRATUS_STORAGE_CLOUD_FRONT_<X>`` variables (names only:
+    the stacks never put a key there). Downloads redirect to the distribution when
+    ``domain`` is set; to presigned S3 URLs otherwise.
+    """
+
+    domain: str = ""
+    key_id: str = ""
+    key_file: str = ""
+    key_string: str = field(default="", repr=False)
+    key_secret: str = ""
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> CloudFrontSettings:
+        def get(name: str) -> str:
+            return str(options.get(f"storage.cloud_front_{name}", "")).strip()
+
+        found = cls(
+            domain=get("domain"),
+            key_id=get("key_id"),
+            key_file=get("key_file"),
+            key_string=str(options.get("storage.cloud_front_key_string", "")),
+            key_secret=get("key_secret"),
+        )
+        found.validate()
+        return found
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domain)
+
+    def validate(self) -> None:
+        sources = [s for s in (self.key_file, self.key_string.strip(), self.key_secret) if s]
+        if len(sources) > 1:
+            raise ValueError(
+                "storage.cloud_front_key_file, _key_string and _key_secret: set one at most"
+            )
+        if (sources or self.key_id) and not self.domain:
+            raise ValueError("storage.cloud_front_key_*: set storage.cloud_front_domain too")
+        if bool(sources) != bool(self.key_id):
+            raise ValueError(
+                "storage.cloud_front_key_id and a private key (cloud_front_key_file, "
+                "cloud_front_key_string or cloud_front_key_secret) go together"
+            )

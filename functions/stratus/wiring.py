@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 from .app.services import Services
 from .ports import AccessBackend, AuditLog, MutableAccessBackend, TokenStore
-from .settings import Settings
+from .settings import CloudFrontSettings, Settings
 
 __all__ = [
     "Services",
@@ -92,7 +93,8 @@ def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
     """INI-style options of a Lambda: the ``STRATUS_CONFIG`` file, then the environment.
 
     ``STRATUS_AUTH`` → ``pypi.auth``; ``STRATUS_AUTH_<X>`` → ``auth.<x>`` (non-secret
-    settings only, such as ``STRATUS_AUTH_SECRET_ID``); ``STRATUS_OIDC_<X>`` → ``oidc.<x>``.
+    settings only, such as ``STRATUS_AUTH_SECRET_ID``); ``STRATUS_OIDC_<X>`` → ``oidc.<x>``;
+    ``STRATUS_STORAGE_<X>`` → ``storage.<x>`` (such as ``STRATUS_STORAGE_CLOUD_FRONT_DOMAIN``).
     """
     options: dict[str, str] = {}
     if env.get("STRATUS_CONFIG"):
@@ -106,7 +108,34 @@ def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
             options["auth." + key[len("STRATUS_AUTH_") :].lower()] = value
         elif key.startswith("STRATUS_OIDC_"):
             options["oidc." + key[len("STRATUS_OIDC_") :].lower()] = value
+        elif key.startswith("STRATUS_STORAGE_"):
+            if key == "STRATUS_STORAGE_CLOUD_FRONT_KEY_STRING":
+                raise RuntimeError(
+                    "STRATUS_STORAGE_CLOUD_FRONT_KEY_STRING: a private key never goes into an "
+                    "environment variable; name a secret in "
+                    "STRATUS_STORAGE_CLOUD_FRONT_KEY_SECRET instead"
+                )
+            options["storage." + key[len("STRATUS_STORAGE_") :].lower()] = value
     return options
+
+
+def download_signer(options: Mapping[str, str], expiry: int) -> Any:
+    """The CloudFront URL signer the ``storage.cloud_front_*`` options describe, or None."""
+    cloudfront = CloudFrontSettings.from_options(options)
+    if not cloudfront.enabled:
+        return None
+    from .adapters.cloudfront import CloudFrontUrlSigner, key_from_file, key_from_secret
+
+    if cloudfront.key_secret:
+        load = key_from_secret(cloudfront.key_secret)
+    elif cloudfront.key_file:
+        load = key_from_file(cloudfront.key_file)
+    elif cloudfront.key_string.strip():
+        pem = cloudfront.key_string.encode()
+        load = lambda: pem  # noqa: E731
+    else:
+        load = None
+    return CloudFrontUrlSigner(cloudfront.domain, cloudfront.key_id or None, load, expiry=expiry)
 
 
 def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
@@ -120,6 +149,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         raise RuntimeError(f"missing environment variable(s): {', '.join(missing)}")
     from .adapters.dynamo_catalog import DynamoCatalog
     from .adapters.dynamo_publishers import DynamoPublishers
+    from .adapters.dynamo_upload_sessions import DynamoUploadSessions
     from .adapters.http_jwks import HttpJwksSource
     from .adapters.s3_storage import S3Storage
 
@@ -128,7 +158,8 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
     overrides = {
         k[len("STRATUS_") :].lower(): v
         for k, v in env.items()
-        if k.startswith("STRATUS_") and not k.startswith(("STRATUS_AUTH", "STRATUS_OIDC_"))
+        if k.startswith("STRATUS_")
+        and not k.startswith(("STRATUS_AUTH", "STRATUS_OIDC_", "STRATUS_STORAGE_"))
     }
     settings = _settings(options, overrides)
     access = build_access(options, table_name=table)
@@ -152,6 +183,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         env["STRATUS_BUCKET_NAME"],
         presign_expiry=settings.presign_expiry,
         region=env.get("STRATUS_BUCKET_REGION") or env.get("AWS_REGION") or None,
+        url_signer=download_signer(options, settings.presign_expiry),
     )
     return Services(
         catalog=DynamoCatalog(table),
@@ -168,6 +200,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         replay_guard=oidc_state,
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
+        upload_sessions=DynamoUploadSessions(table),
     )
 
 
@@ -191,6 +224,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     from .adapters.sqlite_catalog import SqliteCatalog
     from .adapters.sqlite_publishers import SqlitePublishers
     from .adapters.sqlite_runs import SqliteReconcileRuns
+    from .adapters.sqlite_upload_sessions import SqliteUploadSessions
     from .app.rebuild import ThreadRunner
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +249,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         replay_guard=oidc_state,
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
+        upload_sessions=SqliteUploadSessions(data_dir / "uploads.sqlite3"),
     )
 
 

@@ -168,6 +168,8 @@ def test_api_role_statements(synth, backend, kms):
         "ListPackageFiles",
         "ReadWriteIndex",
         "ReadSigningKey",
+        "StageUploads",  # upload sessions (tests/infra/test_cdn_and_uploads.py)
+        "AbortPackageCopies",
         *(["ReadWriteUserDatabase"] if backend == "aws_secrets_manager" else []),
         *(["DecryptAccessSecrets"] if kms else []),
         *(["EncryptUserDatabase"] if kms and backend == "aws_secrets_manager" else []),

@@ -357,6 +357,7 @@ def log_group_arn(template: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 BUCKET = {"Fn::ImportValue": PACKAGES_EXPORT}
+STAGED = {"Fn::Join": ["", [BUCKET, "/uploads/*"]]}  # upload sessions' bytes
 
 
 def table_arn(statement_resource: Any) -> None:
@@ -374,6 +375,8 @@ def test_api_role(templates):
         "ListPackageFiles",
         "ReadWriteIndex",
         "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
+        "StageUploads",  # upload sessions: tests/infra/test_cdn_and_uploads.py
+        "AbortPackageCopies",
     }
     # The audit trail: its own retained log group, kept two years; the API only appends.
     audit_id, audit = next(
@@ -468,7 +471,10 @@ def test_no_wildcard_resource_outside_the_package_prefix(templates):
                     else [statement["Resource"]]
                 ):
                     if "*" in json.dumps(resource):
-                        assert resource in (objects("*"), objects("*.metadata")), (name, resource)
+                        assert resource in (objects("*"), objects("*.metadata"), STAGED), (
+                            name,
+                            resource,
+                        )
 
 
 # --- monitoring --------------------------------------------------------------------------

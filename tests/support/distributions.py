@@ -194,3 +194,60 @@ def write(directory: Path, built: tuple[str, bytes]) -> Path:
     path = directory / built[0]
     path.write_bytes(built[1])
     return path
+
+
+def write_wheel_with_payload(
+    directory: Path,
+    name: str,
+    version: str,
+    payload_size: int,
+    *,
+    seed: int | None = None,
+    requires_python: str | None = None,
+) -> Path:
+    """A valid wheel holding one stored (uncompressed) member of ``payload_size`` bytes,
+    written to ``directory`` without ever holding the payload: zeros (cheap, sparse-ish),
+    or with ``seed`` pseudo-random bytes (so two such wheels differ)."""
+    import random
+
+    dist = _dist_name(name)
+    info = f"{dist}-{version}.dist-info"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    block = 1024 * 1024
+    rng = random.Random(seed) if seed is not None else None
+    zero = bytes(block)
+    record = []
+
+    def digest_of(data_hash: hashlib._Hash) -> str:  # type: ignore[name-defined]
+        return base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        small = {
+            f"{info}/METADATA": core_metadata(
+                name, version, requires_python=requires_python
+            ).encode(),
+            f"{info}/WHEEL": (
+                b"Wheel-Version: 1.0\nGenerator: stratus-tests\nRoot-Is-Purelib: true\n"
+                b"Tag: py3-none-any\n\n"
+            ),
+        }
+        for member, data in small.items():
+            zf.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
+            record.append(f"{member},sha256={digest_of(hashlib.sha256(data))},{len(data)}")
+        member = f"{dist}/payload.bin"
+        payload_hash = hashlib.sha256()
+        with zf.open(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), "w", force_zip64=True) as out:
+            left = payload_size
+            while left:
+                n = min(block, left)
+                chunk = rng.randbytes(n) if rng is not None else zero[:n]
+                payload_hash.update(chunk)
+                out.write(chunk)
+                left -= n
+        record.append(f"{member},sha256={digest_of(payload_hash)},{payload_size}")
+        record.append(f"{info}/RECORD,,")
+        zf.writestr(
+            zipfile.ZipInfo(f"{info}/RECORD", (2020, 1, 1, 0, 0, 0)), "\n".join(record) + "\n"
+        )
+    return path

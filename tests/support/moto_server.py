@@ -16,7 +16,20 @@ the object as two steps, while its server handles requests on threads, so concur
 conditional writes can both succeed (reproduced with moto 5.2.5 under thread-switch
 stress: 2 races in 100), where S3 decides atomically.
 The child runs moto's WSGI app behind a lock taken for S3 writes (PUT and DELETE
-requests), which restores S3's guarantee without slowing reads or SQS long polls (POST).
+requests, and the POST that completes a multipart upload, which S3 also decides
+atomically with ``If-None-Match``), which restores S3's guarantee without slowing reads
+or SQS long polls (POST). Request bodies are read before the lock is taken, so parallel
+uploads (multipart parts) stream in at once and only moto's bookkeeping is serialized.
+
+S3 also honours ``If-None-Match: *`` on CopyObject (the copy is refused with 412 when
+the target key exists); moto 5.2.5 ignores it, so the child checks it under the same
+lock, making a conditional copy atomic against conditional puts as on AWS.
+
+Another change: S3 checks the ``x-amz-checksum-sha256`` of a PutObject or UploadPart
+against the bytes and refuses others with 400 BadDigest, then reports the checksum on
+HeadObject with ``ChecksumMode``; moto 5.2.5 stores the header unchecked (and only when
+``x-amz-sdk-checksum-algorithm`` names it). The child checks it as S3 does and names
+the algorithm for moto, so presigned one-time uploads behave here as on AWS.
 """
 
 from __future__ import annotations
@@ -60,9 +73,17 @@ def _serve(port_file: Path) -> None:
     write_lock = threading.Lock()
 
     def serialized_writes(environ, start_response):  # type: ignore[no-untyped-def]
-        if environ.get("REQUEST_METHOD") not in ("PUT", "DELETE"):
+        method = environ.get("REQUEST_METHOD")
+        completes = method == "POST" and "uploadId=" in environ.get("QUERY_STRING", "")
+        if method not in ("PUT", "DELETE") and not completes:
             return app(environ, start_response)
+        if method == "PUT":
+            rejected = _read_and_check_body(environ, start_response)
+            if rejected is not None:
+                return rejected
         with write_lock:
+            if _copy_onto_an_existing_key(environ):
+                return _s3_error(start_response, "412 Precondition Failed", "PreconditionFailed")
             response = app(environ, start_response)
             try:
                 return [b"".join(response)]
@@ -78,6 +99,58 @@ def _serve(port_file: Path) -> None:
     tmp.write_text(str(server.server_address[1]))
     tmp.replace(port_file)
     server.serve_forever()
+
+
+def _s3_error(start_response, status: str, code: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    error = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{status}</Message></Error>"
+    ).encode()
+    start_response(
+        status, [("Content-Type", "application/xml"), ("Content-Length", str(len(error)))]
+    )
+    return [error]
+
+
+def _copy_onto_an_existing_key(environ) -> bool:  # type: ignore[no-untyped-def]
+    """A CopyObject with ``If-None-Match: *`` whose (path-style) target key exists."""
+    if environ.get("REQUEST_METHOD") != "PUT" or environ.get("HTTP_IF_NONE_MATCH") != "*":
+        return False
+    if not environ.get("HTTP_X_AMZ_COPY_SOURCE") or "uploadId=" in environ.get("QUERY_STRING", ""):
+        return False
+    from urllib.parse import unquote
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+    try:
+        return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key) is not None
+    except Exception:  # no such bucket: let moto answer
+        return False
+
+
+def _read_and_check_body(environ, start_response):  # type: ignore[no-untyped-def]
+    """Buffer a PUT body; answer BadDigest (as S3 does) if it fails its SHA-256 checksum."""
+    import base64
+    import hashlib
+    import io
+
+    stream = environ["wsgi.input"]
+    if environ.get("CONTENT_LENGTH"):
+        body = stream.read(int(environ["CONTENT_LENGTH"]))
+    elif environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream itself
+        body = stream.read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    claimed = environ.get("HTTP_X_AMZ_CHECKSUM_SHA256")
+    if claimed is None:
+        return None
+    if base64.b64encode(hashlib.sha256(body).digest()).decode() != claimed:
+        return _s3_error(start_response, "400 Bad Request", "BadDigest")
+    environ.setdefault("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", "SHA256")
+    return None
 
 
 # --- fixtures ------------------------------------------------------------------------------

@@ -9,8 +9,17 @@ browsed, backed up and served as is. Next to it, in the same folder:
 - ``.stratus-tmp-<random>``: files being written; never listed. They exist only while
   their writer holds the folder's lock, so the next writer of the folder removes any it
   finds (left by a process that was killed mid-write).
+- ``.stratus-recv-<random>``: bytes an upload target is receiving (see below).
 - ``.stratus-lock``: the folder's write lock (``flock``; a process-wide lock where
   ``fcntl`` does not exist).
+
+Upload targets (upload sessions) are URLs of the app itself, ``LOCAL_UPLOAD_PATH`` +
+a token: the target (key, upload id and part, exact size, SHA-256, expiry) as JSON,
+signed with HMAC-SHA256 under ``.stratus-upload-key`` (random, made on first use, kept
+across restarts so outstanding targets survive one). The web layer hands the bytes of
+such a request to ``open_upload``. Like S3: a whole-object target writes its key once
+and only with the SHA-256 it names (``head`` then reports it); the parts of a multipart
+upload live in ``.stratus-multipart/<upload id>/`` until ``complete_multipart`` joins them.
 
 Key components starting with ``.stratus`` are reserved for these; keys that are empty,
 absolute, contain ``..``, ``.``, empty components, backslashes or NUL, or that resolve
@@ -27,17 +36,24 @@ old bytes with new metadata.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import shutil
 import stat
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..domain.errors import BackendUnavailable, Conflict, NotFound
-from ..ports import Download, ObjectInfo
+from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from ..domain.keys import UPLOAD_PREFIX
+from ..ports import LOCAL_UPLOAD_PATH, Download, ObjectInfo, PartInfo, UploadTarget
 from .s3_storage import check_user_metadata
 
 try:
@@ -48,7 +64,14 @@ except ImportError:  # pragma: no cover - Windows
 RESERVED_PREFIX = ".stratus"
 META_DIR = ".stratus-meta"
 TMP_PREFIX = ".stratus-tmp-"
+# Bytes an upload target is receiving: written without the folder's lock (for as long as
+# the client sends), so not a TMP_PREFIX file, which the folder's next writer removes.
+# One left by a killed process goes with its session's folder (``sweep_staged``).
+RECEIVE_PREFIX = ".stratus-recv-"
 LOCK_NAME = ".stratus-lock"
+UPLOAD_KEY_NAME = ".stratus-upload-key"
+MULTIPART_DIR = ".stratus-multipart"
+COPY_CHUNK = 1024 * 1024
 
 _process_lock = threading.RLock()  # stands in for flock where fcntl is missing
 
@@ -87,13 +110,27 @@ def _sweep_temporaries(folder: Path) -> None:
                 _unlink(directory / name)
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
 class LocalStorage:
     """Objects as files under ``root`` (created if missing)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, upload_path: str = LOCAL_UPLOAD_PATH) -> None:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
+        self.upload_path = upload_path
+        self._upload_key: bytes | None = None
 
     # --- keys and paths -------------------------------------------------------------------
 
@@ -143,24 +180,47 @@ class LocalStorage:
         content_type: str = "application/octet-stream",
         if_absent: bool = False,
     ) -> None:
+        self._store(
+            key,
+            lambda tmp: _fsync_write(tmp, bytes(data)),
+            metadata=check_user_metadata(metadata),
+            content_type=content_type,
+            if_absent=if_absent,
+        )
+
+    def _folder_of(self, key: str) -> Path:
+        """The file of ``key``, its folder (and sidecar folder) created."""
         path = self._path(key)
-        meta = check_user_metadata(metadata)
-        folder = path.parent
         try:
-            (folder / META_DIR).mkdir(parents=True, exist_ok=True)
+            (path.parent / META_DIR).mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise ValueError(f"storage key {key!r}: a parent is an object, not a folder") from None
         if path.is_dir():
             raise ValueError(f"storage key {key!r} names a folder of other objects")
+        return path
+
+    def _store(
+        self,
+        key: str,
+        fill: Callable[[Path], os.stat_result],
+        *,
+        metadata: dict[str, str],
+        content_type: str,
+        if_absent: bool,
+        sha256: str | None = None,
+    ) -> None:
+        """Publish the file ``fill(tmp)`` creates (next to the key) as ``key``, whole."""
+        path = self._folder_of(key)
+        folder = path.parent
         tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         with self._locked(folder, exclusive=True):
             _sweep_temporaries(folder)
             try:
                 if if_absent and os.path.lexists(path):
                     raise Conflict(f"Object {key!r} already exists.")
-                st = _fsync_write(tmp, bytes(data))
-                if meta:
-                    self._write_sidecar(path, st, meta, content_type)
+                st = fill(tmp)
+                if metadata or sha256:
+                    self._write_sidecar(path, st, metadata, content_type, sha256)
                 else:  # no metadata to keep (core metadata files): spare the second write
                     _unlink(self._sidecar(path))
                 if if_absent:
@@ -176,15 +236,22 @@ class LocalStorage:
                 _unlink(tmp)
 
     def _write_sidecar(
-        self, path: Path, st: os.stat_result, metadata: dict[str, str], content_type: str
+        self,
+        path: Path,
+        st: os.stat_result,
+        metadata: dict[str, str],
+        content_type: str,
+        sha256: str | None = None,
     ) -> None:
         sidecar = self._sidecar(path)
-        body = {
+        body: dict[str, object] = {
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "content_type": content_type,
             "metadata": metadata,
         }
+        if sha256:
+            body["sha256"] = sha256
         tmp = sidecar.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             _fsync_write(tmp, json.dumps(body, sort_keys=True).encode())
@@ -213,9 +280,13 @@ class LocalStorage:
             except (FileNotFoundError, ValueError):
                 side = {}
         metadata: dict[str, str] = {}
+        sha256 = None
         if side.get("size") == st.st_size and side.get("mtime_ns") == st.st_mtime_ns:
             metadata = dict(side.get("metadata") or {})
-        return ObjectInfo(key=key, size=st.st_size, metadata=metadata, last_modified=st.st_mtime)
+            sha256 = side.get("sha256") or None
+        return ObjectInfo(
+            key=key, size=st.st_size, metadata=metadata, last_modified=st.st_mtime, sha256=sha256
+        )
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -258,6 +329,191 @@ class LocalStorage:
         found.sort(key=lambda info: info.key.encode())
         yield from found
 
+    # --- bytes that do not pass through the app ----------------------------------------
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                return fh.read(max(length, 0))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"No object {key!r}.") from None
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        """A hard link: no bytes are copied, and later writes of ``source`` (always a new
+        file, never in place) leave the copy alone."""
+        src = self._path(source)
+        meta = check_user_metadata(metadata)
+        if not src.is_file():
+            raise NotFound(f"No object {source!r}.")
+
+        def link(tmp: Path) -> os.stat_result:
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                raise NotFound(f"No object {source!r}.") from None
+            return os.stat(tmp)
+
+        self._store(key, link, metadata=meta, content_type=content_type, if_absent=if_absent)
+
+    def checksum_sha256(self, key: str) -> str | None:
+        """The one a checked upload recorded; otherwise None (the caller reads the file,
+        which is what this store would do too)."""
+        info = self.head(key)
+        if info is None:
+            raise NotFound(f"No object {key!r}.")
+        return info.sha256
+
+    def _signing_key(self) -> bytes:
+        if self._upload_key is None:
+            path = self.root / UPLOAD_KEY_NAME
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(os.urandom(32))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            key = path.read_bytes()
+            if len(key) != 32:
+                raise BackendUnavailable(f"{path} is not a 32-byte key; delete it")
+            self._upload_key = key
+        return self._upload_key
+
+    def _target(self, claims: dict[str, object], expires: int) -> UploadTarget:
+        claims = {**claims, "e": int(time.time()) + expires}
+        payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        mac = hmac.new(self._signing_key(), payload.encode(), hashlib.sha256).digest()
+        return UploadTarget(url=f"{self.upload_path}{payload}.{_b64(mac)}", method="PUT")
+
+    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+        self._path(key)
+        return self._target({"k": key, "s": size, "h": sha256.lower()}, expires)
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        """The folder of an upload of ``key``; ``NotFound`` unless it exists for that key."""
+        if not upload_id.isalnum():
+            raise NotFound(f"No multipart upload {upload_id!r} of {key!r}.")
+        folder = self.root / MULTIPART_DIR / upload_id
+        try:
+            owner = (folder / "key").read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            owner = None
+        if owner != key:
+            raise NotFound(f"No multipart upload {upload_id!r} of {key!r}.")
+        return folder
+
+    def create_multipart(self, key: str) -> str:
+        self._path(key)
+        upload_id = uuid.uuid4().hex
+        folder = self.root / MULTIPART_DIR / upload_id
+        folder.mkdir(parents=True)
+        (folder / "key").write_text(key)
+        return upload_id
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires: int
+    ) -> UploadTarget:
+        self._path(key)
+        return self._target({"k": key, "u": upload_id, "n": number, "s": size}, expires)
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        folder = self._upload_dir(key, upload_id)
+        parts = []
+        for entry in os.scandir(folder):
+            if entry.name.startswith("part-") and entry.name[5:].isdigit():
+                st = entry.stat()
+                parts.append(PartInfo(int(entry.name[5:]), st.st_size, _etag(st)))
+        parts.sort(key=lambda part: part.number)
+        return parts
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        folder = self._upload_dir(key, upload_id)
+        files = []
+        try:
+            for part in parts:
+                fh = open(folder / f"part-{part.number}", "rb")  # noqa: SIM115 - closed below
+                files.append(fh)
+                if _etag(os.fstat(fh.fileno())) != part.etag:
+                    raise ValueError(f"part {part.number} of {key!r} changed since it was listed")
+        except FileNotFoundError:
+            for fh in files:
+                fh.close()
+            raise ValueError(f"a part of the upload of {key!r} is missing") from None
+        except BaseException:
+            for fh in files:
+                fh.close()
+            raise
+
+        def join(tmp: Path) -> os.stat_result:
+            with open(tmp, "xb") as out:
+                for fh in files:
+                    shutil.copyfileobj(fh, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+                return os.fstat(out.fileno())
+
+        try:
+            self._store(key, join, metadata={}, content_type="", if_absent=True)
+        finally:
+            for fh in files:
+                fh.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            folder = self._upload_dir(key, upload_id)
+        except NotFound:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep_staged(self, older_than: float) -> int:
+        """Session folders under ``uploads/`` and multipart folders untouched since then."""
+        removed = 0
+        for parent in (self.root / UPLOAD_PREFIX.rstrip("/"), self.root / MULTIPART_DIR):
+            if not parent.is_dir():
+                continue
+            for entry in os.scandir(parent):
+                if entry.name.startswith(RESERVED_PREFIX) or not entry.is_dir():
+                    continue
+                newest = max(
+                    (p.stat().st_mtime for p in Path(entry.path).rglob("*") if p.is_file()),
+                    default=entry.stat().st_mtime,
+                )
+                if newest < older_than:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def open_upload(self, token: str) -> _Sink:
+        """The sink of an upload target's token (``UploadReceiver``)."""
+        payload, _, mac = token.partition(".")
+        try:
+            expected = hmac.new(self._signing_key(), payload.encode(), hashlib.sha256).digest()
+            valid = hmac.compare_digest(expected, _unb64(mac))
+            claims = json.loads(_unb64(payload)) if valid else None
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            claims = None
+        if not isinstance(claims, dict) or int(claims.get("e", 0)) < time.time():
+            raise NotFound("This upload URL is invalid or has expired.")
+        key = str(claims["k"])
+        size = int(claims["s"])
+        if claims.get("u") is None:
+            return _Sink(self, size, key=key, sha256=str(claims["h"]))
+        folder = self._upload_dir(key, str(claims["u"]))
+        return _Sink(self, size, part=folder / f"part-{int(claims['n'])}")
+
     def health(self) -> None:
         """The root is a folder this process can create files in."""
         try:
@@ -268,3 +524,73 @@ class LocalStorage:
             probe.unlink()
         except OSError as exc:
             raise BackendUnavailable(f"storage folder {self.root} is not writable: {exc}") from exc
+
+
+class _Sink:
+    """Receives the bytes of one upload target: a whole object or one part."""
+
+    def __init__(
+        self,
+        storage: LocalStorage,
+        limit: int,
+        *,
+        key: str | None = None,
+        sha256: str | None = None,
+        part: Path | None = None,
+    ) -> None:
+        self.limit = limit
+        self._storage = storage
+        self._key = key
+        self._sha256 = sha256
+        self._part = part
+        self._received = 0
+        self._hash = hashlib.sha256()
+        folder = part.parent if part is not None else storage._folder_of(key or "").parent
+        self._tmp = folder / f"{RECEIVE_PREFIX}{uuid.uuid4().hex}"
+        self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+
+    def write(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > self.limit:
+            raise InvalidInput(f"This upload URL takes exactly {self.limit} bytes.")
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        _unlink(self._tmp)
+
+    def commit(self) -> None:
+        try:
+            if self._received != self.limit:
+                raise InvalidInput(
+                    f"This upload URL takes exactly {self.limit} bytes; {self._received} came."
+                )
+            if self._sha256 is not None and not hmac.compare_digest(
+                self._hash.hexdigest(), self._sha256
+            ):
+                raise InvalidInput("The uploaded bytes do not match the SHA-256 of the upload.")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            st = os.fstat(self._file.fileno())
+            self._file.close()
+            if self._part is not None:
+                os.replace(self._tmp, self._part)
+                return
+            assert self._key is not None
+
+            def take(tmp: Path) -> os.stat_result:
+                os.link(self._tmp, tmp)
+                return st
+
+            self._storage._store(
+                self._key,
+                take,
+                metadata={},
+                content_type="application/octet-stream",
+                if_absent=True,
+                sha256=self._sha256,
+            )
+        finally:
+            self.abort()

@@ -17,19 +17,30 @@
 - Objects are private (no ACL is ever set) and encrypted with SSE-S3, which is also the
   bucket default set by the storage stack; asking for it explicitly keeps objects
   encrypted whatever the bucket default is.
+- Upload targets are presigned URLs. A whole-object target signs its size, its SHA-256
+  (``x-amz-checksum-sha256``: S3 refuses other bytes, and ``head`` reports the checksum
+  afterwards) and ``If-None-Match: *`` (the object can be written once, so nothing can
+  change it between its verification and its publication). ``copy`` is one CopyObject up
+  to 5 GiB and a multipart copy above (parts copied in parallel inside S3), either with
+  ``If-None-Match: *`` when ``if_absent``: S3 decides atomically, as for ``put``.
+- Downloads are presigned S3 URLs, or CloudFront signed URLs when a ``url_signer`` is
+  given (``stratus.adapters.cloudfront``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.objectmeta import MAX_OBJECT_METADATA_BYTES
-from ..ports import Download, ObjectInfo
+from ..ports import Download, ObjectInfo, PartInfo, UploadTarget
 from .aws_client import new_client
 
 if TYPE_CHECKING:
@@ -47,6 +58,10 @@ _TOKEN_CHARS = frozenset(
 # write of the same key was in progress (AWS: "a conflicting operation occurred").
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_NO_UPLOAD_CODES = frozenset({"NoSuchUpload", "404"})
+_BAD_PART_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
+MAX_COPY_PART_BYTES = 5 * 1024**3  # S3's limits for UploadPartCopy
+MAX_PARTS = 10_000
 
 
 def check_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -109,8 +124,26 @@ def make_client(region: str | None = None) -> Any:
     return new_client("s3", config, region=region)
 
 
+def sha256_hex_to_b64(sha256: str) -> str:
+    """S3 checksums are base64; Python packaging's are hex."""
+    return base64.b64encode(bytes.fromhex(sha256)).decode()
+
+
+def _full_object_sha256(response: Mapping[str, Any]) -> str | None:
+    """The hex SHA-256 of a whole object from a HeadObject answer (never a composite one)."""
+    value = response.get("ChecksumSHA256")
+    if not value or "-" in value or response.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest.hex() if len(digest) == 32 else None
+
+
 class S3Storage:
-    """Files in ``bucket``; downloads are presigned GET URLs valid ``presign_expiry`` seconds."""
+    """Files in ``bucket``; downloads are presigned GET URLs valid ``presign_expiry`` seconds,
+    or the URLs ``url_signer(key, filename)`` makes (CloudFront)."""
 
     def __init__(
         self,
@@ -119,13 +152,19 @@ class S3Storage:
         presign_expiry: int = 300,
         client: Any = None,
         region: str | None = None,
+        url_signer: Callable[[str, str], str] | None = None,
     ) -> None:
         self.bucket = bucket
         self.presign_expiry = presign_expiry
         self.region = region
+        self.url_signer = url_signer
         self._client = client
         self._client_lock = threading.Lock()
         self._page_size = 1000  # ListObjectsV2 MaxKeys; tests lower it to exercise paging
+        # Larger objects are copied in parts (CopyObject's limit); tests lower both.
+        self.single_copy_limit = MAX_COPY_PART_BYTES
+        self.copy_part_size = 256 * 1024**2
+        self.copy_threads = 8
 
     @property
     def client(self) -> Any:
@@ -193,7 +232,7 @@ class S3Storage:
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
+            response = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as exc:
             # HEAD responses have no body: the code is the status ("404").
             if _status(exc) == 404 or _error_code(exc) in _MISSING_CODES:
@@ -204,12 +243,15 @@ class S3Storage:
             size=int(response["ContentLength"]),
             metadata=dict(response.get("Metadata") or {}),
             last_modified=response["LastModified"].timestamp(),
+            sha256=_full_object_sha256(response),
         )
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)  # S3: no error if absent
 
     def download(self, key: str, filename: str) -> Download:
+        if self.url_signer is not None:
+            return Download(url=self.url_signer(key, filename))
         url = self.client.generate_presigned_url(
             "get_object",
             Params={
@@ -237,6 +279,251 @@ class S3Storage:
                     size=int(item["Size"]),
                     last_modified=item["LastModified"].timestamp(),
                 )
+
+    # --- bytes that do not pass through the app ----------------------------------------
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        from botocore.exceptions import ClientError
+
+        if length <= 0:
+            return b""
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {key!r}.") from None
+            if _error_code(exc) == "InvalidRange":  # start at or past the end
+                return b""
+            raise
+        body = response["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+        checksum = sha256_hex_to_b64(sha256)
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentLength": size,
+                "ChecksumSHA256": checksum,
+                "IfNoneMatch": "*",
+                "ServerSideEncryption": "AES256",
+            },
+            ExpiresIn=expires,
+        )
+        headers = {
+            "x-amz-checksum-sha256": checksum,
+            "If-None-Match": "*",
+            "x-amz-server-side-encryption": "AES256",
+        }
+        return UploadTarget(url=url, method="PUT", headers=headers)
+
+    def create_multipart(self, key: str) -> str:
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            ContentType="application/octet-stream",
+            ServerSideEncryption="AES256",
+        )
+        return str(response["UploadId"])
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, *, size: int, expires: int
+    ) -> UploadTarget:
+        url = self.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": size,
+            },
+            ExpiresIn=expires,
+        )
+        return UploadTarget(url=url, method="PUT")
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        from botocore.exceptions import ClientError
+
+        parts: list[PartInfo] = []
+        try:
+            pages = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+            for page in pages:
+                for item in page.get("Parts", ()):
+                    parts.append(
+                        PartInfo(int(item["PartNumber"]), int(item["Size"]), str(item["ETag"]))
+                    )
+        except ClientError as exc:
+            if _error_code(exc) in _NO_UPLOAD_CODES:
+                raise NotFound(f"No multipart upload {upload_id!r} of {key!r}.") from None
+            raise
+        parts.sort(key=lambda part: part.number)
+        return parts
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        self._complete(key, upload_id, [(p.number, p.etag) for p in parts], if_absent=True)
+
+    def _complete(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]], *, if_absent: bool
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "MultipartUpload": {
+                "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+            },
+        }
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            self.client.complete_multipart_upload(**kwargs)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if if_absent and (code in _CONFLICT_CODES or _status(exc) == 412):
+                raise Conflict(f"Object {key!r} already exists.") from None
+            if code == "NoSuchUpload":
+                raise NotFound(f"No multipart upload {upload_id!r} of {key!r}.") from None
+            if code in _BAD_PART_CODES:
+                raise ValueError(f"multipart upload of {key!r}: {exc}") from None
+            raise
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) not in _NO_UPLOAD_CODES:
+                raise
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        meta = check_user_metadata(metadata)
+        info = self.head(source)
+        if info is None:
+            raise NotFound(f"No object {source!r}.")
+        if info.size <= self.single_copy_limit:
+            self._copy_whole(source, key, meta, content_type, if_absent)
+            return
+        part_size = max(self.copy_part_size, -(-info.size // MAX_PARTS))
+        if part_size > MAX_COPY_PART_BYTES:
+            raise ValueError(f"object {source!r} is too large to copy ({info.size} bytes)")
+        ranges = [
+            (start, min(start + part_size, info.size) - 1)
+            for start in range(0, max(info.size, 1), part_size)
+        ]
+        upload_id = str(
+            self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType=content_type,
+                Metadata=meta,
+                ServerSideEncryption="AES256",
+            )["UploadId"]
+        )
+
+        def copy_part(numbered: tuple[int, tuple[int, int]]) -> tuple[int, str]:
+            number, (first, last) = numbered
+            extra = {"CopySourceRange": f"bytes={first}-{last}"} if info.size else {}
+            response = self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                **extra,
+            )
+            return number, str(response["CopyPartResult"]["ETag"])
+
+        try:
+            numbered = list(enumerate(ranges, start=1))
+            if len(numbered) == 1:
+                parts = [copy_part(numbered[0])]
+            else:
+                with ThreadPoolExecutor(min(self.copy_threads, len(numbered))) as pool:
+                    parts = list(pool.map(copy_part, numbered))
+            self._complete(key, upload_id, parts, if_absent=if_absent)
+        except BaseException:
+            self.abort_multipart(key, upload_id)
+            raise
+
+    def checksum_sha256(self, key: str) -> str | None:
+        """Up to 5 GiB: S3 computes it while copying the object onto itself with a SHA-256
+        checksum (a multipart upload has only a checksum of its parts' checksums)."""
+        from botocore.exceptions import ClientError
+
+        info = self.head(key)
+        if info is None:
+            raise NotFound(f"No object {key!r}.")
+        if info.sha256 is not None:
+            return info.sha256
+        if info.size > self.single_copy_limit:
+            return None
+        try:
+            response = self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata=info.metadata,
+                ContentType="application/octet-stream",
+                ServerSideEncryption="AES256",
+                ChecksumAlgorithm="SHA256",
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {key!r}.") from None
+            raise
+        result = response.get("CopyObjectResult") or {}
+        found = _full_object_sha256({"ChecksumSHA256": result.get("ChecksumSHA256")})
+        if found is None:
+            again = self.head(key)
+            found = again.sha256 if again is not None else None
+        return found
+
+    def _copy_whole(
+        self, source: str, key: str, meta: dict[str, str], content_type: str, if_absent: bool
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "CopySource": {"Bucket": self.bucket, "Key": source},
+            "MetadataDirective": "REPLACE",
+            "Metadata": meta,
+            "ContentType": content_type,
+            "ServerSideEncryption": "AES256",
+        }
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            self.client.copy_object(**kwargs)
+        except ClientError as exc:
+            if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
+                raise Conflict(f"Object {key!r} already exists.") from None
+            if _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {source!r}.") from None
+            raise
 
     def health(self) -> None:
         """One HeadBucket: the bucket exists and this role may reach it."""

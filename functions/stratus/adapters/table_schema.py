@@ -41,6 +41,8 @@ minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRe
                                                                      claims (JSON),
                                                                      expires_at (TTL)
 storage key lease         ``LEASE#<name>``      ``LEASE``            owner, expires_at (TTL)
+upload session            ``UPLOAD#<id>``       ``SESSION``          the UploadSession fields,
+                                                                     expires_at (TTL)
 ========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
@@ -52,7 +54,7 @@ GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). Trusted p
 (items owned by ``stratus.adapters.dynamo_publishers``): a project's publishers = Query
 ``PUB#<project>``; publishers a token may match = Query ``PUBLOOKUP#<issuer>#<lookup>``
 (both copies written and deleted in one transaction); a jti's first use = conditional
-PutItem; a minted token = GetItem. No Scan, no GSI.
+PutItem; a minted token = GetItem; an upload session = GetItem ``UPLOAD#<id>``. No Scan, no GSI.
 
 Short-lived items carry ``TTL_ATTRIBUTE`` (epoch seconds), the table's TimeToLive
 attribute: DynamoDB deletes them some time after expiry, so readers still check it.

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 
 from ..domain import distributions, metadata
+from ..domain.distributions import DistFilename
+from ..domain.metadata import CoreMetadata
 from ..domain.models import FileRecord
 
 
@@ -34,12 +36,39 @@ def describe_distribution(
     """
     dist = distributions.parse(filename, strict=strict)
     meta = metadata.extract(data, dist, strict=strict)
-    record = FileRecord(
-        project=dist.project,
-        filename=filename,
-        version=str(dist.version),
+    record = build_record(
+        dist,
+        meta,
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
+        uploader=uploader,
+        upload_time=upload_time,
+        display_name=display_name,
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        blake2_256=hashlib.blake2b(data, digest_size=32).hexdigest(),
+    )
+    return Described(record, meta.core_metadata_bytes, meta.source)
+
+
+def build_record(
+    dist: DistFilename,
+    meta: CoreMetadata,
+    *,
+    sha256: str,
+    size: int,
+    uploader: str | None = None,
+    upload_time: float | None = None,
+    display_name: str | None = None,
+    md5: str | None = None,
+    blake2_256: str | None = None,
+) -> FileRecord:
+    """The index record of a distribution whose bytes were checked elsewhere."""
+    return FileRecord(
+        project=dist.project,
+        filename=dist.filename,
+        version=str(dist.version),
+        sha256=sha256,
+        size=size,
         upload_time=time.time() if upload_time is None else upload_time,
         display_name=display_name or meta.name or dist.project,
         packagetype=dist.kind,
@@ -51,7 +80,6 @@ def describe_distribution(
             else None
         ),
         uploader=uploader,
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        blake2_256=hashlib.blake2b(data, digest_size=32).hexdigest(),
+        md5=md5,
+        blake2_256=blake2_256,
     )
-    return Described(record, meta.core_metadata_bytes, meta.source)

@@ -15,6 +15,11 @@ metadata are missing:
    first, the orphan does not block a retry (which holds the lease and replaces it)
    and reconcile indexes it once the lease has expired (see ``reconcile``).
 
+A legacy upload stores the bytes it received (``upload``); an upload session publishes
+the object it staged and checked in place (``publish_staged``): the same validation,
+lease, order and rollback, with a server-side copy of the staged object as the
+distribution's step 3.
+
 A delete goes the other way: the catalog entry first (leaving a tombstone with its
 sha256, so neither sync nor reconcile lists a surviving object again), then the
 distribution, then its metadata file. A delete that stopped after its catalog step is
@@ -27,7 +32,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -90,7 +95,29 @@ class Publisher:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
-        project = described.record.project
+
+        def store(key: str, metadata: dict[str, str]) -> None:
+            self.storage.put(key, data, metadata=metadata, content_type="application/octet-stream")
+
+        return self._publish(described, store)
+
+    def publish_staged(self, described: Described, staged_key: str) -> FileRecord:
+        """Publish the object at ``staged_key`` (checked by the caller, strictly, as an
+        upload is: ``described`` describes its bytes) under the distribution's key, by a
+        server-side copy; the staged object stays (the caller removes it)."""
+
+        def store(key: str, metadata: dict[str, str]) -> None:
+            self.storage.copy(
+                staged_key, key, metadata=metadata, content_type="application/octet-stream"
+            )
+
+        return self._publish(described, store)
+
+    def _publish(
+        self, described: Described, store: Callable[[str, dict[str, str]], None]
+    ) -> FileRecord:
+        """Steps 2 to 4 of an upload; ``store`` writes the distribution's object."""
+        project, filename = described.record.project, described.record.filename
         overwrite = self.allow_overwrite
         exists = Conflict(f"File {filename!r} already exists.")
         if not overwrite and self.catalog.get_file(project, filename) is not None:
@@ -102,10 +129,15 @@ class Publisher:
         ) as lease:
             if not overwrite and self.catalog.get_file(project, filename) is not None:
                 raise exists
-            return self._store(described, data, lease, overwrite=overwrite)
+            return self._store(described, store, lease, overwrite=overwrite)
 
     def _store(
-        self, described: Described, data: bytes, lease: KeyLease, *, overwrite: bool
+        self,
+        described: Described,
+        store: Callable[[str, dict[str, str]], None],
+        lease: KeyLease,
+        *,
+        overwrite: bool,
     ) -> FileRecord:
         """Steps 3 and 4 of an upload, the key's lease held."""
         record = described.record
@@ -118,12 +150,7 @@ class Publisher:
                     meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
                 )
             store_description(self.storage, record, described.source_metadata)  # the web UI's
-            self.storage.put(
-                key,
-                data,
-                metadata=to_object_metadata(record),
-                content_type="application/octet-stream",
-            )
+            store(key, to_object_metadata(record))
             if not lease.renew():  # held past its expiry: another writer may own the key now
                 roll_back = False
                 raise Conflict(f"The upload of {record.filename!r} took too long; try again.")

@@ -21,6 +21,7 @@ from ..ports import (
     Storage,
     TokenStore,
     TrustedPublishers,
+    UploadSessions,
 )
 from ..settings import Settings
 from .rebuild import RebuildRunner
@@ -45,6 +46,7 @@ class Services:
     replay_guard: ReplayGuard | None = None
     minted_tokens: MintedTokens | None = None
     jwks: JwksSource | None = None
+    upload_sessions: UploadSessions | None = None  # `stratus upload`'s sessions
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

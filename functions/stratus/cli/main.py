@@ -336,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--claim", action="append", help="generic issuers: NAME=VALUE (repeat)"
             )
 
+    from . import cloudfront_keygen, upload
+
+    upload.add_parser(sub)
+    cloudfront_keygen.add_parser(sub)
+
     dev = sub.add_parser(
         "create-dev-resources",
         help="create the DynamoDB table and S3 bucket on an emulator (AWS_ENDPOINT_URL*)",

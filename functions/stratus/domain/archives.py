@@ -13,7 +13,10 @@ a .tar.gz can hold a million members or a member header that claims gigabytes. S
   go past ``MAX_ARCHIVE_SCAN_BYTES`` or to read a single header record larger than
   ``MAX_TAR_HEADER_BYTES``, and the scan stops after ``MAX_ARCHIVE_MEMBERS`` members.
 
-Every refusal is an ``InvalidInput`` (HTTP 400) naming the limit. Pure: works on bytes.
+Every refusal is an ``InvalidInput`` (HTTP 400) naming the limit. Pure: works on bytes
+or on a seekable binary file (an object read with ranged reads, ``app.ranged_reads``),
+from which only the bytes needed are read: a zip's end, its central directory and one
+member (whose compressed size is bounded too), a tar.gz from its start, under the caps.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from typing import BinaryIO
 
 from . import limits
 from .errors import InvalidInput
@@ -45,10 +49,58 @@ _CENTRAL_SIG = b"PK\x01\x02"
 _LOCAL_SIG = b"PK\x03\x04"
 _MAX_COMMENT = 0xFFFF
 _ENCRYPTED = 0x1
+_TAIL = _MAX_COMMENT + _EOCD.size + _EOCD64_LOCATOR.size + _EOCD64.size
+_CD_CHUNK = 256 * 1024  # central directory bytes read at a time from a file
+
+# An archive: its bytes, or a seekable binary file (read only where needed).
+Source = bytes | BinaryIO
 
 
-def _central_directory(data: bytes) -> tuple[int, int] | None:
+class _Reader:
+    """Random access to a ``Source``: slices of bytes, or seek + read of a file."""
+
+    def __init__(self, source: Source) -> None:
+        if isinstance(source, bytes | bytearray | memoryview):
+            self._data: bytes | None = bytes(source)
+            self._file: BinaryIO | None = None
+            self.size = len(self._data)
+        else:
+            self._data = None
+            self._file = source
+            self.size = source.seek(0, io.SEEK_END)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes from ``offset`` (fewer at the end)."""
+        length = min(length, self.size - offset)
+        if offset < 0 or length <= 0:
+            return b""
+        if self._data is not None:
+            return self._data[offset : offset + length]
+        assert self._file is not None
+        self._file.seek(offset)
+        pieces: list[bytes] = []
+        left = length
+        while left > 0:
+            piece = self._file.read(left)
+            if not piece:
+                break
+            pieces.append(piece)
+            left -= len(piece)
+        return b"".join(pieces)
+
+    def stream(self) -> BinaryIO:
+        """The archive as a file positioned at its start."""
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        assert self._file is not None
+        self._file.seek(0)
+        return self._file
+
+
+def _central_directory(src: _Reader) -> tuple[int, int] | None:
     """(start, size) of the central directory, found as ``zipfile`` finds it."""
+    base = max(src.size - _TAIL, 0)
+    data = src.read_at(base, src.size - base)  # the end of the archive, positions from base
     record: tuple | None = None
     eocd_at = len(data) - _EOCD.size
     if eocd_at >= 0 and data[eocd_at : eocd_at + 4] == _EOCD_SIG and data[-2:] == b"\0\0":
@@ -60,7 +112,7 @@ def _central_directory(data: bytes) -> tuple[int, int] | None:
             return None
         record = _EOCD.unpack_from(data, eocd_at)
     size_cd, offset_cd = record[5], record[6]
-    concat = eocd_at - size_cd - offset_cd
+    concat = base + eocd_at - size_cd - offset_cd
     locator_at = eocd_at - _EOCD64_LOCATOR.size
     eocd64_at = locator_at - _EOCD64.size
     if (
@@ -70,24 +122,30 @@ def _central_directory(data: bytes) -> tuple[int, int] | None:
     ):
         zip64 = _EOCD64.unpack_from(data, eocd64_at)
         size_cd, offset_cd = zip64[8], zip64[9]
-        concat = eocd_at - size_cd - offset_cd - _EOCD64.size - _EOCD64_LOCATOR.size
+        concat = base + eocd_at - size_cd - offset_cd - _EOCD64.size - _EOCD64_LOCATOR.size
     return offset_cd + concat, size_cd
 
 
-def _check_member_count(data: bytes, label: str) -> None:
+def _check_member_count(src: _Reader, label: str) -> None:
     """Count the central directory entries zipfile would build, without building them."""
-    found = _central_directory(data)
+    found = _central_directory(src)
     if found is None:
         return  # not a zip: zipfile says so
     start, size = found
     if start < 0:
         return
-    end = min(start + size, len(data))
+    end = min(start + size, src.size)
     position, count = start, 0
+    chunk_at, chunk = start, b""
     while position < end:
         if position + _CENTRAL_ENTRY.size > end:
             return  # truncated: zipfile refuses it
-        entry = _CENTRAL_ENTRY.unpack_from(data, position)
+        if position + _CENTRAL_ENTRY.size > chunk_at + len(chunk):  # read on, in chunks
+            chunk_at = position
+            chunk = src.read_at(position, min(_CD_CHUNK, end - position))
+            if len(chunk) < _CENTRAL_ENTRY.size:
+                return
+        entry = _CENTRAL_ENTRY.unpack_from(chunk, position - chunk_at)
         if entry[0] != _CENTRAL_SIG:
             return
         count += 1
@@ -130,26 +188,33 @@ def _inflate(method: int, raw: bytes, cap: int, label: str) -> bytes:
     raise InvalidInput(f"Invalid {label}: unsupported compression method {method}.")
 
 
-def read_zip_member(data: bytes, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> bytes:
+def read_zip_member(
+    source: Source, zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str
+) -> bytes:
     """The member's bytes, at most ``MAX_CORE_METADATA_BYTES``, decompressed under that cap."""
+    src = source if isinstance(source, _Reader) else _Reader(source)
     limit = limits.MAX_CORE_METADATA_BYTES
     too_large = InvalidInput(f"Invalid {label}: {info.filename} is larger than {limit} bytes.")
     if info.file_size > limit:
         raise too_large
     if info.flag_bits & _ENCRYPTED:
         raise InvalidInput(f"Invalid {label}: {info.filename} is encrypted.")
+    # A member of at most ``limit`` bytes never compresses to much more: a larger
+    # compressed size is a lie, and is not read.
+    if info.compress_size > 2 * limit + 65536:
+        raise too_large
     at = info.header_offset
-    if at < 0 or at + _LOCAL_HEADER.size > len(data):
+    if at < 0 or at + _LOCAL_HEADER.size > src.size:
         raise InvalidInput(f"Invalid {label}: {info.filename} lies outside the archive.")
-    header = _LOCAL_HEADER.unpack_from(data, at)
+    header = _LOCAL_HEADER.unpack_from(src.read_at(at, _LOCAL_HEADER.size))
     name_length, extra_length = header[10], header[11]
-    name = data[at + _LOCAL_HEADER.size : at + _LOCAL_HEADER.size + name_length]
+    name = src.read_at(at + _LOCAL_HEADER.size, name_length)
     if header[0] != _LOCAL_SIG or name != info.orig_filename.encode(
         "utf-8" if info.flag_bits & 0x800 else "cp437", "replace"
     ):
         raise InvalidInput(f"Invalid {label}: the local header of {info.filename} disagrees.")
     start = at + _LOCAL_HEADER.size + name_length + extra_length
-    raw = data[start : start + info.compress_size]
+    raw = src.read_at(start, info.compress_size)
     if len(raw) != info.compress_size:
         raise InvalidInput(f"Invalid {label}: {info.filename} is truncated.")
     try:
@@ -163,11 +228,12 @@ def read_zip_member(data: bytes, zf: zipfile.ZipFile, info: zipfile.ZipInfo, lab
     return content
 
 
-def open_zip(data: bytes, label: str) -> zipfile.ZipFile:
-    """A ZipFile on ``data`` once its member count is known to be within the limit."""
-    _check_member_count(data, label)
+def open_zip(source: Source, label: str) -> zipfile.ZipFile:
+    """A ZipFile on ``source`` once its member count is known to be within the limit."""
+    src = _Reader(source)
+    _check_member_count(src, label)
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(src.stream())
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise InvalidInput(f"Invalid {label}: not a valid zip file ({exc}).") from None
 
@@ -222,11 +288,42 @@ class _BoundedStream(io.RawIOBase):
         return len(data)
 
 
+class _CappedInput(io.RawIOBase):
+    """The compressed side of a tar.gz scan: refuses to read more than could be needed
+    to decompress ``MAX_ARCHIVE_SCAN_BYTES`` (gzip barely grows incompressible data)."""
+
+    LIMIT = limits.MAX_ARCHIVE_SCAN_BYTES + limits.MAX_ARCHIVE_SCAN_BYTES // 64 + 65536
+
+    def __init__(self, file: BinaryIO, label: str) -> None:
+        self._file = file
+        self._label = label
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._read >= self.LIMIT:
+            raise InvalidInput(
+                f"Invalid {self._label}: more than {limits.MAX_ARCHIVE_SCAN_BYTES} bytes to "
+                "decompress before its PKG-INFO."
+            )
+        data = self._file.read(min(len(buffer), self.LIMIT - self._read))
+        buffer[: len(data)] = data
+        self._read += len(data)
+        return len(data)
+
+
 def read_tar_gz_member(
-    data: bytes, wanted: Callable[[tarfile.TarInfo], bool], label: str
+    source: Source, wanted: Callable[[tarfile.TarInfo], bool], label: str
 ) -> bytes | None:
     """The first member ``wanted`` accepts (at most ``MAX_CORE_METADATA_BYTES``), or None."""
-    stream = _BoundedStream(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"), label)
+    if isinstance(source, bytes | bytearray | memoryview):
+        compressed: BinaryIO = io.BytesIO(source)
+    else:
+        source.seek(0)
+        compressed = _CappedInput(source, label)  # type: ignore[assignment]
+    stream = _BoundedStream(gzip.GzipFile(fileobj=compressed, mode="rb"), label)
     try:
         with tarfile.open(fileobj=stream, mode="r:") as tf:
             for count in range(1, limits.MAX_ARCHIVE_MEMBERS + 2):

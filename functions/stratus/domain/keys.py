@@ -38,3 +38,11 @@ def split_key(key: str) -> tuple[str, str] | None:
 def sequencer_key(sequencer: str) -> str:
     """S3 sequencers compare as hex strings once padded to one length (AWS's guidance)."""
     return sequencer.rjust(32, "0")
+
+
+UPLOAD_PREFIX = "uploads/"  # upload sessions' bytes before publication (never indexed)
+
+
+def staging_key(session_id: str, filename: str) -> str:
+    """Where an upload session's bytes wait for completion: ``uploads/<session>/<file>``."""
+    return f"{UPLOAD_PREFIX}{session_id}/{filename}"

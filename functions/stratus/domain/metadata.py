@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.utils import canonicalize_name
@@ -123,7 +124,7 @@ def check_matches_filename(meta: CoreMetadata, dist: DistFilename, source: str) 
         )
 
 
-def _from_wheel(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
+def _from_wheel(data: archives.Source, dist: DistFilename, strict: bool) -> CoreMetadata:
     label = f"wheel {dist.filename!r}"
     with archives.open_zip(data, label) as zf:
         candidates = [
@@ -148,7 +149,7 @@ def _is_pkg_info(name: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO"
 
 
-def _from_sdist(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
+def _from_sdist(data: archives.Source, dist: DistFilename, strict: bool) -> CoreMetadata:
     label = f"source distribution {dist.filename!r}"
     raw: bytes | None = None
     if dist.filename.endswith(".zip"):
@@ -188,6 +189,17 @@ def _from_sdist(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
 
 def extract(data: bytes, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
     """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
+    return _extract(data, dist, strict)
+
+
+def extract_from(fileobj: BinaryIO, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
+    """``extract`` on a seekable binary file, under the same caps (``archives``): a zip
+    is read from its central directory (a few small reads at the end, then the METADATA
+    member), a tar.gz from its start up to the top-level PKG-INFO."""
+    return _extract(fileobj, dist, strict)
+
+
+def _extract(source: archives.Source, dist: DistFilename, strict: bool) -> CoreMetadata:
     if dist.kind == "bdist_wheel":
-        return _from_wheel(data, dist, strict)
-    return _from_sdist(data, dist, strict)
+        return _from_wheel(source, dist, strict)
+    return _from_sdist(source, dist, strict)

@@ -9,7 +9,19 @@ from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import admin, docs, errors, files, health, oidc, packages_api, simple, upload, users
+from . import (
+    admin,
+    docs,
+    errors,
+    files,
+    health,
+    oidc,
+    packages_api,
+    simple,
+    upload,
+    upload_sessions,
+    users,
+)
 from .deps import AppContext
 from .observe import RequestObserver
 
@@ -27,7 +39,7 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    modules = [simple, files, upload, packages_api, users, oidc, admin, health]
+    modules = [simple, files, upload, upload_sessions, packages_api, users, oidc, admin, health]
     if api_docs:
         modules.append(docs)
     for module in modules:
@@ -54,6 +66,7 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         from . import ui
 
         ui.install(app, app.state.ctx)
+    app.state.upload_sessions = upload_sessions.build(services, app.state.ctx.publisher)
     errors.install(app, services.settings.realm)
     app.add_middleware(
         RequestObserver,

@@ -59,20 +59,28 @@ UPLOAD_RESPONSES: dict[int | str, dict] = {
     401: {"description": "Authentication required"},
     403: {"description": "No write permission on the project"},
     409: {"description": "The file exists already"},
-    413: {"description": "Larger than pypi.max_upload_bytes"},
+    413: {"description": "Larger than pypi.max_upload_bytes: use `stratus upload`"},
 }
+
+
+# What a 413 suggests instead, however the size showed (Content-Length, chunks, the file).
+USE_STRATUS_UPLOAD = (
+    "This index's limit for this API. Upload it with `stratus upload --repository-url "
+    "<this URL> <files>` (pip install stratus-index): its upload sessions send the bytes "
+    "straight to storage, any size."
+)
 
 
 def _too_large(limit: int) -> Response:
     return PlainTextResponse(
-        f"413 Upload larger than {limit} bytes; upload large files directly to storage.",
+        f"413 Upload larger than {limit} bytes. {USE_STRATUS_UPLOAD}",
         status_code=413,
         headers={"Connection": "close"},
     )
 
 
 async def _read_form(request: Request, limit: int) -> FormData:
-    body = bounded(request, limit, "Upload large files directly to storage.")
+    body = bounded(request, limit, USE_STRATUS_UPLOAD)
     try:
         return await body.form(max_part_size=8 * 1024 * 1024)
     except BodyTooLarge:

@@ -1,0 +1,374 @@
+"""Upload sessions: files of any size, whose bytes go straight to storage (PEP 694-style).
+
+1. ``create`` checks everything that can be checked before a byte moves (the caller has
+   checked the uploader may write to the project): the name, version and filename agree
+   and are valid, the size is within bounds, the sha256 is a digest, and the file is
+   not in the index yet (unless overwriting is allowed). It records a session that
+   expires after ``upload_session_ttl``.
+2. The client sends the bytes to upload targets (``targets``): one one-time whole-object
+   target whose SHA-256 the store itself checks, or, above
+   ``upload_multipart_threshold``, the parts of a multipart upload (resumable: sent
+   parts are listed by ``uploaded_parts``; parallel: any order).
+3. ``complete`` checks the object in place, never holding it: its size, its SHA-256
+   (the store's own checksum: checked during a whole-object upload, or computed by the
+   store, S3 up to 5 GiB; else the object is streamed in chunks), and its
+   core metadata read with ranged reads (a zip's central directory, a tar.gz's start);
+   then publishes it through the same path as a legacy upload (``Publisher``), so the
+   same 400/409 answers and the same one-winner guarantee apply.
+
+States: ``pending`` → ``processing`` (one completer holds a lease; a crashed one's lease
+runs out and another may take over) → ``published`` or ``error`` (terminal, with the
+message and HTTP status of the failure) ; ``pending``/``error`` → ``canceled``. A
+completion that finds the upload unfinished (missing parts, nothing sent) leaves the
+session ``pending`` so the client can send the rest. A session's bytes are removed when
+it ends; abandoned ones by the bucket's lifecycle rules (``uploads/`` prefix, incomplete
+multipart uploads) and the session record by its TTL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from ..domain import distributions, metadata, names
+from ..domain.errors import Conflict, InvalidInput, NotFound, StratusError
+from ..domain.keys import staging_key
+from ..domain.models import Identity
+from ..ports import (
+    Catalog,
+    PartInfo,
+    StagingSweeper,
+    Storage,
+    UploadSession,
+    UploadSessions,
+    UploadTarget,
+)
+from ..settings import Settings
+from .indexing import Described, build_record
+from .publish import Publisher
+from .ranged_reads import RangedReader, stream_sha256
+
+logger = logging.getLogger(__name__)
+
+MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
+MAX_TARGETS_PER_CALL = 100  # part URLs handed out per request (bounded responses)
+SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle rules
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MIB = 1024 * 1024
+
+
+class UploadIncomplete(InvalidInput):
+    """Completion found bytes missing; the session stays ``pending`` for the rest."""
+
+
+def part_count(session: UploadSession) -> int:
+    return math.ceil(session.size / session.part_size) if session.part_size else 1
+
+
+def part_size_of(session: UploadSession, number: int) -> int:
+    """The exact size of part ``number`` (the whole file for a one-target session)."""
+    if not session.part_size:
+        return session.size
+    return min(session.part_size, session.size - (number - 1) * session.part_size)
+
+
+def _recorded_error(session: UploadSession) -> StratusError:
+    message = session.message or "The upload failed."
+    return Conflict(message) if session.error_status == 409 else InvalidInput(message)
+
+
+class UploadSessionService:
+    def __init__(
+        self,
+        sessions: UploadSessions,
+        storage: Storage,
+        catalog: Catalog,
+        publisher: Publisher,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        hash_parallel: int = 4,
+    ) -> None:
+        self.sessions = sessions
+        self.storage = storage
+        self.catalog = catalog
+        self.publisher = publisher
+        self.settings = settings
+        self.clock = clock
+        self.hash_parallel = hash_parallel
+        self._swept = 0.0
+
+    # --- create --------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        uploader: str | None,
+        name: str,
+        version: str,
+        filename: str,
+        size: object,
+        sha256: object,
+    ) -> UploadSession:
+        """A new session for one file; ``InvalidInput`` / ``Conflict`` before any byte moves."""
+        names.validate(name)
+        dist = distributions.parse(filename)
+        distributions.check_matches_form(dist, name, version)
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise InvalidInput("The size must be a positive number of bytes.")
+        limit = self.settings.upload_session_max_bytes
+        if size > limit:
+            raise InvalidInput(f"The file is {size} bytes; this index takes at most {limit}.")
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256.lower()):
+            raise InvalidInput("The sha256 must be 64 hexadecimal digits.")
+        if (
+            not self.publisher.allow_overwrite
+            and self.catalog.get_file(dist.project, filename) is not None
+        ):
+            raise Conflict(f"File {filename!r} already exists.")
+        now = self.clock()
+        self._sweep(now)
+        session_id = secrets.token_hex(16)
+        session = UploadSession(
+            session_id=session_id,
+            owner=uploader,
+            project=dist.project,
+            display_name=name,
+            version=str(dist.version),
+            filename=filename,
+            size=size,
+            sha256=sha256.lower(),
+            staging_key=staging_key(session_id, filename),
+            created=now,
+            expires=now + self.settings.upload_session_ttl,
+        )
+        if size > self.settings.upload_multipart_threshold:
+            part = max(self.settings.upload_part_size, math.ceil(size / MAX_PARTS))
+            if part >= _MIB:
+                part = math.ceil(part / _MIB) * _MIB
+            session.part_size = part
+            session.multipart_id = self.storage.create_multipart(session.staging_key)
+        try:
+            self.sessions.create(session)
+        except BaseException:
+            if session.multipart_id:
+                self.storage.abort_multipart(session.staging_key, session.multipart_id)
+            raise
+        return session
+
+    def _sweep(self, now: float) -> None:
+        """Local mode: staged bytes of sessions that expired a day ago go (on AWS the
+        bucket's lifecycle rules do it)."""
+        if not isinstance(self.storage, StagingSweeper) or now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        try:
+            self.storage.sweep_staged(now - self.settings.upload_session_ttl - 24 * 3600)
+        except OSError:
+            logger.warning("could not sweep abandoned uploads", exc_info=True)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, session_id: str, who: Identity) -> UploadSession:
+        """The caller's session (an admin's: anyone's); ``NotFound`` otherwise."""
+        session = self.sessions.get(session_id, now=self.clock())
+        if session is None or not (who.is_admin or session.owner == who.username):
+            raise NotFound("No such upload session (it may have expired).")
+        return session
+
+    def targets(
+        self, session: UploadSession, numbers: Iterable[int] | None = None
+    ) -> list[tuple[int, UploadTarget]]:
+        """``(part number, target)`` pairs: ``[(0, whole-object target)]`` for a one-target
+        session; for a multipart one the parts ``numbers`` (default: the first ones, up to
+        ``MAX_TARGETS_PER_CALL``)."""
+        if session.status != "pending":
+            raise Conflict(f"The upload session is {session.status}; it takes no more bytes.")
+        expires = self.settings.upload_url_expiry
+        if not session.multipart_id:
+            target = self.storage.presign_put(
+                session.staging_key, size=session.size, sha256=session.sha256, expires=expires
+            )
+            return [(0, target)]
+        count = part_count(session)
+        wanted = sorted(set(numbers)) if numbers is not None else list(range(1, count + 1))
+        if numbers is None:
+            wanted = wanted[:MAX_TARGETS_PER_CALL]
+        if len(wanted) > MAX_TARGETS_PER_CALL:
+            raise InvalidInput(f"Ask for at most {MAX_TARGETS_PER_CALL} parts at a time.")
+        if any(not isinstance(n, int) or not 1 <= n <= count for n in wanted):
+            raise InvalidInput(f"Part numbers go from 1 to {count}.")
+        return [
+            (
+                n,
+                self.storage.presign_part(
+                    session.staging_key,
+                    session.multipart_id,
+                    n,
+                    size=part_size_of(session, n),
+                    expires=expires,
+                ),
+            )
+            for n in wanted
+        ]
+
+    def uploaded_parts(self, session: UploadSession) -> list[PartInfo]:
+        """The parts stored so far (multipart sessions that are still pending)."""
+        if not session.multipart_id or session.status != "pending":
+            return []
+        try:
+            return self.storage.list_parts(session.staging_key, session.multipart_id)
+        except NotFound:
+            return []
+
+    # --- complete --------------------------------------------------------------------------
+
+    def complete(self, session_id: str, who: Identity) -> UploadSession:
+        """Check and publish the session's file. Returns the session: ``published``, or
+        ``processing`` while another completer holds it. Raises ``InvalidInput`` /
+        ``Conflict`` for a failed file (recorded: asking again gives the same answer) and
+        ``UploadIncomplete`` while bytes are missing."""
+        session = self.get(session_id, who)
+        if session.status == "published":
+            return session
+        if session.status == "canceled":
+            raise Conflict("The upload session was canceled.")
+        if session.status == "error":
+            raise _recorded_error(session)
+        now = self.clock()
+        if session.status == "processing" and session.lease_until > now:
+            return session
+        try:
+            session = self.sessions.update(
+                replace(
+                    session,
+                    status="processing",
+                    message=None,
+                    lease_until=now + self.settings.upload_completion_lease,
+                )
+            )
+        except Conflict:  # another completer (or a cancel) came first
+            return self.get(session_id, who)
+        return self._process(session)
+
+    def _process(self, session: UploadSession) -> UploadSession:
+        try:
+            described = self._verify(session)
+            self.publisher.publish_staged(described, session.staging_key)
+        except UploadIncomplete as exc:
+            self._settle(session, status="pending", message=str(exc))
+            raise
+        except (InvalidInput, Conflict) as exc:
+            status = 409 if isinstance(exc, Conflict) else 400
+            if self._settle(session, status="error", message=str(exc), error_status=status):
+                self._discard_bytes(session)
+            raise
+        except BaseException:
+            self._settle(session, status="pending", message=None)  # let a retry take over
+            raise
+        published = self._settle(session, status="published", message=None)
+        self._discard_bytes(session)
+        return published or self.sessions.get(session.session_id) or session
+
+    def _settle(self, session: UploadSession, **changes: object) -> UploadSession | None:
+        """Leave ``processing``; None if the session changed meanwhile (a later completer)."""
+        try:
+            return self.sessions.update(replace(session, lease_until=0.0, **changes))  # type: ignore[arg-type]
+        except Conflict:
+            logger.warning("upload session %s changed while it was processed", session.session_id)
+            return None
+
+    def _verify(self, session: UploadSession) -> Described:
+        dist = distributions.parse(session.filename)
+        if session.multipart_id:
+            self._join_parts(session)
+        info = self.storage.head(session.staging_key)
+        if info is None:
+            raise UploadIncomplete("Nothing has been uploaded for this session yet.")
+        if info.size != session.size:
+            raise InvalidInput(
+                f"The uploaded file has {info.size} bytes; the session declared {session.size}."
+            )
+        # The store's own checksum: checked on the way in (one-target uploads), or computed
+        # inside the store (S3, up to 5 GiB); else the object is read once, in chunks.
+        digest = (
+            info.sha256
+            or self.storage.checksum_sha256(session.staging_key)
+            or stream_sha256(
+                self.storage, session.staging_key, session.size, parallel=self.hash_parallel
+            )
+        )
+        if not hmac.compare_digest(digest, session.sha256):
+            raise InvalidInput(
+                "The sha256 digest of the uploaded file does not match the digest sent with "
+                "it; the file was corrupted in transit."
+            )
+        with RangedReader(self.storage, session.staging_key, session.size) as reader:
+            meta = metadata.extract_from(reader, dist)
+        record = build_record(
+            dist,
+            meta,
+            sha256=session.sha256,
+            size=session.size,
+            uploader=session.owner,
+            display_name=session.display_name,
+        )
+        return Described(record, meta.core_metadata_bytes, meta.source)
+
+    def _join_parts(self, session: UploadSession) -> None:
+        assert session.multipart_id is not None
+        try:
+            stored = self.storage.list_parts(session.staging_key, session.multipart_id)
+        except NotFound:
+            return  # joined by an earlier completer that stopped before publishing
+        by_number = {part.number: part for part in stored}
+        count = part_count(session)
+        missing = [n for n in range(1, count + 1) if n not in by_number]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise UploadIncomplete(f"Parts missing: {shown} (of {count}).")
+        wrong = [n for n in range(1, count + 1) if by_number[n].size != part_size_of(session, n)]
+        if wrong:
+            raise UploadIncomplete(
+                f"Part {wrong[0]} has {by_number[wrong[0]].size} bytes, not "
+                f"{part_size_of(session, wrong[0])}; send it again."
+            )
+        try:
+            self.storage.complete_multipart(
+                session.staging_key,
+                session.multipart_id,
+                [by_number[n] for n in range(1, count + 1)],
+            )
+        except ValueError:
+            raise UploadIncomplete("A part changed while the upload was completed.") from None
+        except Conflict:
+            pass  # joined already (the staged object is write-once; checked next)
+
+    # --- cancel ----------------------------------------------------------------------------
+
+    def cancel(self, session_id: str, who: Identity) -> UploadSession:
+        session = self.get(session_id, who)
+        if session.status == "canceled":
+            return session
+        if session.status == "published":
+            raise Conflict("The file is published; delete it from the index instead.")
+        if session.status == "processing" and session.lease_until > self.clock():
+            raise Conflict("The upload session is being published.")
+        canceled = self.sessions.update(replace(session, status="canceled", lease_until=0.0))
+        self._discard_bytes(session)
+        return canceled
+
+    def _discard_bytes(self, session: UploadSession) -> None:
+        """Remove what the session stored (best effort: lifecycle rules are the backstop)."""
+        try:
+            if session.multipart_id:
+                self.storage.abort_multipart(session.staging_key, session.multipart_id)
+            self.storage.delete(session.staging_key)
+        except Exception:
+            logger.warning("could not remove the bytes of upload session %s", session.session_id)

@@ -1,0 +1,293 @@
+"""``stratus upload`` against both deployments: the Lambda handler behind the local API
+Gateway (which enforces the payload limits) on DynamoDB Local + moto server, and
+``stratus serve``. Files far above the gateway's 10 MB cap go through, because their
+bytes never do."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.cli.upload import Http, Repository, Uploader
+from tests.support.apigw import LocalHttpApi
+from tests.support.distributions import wheel_bytes, write, write_wheel_with_payload
+
+from .conftest import BIN, SAMPLE_CONFIG, Index, running_serve
+from .test_clients import pip, run, twine_upload
+
+MIB = 1024 * 1024
+ALICE = ("alice", "alice-secret")
+LAMBDA_MAX_UPLOAD_BYTES = "4500000"  # what the API stack sets (infra/settings.py)
+
+
+@pytest.fixture
+def start_lambda(
+    dynamo_table: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Index]]:
+    """``start_lambda(**STRATUS_* overrides)`` → the Lambda deployment as a URL."""
+    started: list[LocalHttpApi] = []
+
+    def start(**env: str) -> Index:
+        for name, value in {
+            "STRATUS_TABLE_NAME": dynamo_table,
+            "STRATUS_BUCKET_NAME": s3_bucket,
+            "STRATUS_CONFIG": str(SAMPLE_CONFIG),
+            "STRATUS_MAX_UPLOAD_BYTES": LAMBDA_MAX_UPLOAD_BYTES,
+            "STRATUS_UPLOAD_COMPLETION_LEASE": "34",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            **env,
+        }.items():
+            monkeypatch.setenv(name, value)
+        import stratus.handlers.api as api
+
+        monkeypatch.setattr(api, "_asgi_handler", None)  # a new container
+        gateway = LocalHttpApi(api.handler).start()
+        started.append(gateway)
+        return Index("lambda", gateway.url.rstrip("/"))
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+def uploader(index: Index, tmp_path: Path, **kwargs: Any) -> Uploader:
+    repository = Repository(f"{index.url}/", *ALICE)
+    return Uploader(
+        Http(repository, parallel=kwargs.get("parallel", 4)),
+        state_dir=tmp_path / "state",
+        progress=False,
+        poll_seconds=0.1,
+        **kwargs,
+    )
+
+
+def count_puts(client: Uploader) -> list[str]:
+    """The storage URLs the client sends bytes to, from now on."""
+    puts: list[str] = []
+    real_put = client.http.put_bytes
+
+    def counting_put(url: str, *args: Any, **kwargs: Any) -> Any:
+        puts.append(url)
+        return real_put(url, *args, **kwargs)
+
+    client.http.put_bytes = counting_put  # type: ignore[method-assign]
+    return puts
+
+
+def sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def listed(index: Index, project: str) -> dict[str, str]:
+    """{filename: sha256} of the project's files in the index ({} for no project)."""
+    response = httpx.get(
+        f"{index.url}/simple/{project}/",
+        auth=ALICE,
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    if response.status_code == 404:
+        return {}
+    return {f["filename"]: f["hashes"]["sha256"] for f in response.json()["files"]}
+
+
+@pytest.mark.slow
+def test_a_200_mb_wheel_through_the_lambda_path(start_lambda, tmp_path: Path) -> None:
+    index = start_lambda()
+    wheel = write_wheel_with_payload(tmp_path / "dist", "huge-ml", "1.0", 200 * MIB)
+    assert wheel.stat().st_size > 200 * MIB  # 20 times what API Gateway lets through
+    assert uploader(index, tmp_path).upload(wheel) == f"{wheel.name}: published"
+    assert listed(index, "huge-ml") == {wheel.name: sha(wheel)}
+    # The download is a redirect to storage; the bytes there are the uploaded ones.
+    redirect = httpx.get(f"{index.url}/files/huge-ml/{wheel.name}", auth=ALICE)
+    assert redirect.status_code == 302
+    digest = hashlib.sha256()
+    with httpx.stream("GET", redirect.headers["location"], timeout=120) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_bytes(MIB):
+            digest.update(chunk)
+    assert digest.hexdigest() == sha(wheel)
+
+
+def test_multipart_upload_through_the_lambda_path(start_lambda, tmp_path: Path) -> None:
+    index = start_lambda(
+        STRATUS_UPLOAD_MULTIPART_THRESHOLD=str(8 * MIB), STRATUS_UPLOAD_PART_SIZE=str(5 * MIB)
+    )
+    wheel = write_wheel_with_payload(tmp_path / "dist", "parted", "1.0", 23 * MIB, seed=7)
+    client = uploader(index, tmp_path, parallel=3)
+    puts = count_puts(client)
+    assert client.upload(wheel) == f"{wheel.name}: published"
+    assert len(puts) == 5 and all("partNumber=" in url for url in puts)
+    assert listed(index, "parted") == {wheel.name: sha(wheel)}
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user pressed Ctrl-C (or the machine went away) in the middle of the upload."""
+
+
+def test_an_interrupted_upload_resumes_through_the_lambda_path(
+    start_lambda, tmp_path: Path
+) -> None:
+    index = start_lambda(
+        STRATUS_UPLOAD_MULTIPART_THRESHOLD=str(8 * MIB), STRATUS_UPLOAD_PART_SIZE=str(5 * MIB)
+    )
+    wheel = write_wheel_with_payload(tmp_path / "dist", "resumed", "2.0", 23 * MIB, seed=8)
+    first = uploader(index, tmp_path, parallel=1)
+    real_put = first.http.put_bytes
+    sent: list[str] = []
+
+    def failing_put(url: str, *args: Any, **kwargs: Any) -> Any:
+        if len(sent) == 2:
+            raise Interrupted("the network went away")
+        sent.append(url)
+        return real_put(url, *args, **kwargs)
+
+    first.http.put_bytes = failing_put  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        first.upload(wheel)
+    states = list((tmp_path / "state").glob("*.json"))
+    assert len(states) == 1 and '"parts": [1, 2]' in states[0].read_text()
+    assert listed(index, "resumed") == {}  # nothing is published
+
+    second = uploader(index, tmp_path)  # a new run of the command
+    resent = count_puts(second)
+    assert second.upload(wheel) == f"{wheel.name}: published"
+    assert sorted(int(u.split("partNumber=")[1].split("&")[0]) for u in resent) == [3, 4, 5]
+    assert listed(index, "resumed") == {wheel.name: sha(wheel)}
+    assert list((tmp_path / "state").glob("*.json")) == []  # done: no state left
+
+
+def test_a_wrong_sha256_publishes_nothing_through_the_lambda_path(
+    start_lambda, tmp_path: Path
+) -> None:
+    index = start_lambda()
+    wheel = write_wheel_with_payload(tmp_path / "dist", "tampered", "1.0", 5 * MIB, seed=9)
+    created = httpx.post(
+        f"{index.url}/_/upload-sessions/",
+        auth=ALICE,
+        json={
+            "name": "tampered",
+            "version": "1.0",
+            "filename": wheel.name,
+            "size": wheel.stat().st_size,
+            "hashes": {"sha256": "0" * 64},
+        },
+    )
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    upload = doc["upload"]
+    put = httpx.put(upload["url"], content=wheel.read_bytes(), headers=upload["headers"])
+    assert put.status_code == 400 and "BadDigest" in put.text  # S3 checks the declared digest
+    done = httpx.post(doc["urls"]["complete"], auth=ALICE)
+    assert done.status_code == 400 and "Nothing has been uploaded" in done.text
+    assert httpx.get(f"{index.url}/simple/tampered/", auth=ALICE).status_code == 404
+
+
+@pytest.mark.slow
+def test_twine_over_the_limit_is_told_about_stratus_upload(start_lambda, tmp_path: Path) -> None:
+    index = start_lambda()
+    # Under Lambda's 6 MB request cap once base64-encoded: the app answers, naming the tool
+    # (twine shows an error's body with --verbose; its status line is the standard one).
+    near = write_wheel_with_payload(tmp_path / "near", "near-cap", "1.0", 4_550_000, seed=1)
+    result = twine_upload(index, [near], ALICE, tmp_path, "--verbose")
+    assert result.returncode != 0
+    assert "413" in result.stdout + result.stderr
+    assert "stratus upload" in result.stdout + result.stderr
+    # Over it: API Gateway answers itself (the function never runs); the README says so.
+    over = write_wheel_with_payload(tmp_path / "over", "over-cap", "1.0", 7 * MIB, seed=2)
+    raw = httpx.post(
+        f"{index.url}/",
+        auth=ALICE,
+        data={":action": "file_upload", "name": "over-cap", "version": "1.0"},
+        files={"content": (over.name, over.read_bytes())},
+    )
+    assert raw.status_code == 413 and "stratus upload" not in raw.text
+    # And `stratus upload` takes both.
+    client = uploader(index, tmp_path)
+    assert client.upload(near) == f"{near.name}: published"
+    assert client.upload(over) == f"{over.name}: published"
+
+
+# --- locally, end to end with the real command -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_stratus_upload_and_pip_install_on_stratus_serve(tmp_path: Path) -> None:
+    config = tmp_path / "stratus.ini"
+    config.write_text(
+        SAMPLE_CONFIG.read_text().replace(
+            "[app:main]\n",
+            "[app:main]\npypi.upload_multipart_threshold = 8388608\n"
+            "pypi.upload_part_size = 5242880\n",
+        )
+    )
+    small = write(tmp_path / "dist", wheel_bytes("small-lib", "1.0"))
+    large = write_wheel_with_payload(tmp_path / "dist", "large-lib", "1.0", 12 * MIB, seed=3)
+    with running_serve(config, tmp_path / "data", tmp_path / "serve.log") as url:
+        command = [
+            str(BIN / "stratus"),
+            "upload",
+            "--repository-url",
+            f"{url}/",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--no-progress",
+            str(tmp_path / "dist" / "*"),
+        ]
+        env_auth = {"TWINE_USERNAME": ALICE[0], "TWINE_PASSWORD": ALICE[1]}
+        first = run_with_env(command, env_auth, tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert f"{small.name}: published" in first.stdout
+        assert f"{large.name}: published" in first.stdout
+        index = Index("serve", url, tmp_path / "data")
+        assert listed(index, "large-lib") == {large.name: sha(large)}
+        # The parts went to the local server's upload URLs, not through the legacy API.
+        assert (tmp_path / "data" / "files" / "packages" / "large-lib" / large.name).is_file()
+
+        again = run_with_env(command, env_auth, tmp_path)
+        assert again.returncode == 1 and "already exists" in again.stderr
+        skip = run_with_env([*command, "--skip-existing"], env_auth, tmp_path)
+        assert skip.returncode == 0 and "skipped" in skip.stdout
+
+        target = tmp_path / "site"
+        installed = pip(
+            [
+                "install",
+                "--index-url",
+                index.simple(*ALICE),
+                "--no-cache-dir",
+                "--target",
+                str(target),
+                "small-lib",
+                "large-lib",
+            ],
+            cache=tmp_path / "cache",
+        )
+        assert installed.returncode == 0, installed.stderr
+        assert (target / "large_lib" / "payload.bin").stat().st_size == 12 * MIB
+
+
+def run_with_env(
+    command: list[str], env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return run(command, cache=tmp_path / "cache")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
