@@ -120,7 +120,7 @@ def test_anonymous_visitors_browse_and_search(browser: Browser):
     assert browser.path == "/search?q=everyone"
     assert project_names(browser) == ["public-lib"]
     browser.screenshot("search")
-    browser.find("a.project").click()
+    browser.submit("a.project")  # a link: click, then wait for the next page
     assert browser.path == "/project/public-lib/"
     assert "everyone" in browser.text(".readme strong")
     assert browser.find(".readme pre .kn").text == "from"  # highlighted code
@@ -131,7 +131,7 @@ def test_anonymous_visitors_browse_and_search(browser: Browser):
 def test_sign_in_shows_what_the_reader_may_read(browser: Browser):
     browser.go("/login")
     browser.screenshot("login")
-    browser.find("a[href='/register']").click()  # registration is open on this server
+    browser.submit("a[href='/register']")  # registration is open on this server
     assert browser.path == "/register"
     browser.screenshot("register")
     browser.sign_in(*READER)
@@ -200,7 +200,7 @@ def test_upload_from_the_browser_then_see_the_release(browser: Browser, tmp_path
     browser.submit("main form button[type=submit]")
     assert "Stored public_lib-1.1-py3-none-any.whl" in browser.text(".message.ok")
     browser.screenshot("upload")
-    browser.find(".message.ok a").click()
+    browser.submit(".message.ok a")  # a link: click, then wait for the next page
     assert browser.path == "/project/public-lib/1.1/"
     assert browser.title.startswith("public-lib 1.1")
 

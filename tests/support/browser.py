@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,15 @@ class Browser:
 
     def go(self, path: str) -> None:
         self.driver.get(self.base_url + path)
+        self._settled()
+
+    def _settled(self) -> None:
+        """Wait until the current document has loaded (a click's navigation included)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, 30).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
 
     @property
     def path(self) -> str:
@@ -86,7 +96,19 @@ class Browser:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def text(self, css: str = "body") -> str:
-        return self.find(css).text
+        """The element's text; retried while a navigation replaces the document under it
+        (Chromium then reports a stale element or a node that left the document)."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+        for attempt in range(20):
+            try:
+                return self.find(css).text
+            except (StaleElementReferenceException, WebDriverException):
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
+                self._settled()
+        raise AssertionError("unreachable")
 
     def fill(self, css: str, value: str) -> None:
         field = self.find(css)
@@ -101,6 +123,7 @@ class Browser:
         button = self.find(css)
         button.click()
         WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(button))
+        self._settled()
 
     def sign_in(self, username: str, password: str) -> None:
         self.go("/login")
