@@ -116,14 +116,23 @@ class Browser:
         field.send_keys(value)
 
     def submit(self, css: str = "main form button[type=submit]") -> None:
-        """Click a submit button and wait for the next page."""
-        from selenium.webdriver.support import expected_conditions
+        """Click a submit button and wait for the next document to load.
+
+        The old document is marked before the click; the wait ends once a document without
+        the mark is complete. (Selenium's ``staleness_of`` is not enough: Chromium may answer
+        "node does not belong to the document" instead of a stale element while navigating.)
+        """
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         button = self.find(css)
+        self.driver.execute_script("window.__stratusLeft = true")
         button.click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(button))
-        self._settled()
+        WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(
+                "return !window.__stratusLeft && document.readyState === 'complete'"
+            )
+        )
 
     def sign_in(self, username: str, password: str) -> None:
         self.go("/login")
