@@ -5,14 +5,15 @@ and the CDK stack. No boto3, pynamodb or CDK imports here: the CDK app and the L
 code both read these constants and build their own objects from them.
 
 Item layout (catalog items owned by ``stratus.adapters.dynamo_catalog``, access items by
-``stratus.adapters.dynamo_access``; listed here for reference):
+``stratus.adapters.dynamo_access``; listed here for reference). ``<index>`` names the index
+a project is stored in (``default`` today; ``stratus.domain.indexes``):
 
 ========================  ====================  ===================  =======================
 item                      pk                    sk                   attributes
 ========================  ====================  ===================  =======================
-file                      ``P#<project>``       ``F#<filename>``     the FileRecord fields
-sync tombstone            ``P#<project>``       ``T#<filename>``     seq, seq_key
-project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
+file                      ``P#<index>#<proj>``  ``F#<filename>``     the FileRecord fields
+sync tombstone            ``P#<index>#<proj>``  ``T#<filename>``     seq, seq_key
+project entry             ``PROJECTS#<index>``  ``P#<project>``      display_name, file_count,
                                                                      last_modified, rev
 user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
                                                                      pending, rev
@@ -40,9 +41,9 @@ minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRe
                                                                      expires_at (TTL)
 ========================  ====================  ===================  =======================
 
-Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
-root page = Query ``pk = PROJECTS``; file lookup = GetItem. Access control: user lookup
-(login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
+Access patterns: project page = Query ``pk = P#<index>#<project> AND begins_with(sk,
+"F#")``; root page = Query ``pk = PROJECTS#<index>``; file lookup = GetItem. Access
+control: user lookup (login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
 package's permissions = Query ``PKGACL#<project>``; users, pending users = Query
 ``USERS``; groups = Query ``GROUPS``; members = Query ``G#<group>`` (``M#``); token =
 GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). Trusted publishing
