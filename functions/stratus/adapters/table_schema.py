@@ -39,6 +39,12 @@ OIDC jti (replay guard)   ``JTI#<sha256(iss,    ``JTI``              expires_at 
 minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRecord fields,
                                                                      claims (JSON),
                                                                      expires_at (TTL)
+upstream page head        ``UPSTREAM#<mirror>#  ``PAGE``             gen, chunks, checked_at
+                          <project>``
+upstream page chunk       (the same)            ``C#<gen>#<nnnn>``   data (compressed page)
+origin controls           ``ORIGIN#<index>#     ``ORIGIN``           upstream, publish, set_by
+                          <project>``
+cache fill lock           ``FILLLOCK#<key>``    ``LOCK``             expires_at (TTL)
 ========================  ====================  ===================  =======================
 
 Access patterns: project page = Query ``pk = P#<index>#<project> AND begins_with(sk,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -39,10 +40,20 @@ def check_digests(data: bytes, sent: Mapping[str, str | None]) -> None:
 
 
 class Publisher:
-    def __init__(self, catalog: Catalog, storage: Storage, *, allow_overwrite: bool) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        *,
+        allow_overwrite: bool,
+        guard: Callable[[str], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.allow_overwrite = allow_overwrite
+        # Called with the project before an upload stores anything; raises to refuse
+        # (origin controls: ``app.origins.OriginPolicy.check_publish``).
+        self.guard = guard
 
     def upload(
         self,
@@ -61,28 +72,49 @@ class Publisher:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
-        record = described.record
-        overwrite = self.allow_overwrite
+        if self.guard is not None:
+            self.guard(described.record.project)
+
+        def write(key: str, metadata: dict[str, str], if_absent: bool) -> None:
+            self.storage.put(key, data, metadata=metadata, if_absent=if_absent)
+
+        return self._publish(described.record, described.core_metadata, write, self.allow_overwrite)
+
+    def import_file(
+        self, record: FileRecord, path: Path, core_metadata: bytes | None
+    ) -> FileRecord:
+        """Publish a distribution from a local file (a cache fill), like an upload: storage
+        (streamed), core metadata, catalog. Never overwrites: ``Conflict`` if it exists."""
+
+        def write(key: str, metadata: dict[str, str], if_absent: bool) -> None:
+            self.storage.put_file(key, path, metadata=metadata, if_absent=if_absent)
+
+        return self._publish(record, core_metadata, write, overwrite=False)
+
+    def _publish(
+        self,
+        record: FileRecord,
+        core_metadata: bytes | None,
+        write: Callable[[str, dict[str, str], bool], None],
+        overwrite: bool,
+    ) -> FileRecord:
+        """Store the distribution with ``write(key, object metadata, if_absent)``, then its
+        core metadata, then the catalog entry (the commit point)."""
+        filename = record.filename
         if not overwrite and self.catalog.get_file(record.project, filename) is not None:
             raise Conflict(f"File {filename!r} already exists.")
         key = file_key(record.project, filename)
         try:
-            self.storage.put(
-                key,
-                data,
-                metadata=to_object_metadata(record),
-                content_type="application/octet-stream",
-                if_absent=not overwrite,
-            )
+            write(key, to_object_metadata(record), not overwrite)
         except Conflict:
             # The object may be an orphan of an interrupted upload of the same bytes.
             info = self.storage.head(key)
             if info is None or info.metadata.get("stratus-sha256") != record.sha256:
                 raise Conflict(f"File {filename!r} already exists.") from None
-        if described.core_metadata is not None:
+        if core_metadata is not None:
             self.storage.put(
                 metadata_key(record.project, filename),
-                described.core_metadata,
+                core_metadata,
                 content_type="text/plain; charset=utf-8",
             )
         try:

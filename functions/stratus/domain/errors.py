@@ -19,3 +19,12 @@ class NotFound(StratusError):
 
 class BackendUnavailable(StratusError):
     """A backend (catalog, storage, access) failed its health check (HTTP 503)."""
+
+
+class NotPermitted(StratusError):
+    """The action is refused for this resource whoever asks (HTTP 403), e.g. an upload of a
+    name whose origin controls block publishing."""
+
+
+class UpstreamError(StratusError):
+    """The upstream index cannot give what is needed right now (HTTP 502)."""

@@ -7,6 +7,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from typing import BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
@@ -46,9 +47,17 @@ def _metadata_version(raw: bytes) -> Version | None:
         return None
 
 
-def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
+def _readable(data: bytes | BinaryIO) -> BinaryIO:
+    """Bytes as a file; a (seekable) file as it is, from its start."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(data)
+    data.seek(0)
+    return data
+
+
+def _from_wheel(data: bytes | BinaryIO, dist: DistFilename) -> CoreMetadata:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with zipfile.ZipFile(_readable(data)) as zf:
             candidates = [
                 info
                 for info in zf.infolist()
@@ -70,18 +79,18 @@ def _from_wheel(data: bytes, dist: DistFilename) -> CoreMetadata:
     return _parse_headers(raw)
 
 
-def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
+def _from_sdist(data: bytes | BinaryIO, dist: DistFilename) -> CoreMetadata:
     raw: bytes | None = None
     try:
         if dist.filename.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            with zipfile.ZipFile(_readable(data)) as zf:
                 for info in zf.infolist():
                     if info.filename.count("/") == 1 and info.filename.endswith("/PKG-INFO"):
                         if info.file_size <= MAX_METADATA_SIZE:
                             raw = zf.read(info)
                         break
         else:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            with tarfile.open(fileobj=_readable(data), mode="r:gz") as tf:
                 for member in tf:
                     parts = member.name.strip("/").split("/")
                     if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
@@ -103,8 +112,9 @@ def _from_sdist(data: bytes, dist: DistFilename) -> CoreMetadata:
     return meta
 
 
-def extract(data: bytes, dist: DistFilename) -> CoreMetadata:
-    """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
+def extract(data: bytes | BinaryIO, dist: DistFilename) -> CoreMetadata:
+    """Read the core metadata of a distribution (bytes, or a seekable file: never read
+    whole); raise InvalidInput for a broken archive."""
     if dist.kind == "bdist_wheel":
         return _from_wheel(data, dist)
     return _from_sdist(data, dist)
