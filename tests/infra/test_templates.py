@@ -550,7 +550,7 @@ def test_custom_domain_and_access_config(synth, tmp_path_factory):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("fallback", "redirect", "only 'none'"),
+        ("fallback", "mirror", "fallback must be one of"),
         ("log_retention_days", "31", "log_retention_days"),
         ("custom_domain", "pypi.example.com", "certificate_arn"),
         ("options", {"admin_password": "x"}, "looks like a secret"),
