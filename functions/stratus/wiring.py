@@ -151,7 +151,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
 
         rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
     oidc_state = DynamoPublishers(table)
-    return Services(
+    services = Services(
         catalog=DynamoCatalog(table),
         storage=S3Storage(env["STRATUS_BUCKET_NAME"], presign_expiry=settings.presign_expiry),
         access=access,
@@ -167,6 +167,8 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
     )
+    services.fallback = fallback_from_env(services, env)
+    return services
 
 
 def _cloudwatch_audit(env: Mapping[str, str]) -> AuditLog | None:
@@ -199,7 +201,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     storage = LocalStorage(data_dir / "files")
     runs = SqliteReconcileRuns(data_dir / "index.sqlite3")
     oidc_state = SqlitePublishers(data_dir / "oidc.sqlite3")
-    return Services(
+    services = Services(
         catalog=catalog,
         storage=storage,
         access=access,
@@ -214,6 +216,8 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
     )
+    services.fallback = fallback_local(services, data_dir)
+    return services
 
 
 def signing_key(options: Mapping[str, str]) -> str | None:

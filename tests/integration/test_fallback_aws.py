@@ -50,9 +50,9 @@ def aws(moto_endpoint, s3_bucket, dynamo_table, upstream, monkeypatch) -> dict[s
 
 def api_side() -> Any:
     """What the API function builds at init (services and fallback from the environment)."""
-    from stratus.wiring import fallback_from_env, services_from_env
+    from stratus.wiring import services_from_env
 
-    return fallback_from_env(services_from_env())
+    return services_from_env().fallback
 
 
 def deliver(aws: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,3 +158,30 @@ def test_fill_job_messages_round_trip() -> None:
     original = FillJob("demo", "demo-1.0.tar.gz", "https://x/demo-1.0.tar.gz", "a" * 64, 10, "")
     assert FillJob.from_json(original.to_json()) == original
     assert json.loads(original.to_json())["sha256"] == "a" * 64
+
+
+def test_downloads_through_the_api(aws, upstream, monkeypatch) -> None:
+    """Small files fill inline (then the presigned S3 URL); large ones go to the queue while
+    the client is sent to the upstream file."""
+    from starlette.testclient import TestClient
+
+    from stratus.web.app import create_app
+    from stratus.wiring import services_from_env
+
+    small = upstream.add_wheel("smallpkg", "1.0")
+    large = upstream.add_huge_wheel("largepkg", "1.0", 9 * 1024 * 1024)
+    monkeypatch.setenv("STRATUS_DEFAULT_READ", "everyone")  # no users: anonymous reads
+    monkeypatch.setenv("STRATUS_CACHE_UPDATE", "everyone")  # ... and fills the cache
+    client = TestClient(create_app(services_from_env()), follow_redirects=False)
+
+    got = client.get(f"/files/smallpkg/{small.filename}")
+    assert got.status_code == 302 and aws["bucket"] in got.headers["Location"]
+    assert client.app.state.ctx.services.catalog.get_file("smallpkg", small.filename)
+
+    got = client.get(f"/files/largepkg/{large.filename}")
+    assert got.status_code == 302
+    assert got.headers["Location"] == f"{upstream.url}/files/{large.filename}"
+    assert client.get(f"/files/largepkg/{large.filename}").status_code == 302  # lock held
+    assert len(deliver(aws)) == 1  # one fill queued for both requests
+    got = client.get(f"/files/largepkg/{large.filename}")
+    assert got.status_code == 302 and aws["bucket"] in got.headers["Location"]

@@ -85,6 +85,10 @@ def test_etag_revalidation_and_missing_projects(upstream) -> None:
     upstream.add_wheel("demo", "1.1")
     changed = client.project_page("demo", page.etag)
     assert isinstance(changed, UpstreamPage) and len(changed.files) == 2
+    # an unread 404 body must not spoil the kept-alive connection for the next request
+    for _ in range(3):
+        assert not client.project_page("nothing-here").exists  # type: ignore[union-attr]
+        assert client.project_page("demo").exists  # type: ignore[union-attr]
 
 
 def test_down_slow_and_oversized_upstreams_are_errors(upstream) -> None:

@@ -115,11 +115,12 @@ class HttpUpstream:
     @staticmethod
     @contextlib.contextmanager
     def _closing(response: Any) -> Iterator[Any]:
-        """Return the connection to the pool after a complete read; drop it otherwise."""
+        """Return the connection to the pool after a page read whole (200) or a 304;
+        drop it otherwise (an unread error body must not reach the next request)."""
         complete = False
         try:
             yield response
-            complete = True
+            complete = response.status in (200, 304)
         finally:
             if complete:
                 response.release_conn()

@@ -29,10 +29,10 @@ _filler: Any = None
 def filler() -> Any:
     global _filler
     if _filler is None:
-        from ..wiring import fallback_from_env, services_from_env
+        from ..wiring import services_from_env
 
-        built = fallback_from_env(services_from_env())
-        if built.filler is None:
+        built = services_from_env().fallback
+        if built is None or built.filler is None:
             raise RuntimeError("the fill function needs STRATUS_FALLBACK = cache")
         _filler = built.filler
     return _filler

@@ -17,9 +17,24 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..app.policy import BadCredentials
 from ..app.throttle import TooManyAttempts
-from ..domain.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StratusError
+from ..domain.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    StratusError,
+    UpstreamError,
+)
 
-_STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, BackendUnavailable: 503}
+_STATUS = {
+    InvalidInput: 400,
+    NotPermitted: 403,
+    NotFound: 404,
+    Conflict: 409,
+    UpstreamError: 502,
+    BackendUnavailable: 503,
+}
 
 
 class AuthRequired(Exception):
