@@ -116,6 +116,26 @@ def test_down_slow_and_oversized_upstreams_are_errors(upstream) -> None:
         pass
 
 
+def test_redirects_are_followed_and_checked(upstream) -> None:
+    hosted = upstream.add_wheel("demo", "1.0")
+    upstream.redirects["/simple/demo/"] = "/moved/simple/demo/"
+    upstream.redirects["/moved/simple/demo/"] = f"{upstream.url}/simple/demo-real/"
+    upstream.add_wheel("demo-real", "1.0")
+    client = HttpUpstream(upstream.url, timeout=5)
+    page = client.project_page("demo")  # two hops, then the page; links resolve from it
+    assert isinstance(page, UpstreamPage) and page.files == ()  # demo-real's files: not demo's
+    upstream.redirects["/files/" + hosted.filename] = "http://169.254.169.254/latest/"
+    with (
+        pytest.raises(UpstreamError, match="refusing"),
+        client.open_file(f"{upstream.url}/files/{hosted.filename}"),
+    ):
+        pass
+    for i in range(5):
+        upstream.redirects[f"/loop{i}"] = f"/loop{i + 1}"
+    with pytest.raises(UpstreamError, match="redirects too often"):
+        client.read_file(f"{upstream.url}/loop0", 100)
+
+
 def test_a_botocore_sized_page(upstream) -> None:
     upstream.add_big_page("botocore", 10_000)
     page = HttpUpstream(upstream.url, timeout=10).project_page("botocore")

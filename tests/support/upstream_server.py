@@ -57,6 +57,7 @@ class UpstreamServer:
         self.down = False
         self.delay = 0.0  # seconds before every answer
         self.html_only = False  # answer pages as PEP 503 HTML whatever the Accept header
+        self.redirects: dict[str, str] = {}  # path → Location of a 302
         self.requests: Counter[str] = Counter()  # path → count
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -249,6 +250,12 @@ class UpstreamServer:
                     server.requests[path] += 1
                 if server.delay:
                     time.sleep(server.delay)
+                if path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 parts = path.strip("/").split("/")
                 if len(parts) == 2 and parts[0] == "simple":
                     return self._project(parts[1])

@@ -8,9 +8,9 @@ Only the API common to urllib3 1.26 and 2.x is used (the runtime's botocore deci
 
 What the upstream sends is bounded: a page may take ``pypi.upstream_timeout`` to connect
 and between bytes, twice that in all, and at most ``MAX_PAGE_BYTES``; small files (PEP 658
-metadata) have their own cap. Redirects are followed (at most 3). Files are only fetched
-over https, or from the upstream's own scheme and host (a hostile page cannot point a fill
-at an internal http endpoint).
+metadata) have their own cap. Redirects are followed (at most 3). Every URL, redirect
+targets included, must be https or on the upstream's own scheme and host: a hostile page
+or redirect cannot send a fill to an internal http endpoint (169.254.169.254, ...).
 """
 
 from __future__ import annotations
@@ -67,33 +67,39 @@ class HttpUpstream:
                 maxsize=8,
                 cert_reqs="CERT_REQUIRED",
                 timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+                # one more connect attempt; redirects are followed (and checked) by _open
                 retries=urllib3.Retry(
-                    total=MAX_REDIRECTS + 1,
-                    connect=1,
-                    read=0,
-                    status=0,
-                    redirect=MAX_REDIRECTS,
-                    raise_on_redirect=True,
-                    respect_retry_after_header=False,
+                    total=2, connect=1, read=0, status=0, redirect=0, raise_on_redirect=False
                 ),
             )
         return self._pool
 
     # --- plumbing -----------------------------------------------------------------------
 
-    def _open(self, url: str, headers: dict[str, str]) -> Any:
+    def _open(self, url: str, headers: dict[str, str]) -> tuple[Any, str]:
+        """GET ``url``; (the response, its URL) after at most MAX_REDIRECTS redirects, each
+        target checked as the first (https, or the upstream's own scheme and host)."""
         import urllib3
 
-        self.requests += 1
-        try:
-            return self.pool.request(
-                "GET",
-                url,
-                headers={"User-Agent": USER_AGENT, **headers},
-                preload_content=False,
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise UpstreamError(f"the upstream index does not answer ({url}): {exc}") from None
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_url(url)
+            self.requests += 1
+            try:
+                response = self.pool.request(
+                    "GET",
+                    url,
+                    headers={"User-Agent": USER_AGENT, **headers},
+                    preload_content=False,
+                    redirect=False,
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise UpstreamError(f"the upstream index does not answer ({url}): {exc}") from None
+            location = response.headers.get("Location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                return response, url
+            response.close()
+            url = urljoin(url, location)
+        raise UpstreamError(f"the upstream redirects too often ({url})")
 
     def _read(self, response: Any, limit: int, deadline: float, url: str) -> bytes:
         import urllib3
@@ -127,7 +133,7 @@ class HttpUpstream:
             else:
                 response.close()
 
-    def _check_file_url(self, url: str) -> None:
+    def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme == "https" or (parts.scheme, parts.netloc) == self._home:
             return
@@ -141,7 +147,8 @@ class HttpUpstream:
         if etag:
             headers["If-None-Match"] = etag
         deadline = time.monotonic() + 2 * self.timeout
-        with self._closing(self._open(url, headers)) as response:
+        response, final_url = self._open(url, headers)
+        with self._closing(response):
             status = response.status
             if status == 304 and etag:
                 return NOT_MODIFIED
@@ -150,8 +157,6 @@ class HttpUpstream:
             if status != 200:
                 raise UpstreamError(f"the upstream answered {status} for {url}")
             body = self._read(response, self.max_page_bytes, deadline, url)
-            # after redirects the page's own URL; urllib3 gives it relative to the host
-            final_url = urljoin(url, response.geturl() or url)
             try:
                 files = parse_page(
                     body, response.headers.get("Content-Type", ""), final_url, project
@@ -184,8 +189,7 @@ class HttpUpstream:
             return self._read(response, limit, time.monotonic() + 2 * self.timeout, url)
 
     def _get_file(self, url: str) -> Any:
-        self._check_file_url(url)
-        response = self._open(url, {"Accept-Encoding": "identity"})
+        response, _ = self._open(url, {"Accept-Encoding": "identity"})
         if response.status != 200:
             response.close()
             if response.status in (404, 410):
