@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "functions"))
+from tests.e2e.conftest import running_serve  # noqa: E402
 from tests.support.distributions import wheel_bytes  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
 from tests.support.upstream_server import UpstreamServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -48,36 +48,6 @@ def write_config(path: Path, upstream: str) -> Path:
         "pypi.cache_update = authenticated\n"
     )
     return path
-
-
-def start_server(data: Path, config: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            str(BIN / "stratus"),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("stratus serve did not start")
 
 
 def page_latency(port: int, project: str, requests: int) -> float:
@@ -209,9 +179,8 @@ def main() -> None:
                             )
                         )
                     upstream.add_big_page(cached_name, files)
-            port = free_port()
-            server = start_server(data, config, port)
-            try:
+            with running_serve(config, data, tmp / "serve.log") as url:
+                port = int(url.rsplit(":", 1)[1])
                 for files in (200, 10_000):
                     requests = args.requests if files <= 200 else max(20, args.requests // 10)
                     local = page_latency(port, f"local-{files}", requests)
@@ -246,9 +215,6 @@ def main() -> None:
                         "second: 0",
                     )
                 )
-            finally:
-                server.terminate()
-                server.wait(10)
 
             # 3. memory of a large fill (a fresh process, local storage)
             size, peak, rss, seconds = fill_memory(tmp, upstream, config, args.fill_mb)

@@ -106,11 +106,6 @@ def test_api_may_only_send_to_the_fill_queue(api):
     assert env["STRATUS_UPSTREAM_CACHE_SECONDS"] == "600"
 
 
-def test_table_has_a_ttl_attribute(templates):
-    table = only(templates["Storage"], "AWS::DynamoDB::Table")["Properties"]
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-
-
 def test_fill_dead_letters_raise_an_alarm(cache_synth):
     monitoring = cache_synth["stacks"]["StratusMonitoring"].template
     alarms = resources(monitoring, "AWS::CloudWatch::Alarm")

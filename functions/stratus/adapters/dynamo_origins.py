@@ -9,8 +9,7 @@ from typing import Any
 
 from ..domain.indexes import DEFAULT_INDEX, check_index_name
 from ..domain.origins import OriginControls
-from .dynamo_catalog import TableAdapter, cached_per_table
-from .dynamo_items import keyed_base
+from .dynamo_table import TableAdapter, cached_per_table, table_for
 
 ORIGIN_PREFIX = "ORIGIN#"
 ORIGIN_SK = "ORIGIN"
@@ -28,7 +27,7 @@ class _Models:
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import UnicodeAttribute
 
-    class OriginItem(keyed_base(table, aws_region)):  # type: ignore[misc]
+    class OriginItem(table_for(table, aws_region).base):  # type: ignore[misc]
         upstream = UnicodeAttribute()
         publish = UnicodeAttribute()
         set_by = UnicodeAttribute()

@@ -28,8 +28,7 @@ from typing import Any
 
 from ..domain.upstream import UpstreamPage, decode_page, encode_page
 from . import table_schema
-from .dynamo_catalog import TableAdapter, cached_per_table
-from .dynamo_items import keyed_base
+from .dynamo_table import TableAdapter, cached_per_table, table_for
 
 PAGE_PREFIX = "UPSTREAM#"
 HEAD_SK = "PAGE"
@@ -61,7 +60,7 @@ class _Models:
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 
-    Item = keyed_base(table, aws_region)
+    Item = table_for(table, aws_region).base
 
     class PageItem(Item):  # the head and the chunks
         gen = UnicodeAttribute(null=True)
