@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from ..app.fetch import MAX_TEXT, fetch_requirements
 from ..app.fill import INLINE_FILL_MAX_BYTES
 from ..app.upstream import FallbackServices, ProjectView
 from ..domain import origins
@@ -147,6 +146,8 @@ def _may_fetch(ctx: AppContext, who: Identity) -> FallbackServices:
 async def _bounded_fields(request: Request) -> dict[str, object]:
     """The form (urlencoded or multipart, file parts read as text) or JSON body, at most
     ``MAX_TEXT`` (+ a little) bytes."""
+    from ..app.fetch import MAX_TEXT  # packaging.requirements: off the cold start
+
     limit = MAX_TEXT + 4096
     if int(request.headers.get("content-length") or 0) > limit:
         raise InvalidInput(f"The request body is larger than {limit} bytes.")
@@ -172,6 +173,8 @@ async def _bounded_fields(request: Request) -> dict[str, object]:
 
 
 async def _fetch(request: Request, ctx: AppContext, who: Identity) -> FetchOutcome:
+    from ..app.fetch import fetch_requirements
+
     fb = _may_fetch(ctx, who)
     fields = await _bounded_fields(request)
     text = fields.get("requirements")
