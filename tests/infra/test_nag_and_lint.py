@@ -15,6 +15,23 @@ import pytest
 CFN_LINT_IGNORED = ["W3005"]
 
 
+def cfn_lint(templates: list[Path]) -> subprocess.CompletedProcess[str]:
+    """cfn-lint on synthesized templates (run as a child: it reads its own argv)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            "--ignore-checks",
+            *CFN_LINT_IGNORED,
+            "--",
+            *map(str, templates),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
 def acknowledgments(app: Any) -> list[tuple[str, str, str]]:
     from aws_cdk import Validations
 
@@ -99,17 +116,5 @@ def test_cfn_lint_passes_on_every_template(default_synth, synth, tmp_path_factor
     for variant in variants:
         templates = sorted(Path(variant["outdir"]).glob("*.template.json"))
         assert len(templates) == 5
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from cfnlint.runner import main; sys.exit(main())",
-                "--ignore-checks",
-                *CFN_LINT_IGNORED,
-                "--",
-                *map(str, templates),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        result = cfn_lint(templates)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -30,10 +30,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
@@ -65,6 +66,15 @@ def _fsync_write(path: Path, data: bytes) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_copy(path: Path, source: Path) -> os.stat_result:
+    """Create ``path`` (must not exist) with the bytes of ``source``, 1 MB at a time; fsync."""
+    with open(source, "rb") as src, open(path, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+        dst.flush()
+        os.fsync(dst.fileno())
+        return os.fstat(dst.fileno())
 
 
 def _unlink(path: Path) -> None:
@@ -143,6 +153,32 @@ class LocalStorage:
         content_type: str = "application/octet-stream",
         if_absent: bool = False,
     ) -> None:
+        self._store(
+            key, lambda tmp: _fsync_write(tmp, bytes(data)), metadata, content_type, if_absent
+        )
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        self._store(
+            key, lambda tmp: _fsync_copy(tmp, Path(path)), metadata, content_type, if_absent
+        )
+
+    def _store(
+        self,
+        key: str,
+        write: Callable[[Path], os.stat_result],
+        metadata: dict[str, str] | None,
+        content_type: str,
+        if_absent: bool,
+    ) -> None:
+        """Write the bytes with ``write(tmp)``, then publish them at ``key`` in one step."""
         path = self._path(key)
         meta = check_user_metadata(metadata)
         folder = path.parent
@@ -158,7 +194,7 @@ class LocalStorage:
             try:
                 if if_absent and os.path.lexists(path):
                     raise Conflict(f"Object {key!r} already exists.")
-                st = _fsync_write(tmp, bytes(data))
+                st = write(tmp)
                 if meta:
                     self._write_sidecar(path, st, meta, content_type)
                 else:  # no metadata to keep (core metadata files): spare the second write

@@ -19,6 +19,11 @@ A delete goes the other way: the catalog entry first (leaving a tombstone with i
 sha256, so neither sync nor reconcile lists a surviving object again), then the
 distribution, then its metadata file. A delete that stopped after its catalog step is
 finished by the next delete of the file (instead of a 404).
+
+A cache fill (``import_file``, from ``app.fill``) is published the same way, from a local
+file streamed to storage: same lease, same order, same rollback; it never overwrites.
+An upload first asks the ``guard`` (origin controls) whether the project may be
+published at all.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -36,13 +42,19 @@ from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
 from .descriptions import store_description
-from .indexing import Described, describe_distribution
-from .leases import KeyLease, holding
+from .indexing import describe_distribution
+from .leases import LEASE_SECONDS, KeyLease, holding
 
 log = logging.getLogger(__name__)
 
 # How long an overwrite or a delete waits for the key's current writer to finish.
 LEASE_WAIT_SECONDS = 10.0
+# A cache fill streams a file of up to ``app.fill.DEFAULT_MAX_BYTES`` to storage while
+# holding the lease: it lasts as long as the fill function may run.
+FILL_LEASE_SECONDS = 900.0
+
+# Writes the distribution's bytes: ``write(key, object metadata)``.
+Write = Callable[[str, dict[str, str]], None]
 
 _DIGESTS = {
     "sha256_digest": (64, lambda data: hashlib.sha256(data).hexdigest()),
@@ -68,10 +80,20 @@ def check_digests(data: bytes, sent: Mapping[str, str | None]) -> None:
 
 
 class Publisher:
-    def __init__(self, catalog: Catalog, storage: Storage, *, allow_overwrite: bool) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        *,
+        allow_overwrite: bool,
+        guard: Callable[[str], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.allow_overwrite = allow_overwrite
+        # Called with the project before an upload stores anything; raises to refuse
+        # (origin controls: ``app.origins.OriginPolicy.check_publish``).
+        self.guard = guard
 
     def upload(
         self,
@@ -90,40 +112,93 @@ class Publisher:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
-        project = described.record.project
+        if self.guard is not None:
+            self.guard(described.record.project)
+
+        def write(key: str, metadata: dict[str, str]) -> None:
+            self.storage.put(key, data, metadata=metadata, content_type="application/octet-stream")
+
         overwrite = self.allow_overwrite
+        return self._publish(
+            described.record,
+            described.core_metadata,
+            described.source_metadata,
+            write,
+            overwrite=overwrite,
+            wait=LEASE_WAIT_SECONDS if overwrite else 0.0,
+        )
+
+    def import_file(
+        self,
+        record: FileRecord,
+        path: Path,
+        core_metadata: bytes | None,
+        source_metadata: bytes | None = None,
+    ) -> FileRecord:
+        """Publish a distribution from a local file (a cache fill) like an upload: under
+        the key's lease, metadata → description → distribution (streamed) → catalog, rolled
+        back on failure. Never overwrites: ``Conflict`` if the file exists."""
+
+        def write(key: str, metadata: dict[str, str]) -> None:
+            self.storage.put_file(
+                key, path, metadata=metadata, content_type="application/octet-stream"
+            )
+
+        # Waits for a concurrent fill of the same file, then finds it stored (Conflict).
+        return self._publish(
+            record,
+            core_metadata,
+            source_metadata,
+            write,
+            overwrite=False,
+            wait=LEASE_WAIT_SECONDS,
+            lease_seconds=FILL_LEASE_SECONDS,
+        )
+
+    def _publish(
+        self,
+        record: FileRecord,
+        core_metadata: bytes | None,
+        source_metadata: bytes | None,
+        write: Write,
+        *,
+        overwrite: bool,
+        wait: float,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> FileRecord:
+        """Steps 2 to 4 of an upload (and of a cache fill): take the key's lease, store."""
+        project, filename = record.project, record.filename
         exists = Conflict(f"File {filename!r} already exists.")
         if not overwrite and self.catalog.get_file(project, filename) is not None:
             raise exists
         busy = f"Another upload or delete of {filename!r} is in progress; try again shortly."
         key = file_key(project, filename)
-        with holding(
-            self.catalog, key, wait=LEASE_WAIT_SECONDS if overwrite else 0.0, busy=busy
-        ) as lease:
+        with holding(self.catalog, key, wait=wait, busy=busy, seconds=lease_seconds) as lease:
             if not overwrite and self.catalog.get_file(project, filename) is not None:
                 raise exists
-            return self._store(described, data, lease, overwrite=overwrite)
+            return self._store(
+                record, core_metadata, source_metadata, write, lease, overwrite=overwrite
+            )
 
     def _store(
-        self, described: Described, data: bytes, lease: KeyLease, *, overwrite: bool
+        self,
+        record: FileRecord,
+        core_metadata: bytes | None,
+        source_metadata: bytes | None,
+        write: Write,
+        lease: KeyLease,
+        *,
+        overwrite: bool,
     ) -> FileRecord:
         """Steps 3 and 4 of an upload, the key's lease held."""
-        record = described.record
         key = file_key(record.project, record.filename)
         meta_key = metadata_key(record.project, record.filename)
         roll_back = not overwrite  # an overwrite has no previous bytes to go back to
         try:
-            if described.core_metadata is not None:
-                self.storage.put(
-                    meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
-                )
-            store_description(self.storage, record, described.source_metadata)  # the web UI's
-            self.storage.put(
-                key,
-                data,
-                metadata=to_object_metadata(record),
-                content_type="application/octet-stream",
-            )
+            if core_metadata is not None:
+                self.storage.put(meta_key, core_metadata, content_type="text/plain; charset=utf-8")
+            store_description(self.storage, record, source_metadata)  # the web UI's
+            write(key, to_object_metadata(record))
             if not lease.renew():  # held past its expiry: another writer may own the key now
                 roll_back = False
                 raise Conflict(f"The upload of {record.filename!r} took too long; try again.")

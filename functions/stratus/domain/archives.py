@@ -13,7 +13,8 @@ a .tar.gz can hold a million members or a member header that claims gigabytes. S
   go past ``MAX_ARCHIVE_SCAN_BYTES`` or to read a single header record larger than
   ``MAX_TAR_HEADER_BYTES``, and the scan stops after ``MAX_ARCHIVE_MEMBERS`` members.
 
-Every refusal is an ``InvalidInput`` (HTTP 400) naming the limit. Pure: works on bytes.
+Every refusal is an ``InvalidInput`` (HTTP 400) naming the limit. Pure: works on bytes
+(or a read-only ``mmap`` of a file, which slices like bytes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import bz2
 import gzip
 import io
 import lzma
+import mmap
 import struct
 import tarfile
 import zipfile
@@ -30,6 +32,16 @@ from collections.abc import Callable
 
 from . import limits
 from .errors import InvalidInput
+
+
+def _stream(data: bytes) -> io.BufferedIOBase | mmap.mmap:
+    """A file reading ``data``: a memory map (``metadata.extract`` of a file) serves as
+    one itself, without a copy; bytes through ``BytesIO``."""
+    if isinstance(data, mmap.mmap):
+        data.seek(0)
+        return data
+    return io.BytesIO(data)
+
 
 # --- zip -------------------------------------------------------------------------------
 
@@ -167,7 +179,7 @@ def open_zip(data: bytes, label: str) -> zipfile.ZipFile:
     """A ZipFile on ``data`` once its member count is known to be within the limit."""
     _check_member_count(data, label)
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(_stream(data))
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise InvalidInput(f"Invalid {label}: not a valid zip file ({exc}).") from None
 
@@ -226,7 +238,7 @@ def read_tar_gz_member(
     data: bytes, wanted: Callable[[tarfile.TarInfo], bool], label: str
 ) -> bytes | None:
     """The first member ``wanted`` accepts (at most ``MAX_CORE_METADATA_BYTES``), or None."""
-    stream = _BoundedStream(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"), label)
+    stream = _BoundedStream(gzip.GzipFile(fileobj=_stream(data), mode="rb"), label)
     try:
         with tarfile.open(fileobj=stream, mode="r:") as tf:
             for count in range(1, limits.MAX_ARCHIVE_MEMBERS + 2):

@@ -16,8 +16,13 @@ invalid field is left out instead, so what was once accepted stays indexed.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import mmap
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.utils import canonicalize_name
@@ -186,8 +191,34 @@ def _from_sdist(data: bytes, dist: DistFilename, strict: bool) -> CoreMetadata:
     return meta
 
 
-def extract(data: bytes, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
-    """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
-    if dist.kind == "bdist_wheel":
-        return _from_wheel(data, dist, strict)
-    return _from_sdist(data, dist, strict)
+def extract(data: bytes | BinaryIO, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
+    """Read the core metadata of a distribution (bytes, or a seekable file: mapped, never
+    read whole); raise InvalidInput for a broken archive."""
+    with _contents(data) as contents:
+        if dist.kind == "bdist_wheel":
+            return _from_wheel(contents, dist, strict)
+        return _from_sdist(contents, dist, strict)
+
+
+@contextlib.contextmanager
+def _contents(data: bytes | BinaryIO) -> Iterator[bytes]:
+    """Bytes as they are; a file memory-mapped (``archives`` slices it like bytes, and the
+    operating system pages in only what is read), or read if it cannot be mapped."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        yield bytes(data)
+        return
+    if isinstance(data, io.BytesIO):
+        yield data.getvalue()
+        return
+    try:
+        fileno = data.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        data.seek(0)
+        yield data.read()
+        return
+    data.seek(0, io.SEEK_END)
+    if data.tell() == 0:
+        yield b""
+        return
+    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
+        yield mapped  # type: ignore[misc]

@@ -9,7 +9,19 @@ from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import admin, docs, errors, files, health, oidc, packages_api, simple, upload, users
+from . import (
+    admin,
+    docs,
+    errors,
+    fallback,
+    files,
+    health,
+    oidc,
+    packages_api,
+    simple,
+    upload,
+    users,
+)
 from .deps import AppContext
 from .observe import RequestObserver
 
@@ -27,7 +39,7 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    modules = [simple, files, upload, packages_api, users, oidc, admin, health]
+    modules = [simple, files, upload, packages_api, fallback, users, oidc, admin, health]
     if api_docs:
         modules.append(docs)
     for module in modules:
@@ -46,7 +58,11 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
             minted_tokens=services.minted_tokens,
         ),
         publisher=Publisher(
-            services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
+            services.catalog,
+            services.storage,
+            allow_overwrite=services.settings.allow_overwrite,
+            # origin controls: a name locked to the upstream refuses uploads (403)
+            guard=services.fallback.origins.check_publish if services.fallback else None,
         ),
     )
     app.state.trusted_publishing = oidc.build(services)
