@@ -34,6 +34,7 @@ class MonitoringStack(Stack):
         reconcile_failures: sqs.IQueue,
         http_api: apigwv2.IHttpApi,
         functions: dict[str, lambda_.IFunction],
+        fill_dead_letters: sqs.IQueue | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, description="Stratus package index: alarms", **kwargs)
@@ -79,6 +80,16 @@ class MonitoringStack(Stack):
             "S3 events the sync could not apply are in the dead-letter queue; "
             "fix the cause, then run the reconcile (README: Deploy to AWS)",
         )
+        if fill_dead_letters is not None:
+            alarm(
+                "FillDeadLetters",
+                fill_dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                1,
+                "Cache fills failed repeatedly (upstream down, sha256 mismatch): see the fill "
+                "function's log; clients are still sent to the upstream for those files",
+            )
         alarm(
             "SyncBacklog",
             events_queue.metric_approximate_age_of_oldest_message(

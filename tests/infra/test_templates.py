@@ -12,6 +12,14 @@ from stratus.adapters import table_schema
 from stratus.adapters.table_schema import create_table_kwargs
 
 PACKAGES_EXPORT = "StratusStorage-PackagesBucketArn"
+# What a Lambda SQS event source grants its function on the queue.
+SQS_CONSUME_ACTIONS = [
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+]
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -441,13 +449,7 @@ def test_indexing_roles(templates, stack):
         "dynamodb:Query",
     ]
     table_arn(got["ReadWriteIndex"]["resource"])
-    assert got["ConsumeEvents"]["actions"] == [
-        "sqs:ChangeMessageVisibility",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-        "sqs:GetQueueUrl",
-        "sqs:ReceiveMessage",
-    ]
+    assert got["ConsumeEvents"]["actions"] == SQS_CONSUME_ACTIONS
     queue = "SyncEvents" if stack == "Sync" else "ReconcileRuns"
     assert queue in json.dumps(got["ConsumeEvents"]["resource"])
     if stack == "Reconcile":
@@ -556,7 +558,7 @@ def test_custom_domain_and_access_config(synth, tmp_path_factory):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("fallback", "redirect", "only 'none'"),
+        ("fallback", "mirror", "fallback must be one of"),
         ("log_retention_days", "31", "log_retention_days"),
         ("custom_domain", "pypi.example.com", "certificate_arn"),
         ("options", {"admin_password": "x"}, "looks like a secret"),
