@@ -358,7 +358,12 @@ def build_fallback(
     upstream = upstream or HttpUpstream(
         settings.fallback_base_url, timeout=settings.upstream_timeout
     )
-    pages = UpstreamPages(upstream, page_cache, ttl_seconds=settings.upstream_cache_seconds)
+    pages = UpstreamPages(
+        upstream,
+        page_cache,
+        ttl_seconds=settings.upstream_cache_seconds,
+        metrics=services.metrics,
+    )
     filler = Filler(
         upstream,
         Publisher(services.catalog, services.storage, allow_overwrite=False),
@@ -367,6 +372,7 @@ def build_fallback(
         temp_dir=temp_dir,
         locks=locks,
         queue=queue,
+        metrics=services.metrics,
     )
     return FallbackServices(
         Fallback(settings, services.catalog, origins, pages), origins, pages, filler

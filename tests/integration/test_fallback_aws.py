@@ -44,7 +44,7 @@ def aws(moto_endpoint, s3_bucket, dynamo_table, upstream, monkeypatch) -> dict[s
     monkeypatch.delenv("STRATUS_CONFIG", raising=False)
     from stratus.handlers import fill as fill_handler
 
-    monkeypatch.setattr(fill_handler, "_filler", None)  # a fresh "container" per test
+    monkeypatch.setattr(fill_handler, "_services", None)  # a fresh "container" per test
     return {"sqs": sqs, "queue_url": queue_url, "bucket": s3_bucket, "table": dynamo_table}
 
 
@@ -103,7 +103,9 @@ def job(fb: Any, project: str, filename: str) -> FillJob:
     return FillJob.for_file(project, file, "alice")
 
 
-def test_concurrent_requests_queue_one_fill_and_the_function_stores_it(aws, upstream) -> None:
+def test_concurrent_requests_queue_one_fill_and_the_function_stores_it(
+    aws, upstream, capsys
+) -> None:
     hosted = upstream.add_huge_wheel("bigwheel", "1.0", 20 * 1024 * 1024)  # S3 multipart
     fb = api_side()
     assert fb.filler.queued
@@ -112,8 +114,11 @@ def test_concurrent_requests_queue_one_fill_and_the_function_stores_it(aws, upst
     assert not fb.filler.dispatch(wanted)  # the next ones: a fill is under way
     assert not api_side().filler.dispatch(wanted)  # also from another container
 
+    capsys.readouterr()
     responses = deliver(aws)
     assert responses == [{"batchItemFailures": []}]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [m.get("CacheFills") for m in emf] == [[1.0]]  # one EMF line, one fill
     record = fb.fallback.catalog.get_file("bigwheel", hosted.filename)
     assert record is not None and record.sha256 == hosted.sha256
     storage = fb.filler.publisher.storage

@@ -146,12 +146,25 @@ def test_a_botocore_sized_page(upstream) -> None:
 # --- the page cache ---------------------------------------------------------------------------
 
 
-def pages_over(upstream, tmp_path: Path, *, timeout: float = 5) -> tuple[UpstreamPages, Clock]:
+class Counts(dict):
+    """A MetricsSink that keeps the counts."""
+
+    def count(self, name: str, value: int = 1) -> None:
+        self[name] = self.get(name, 0) + value
+
+
+def pages_over(
+    upstream, tmp_path: Path, *, timeout: float = 5, metrics: Counts | None = None
+) -> tuple[UpstreamPages, Clock]:
     clock = Clock()
     cache = SqlitePageCache(tmp_path / "upstream.sqlite3", mirror="test")
     return (
         UpstreamPages(
-            HttpUpstream(upstream.url, timeout=timeout), cache, ttl_seconds=600, clock=clock
+            HttpUpstream(upstream.url, timeout=timeout),
+            cache,
+            ttl_seconds=600,
+            clock=clock,
+            metrics=metrics,
         ),
         clock,
     )
@@ -186,8 +199,10 @@ def test_last_good_page_is_served_when_the_upstream_fails(
     upstream, tmp_path: Path, caplog, fault: str
 ) -> None:
     upstream.add_wheel("demo", "1.0")
-    pages, clock = pages_over(upstream, tmp_path, timeout=1)
+    counts = Counts()
+    pages, clock = pages_over(upstream, tmp_path, timeout=1, metrics=counts)
     good = pages.get("demo")
+    assert counts == {}
     if fault == "down":
         upstream.down = True
     else:
@@ -198,6 +213,7 @@ def test_last_good_page_is_served_when_the_upstream_fails(
     assert "upstream unavailable, serving the page of demo" in caplog.text
     with pytest.raises(UpstreamError):  # nothing cached: nothing to serve
         pages.get("never-seen")
+    assert counts == {"UpstreamErrors": 2}  # the business metric, once per failure
 
 
 def test_missing_projects_are_cached_too(upstream, tmp_path: Path) -> None:

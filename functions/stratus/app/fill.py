@@ -30,7 +30,7 @@ from ..domain.errors import Conflict, PermissionDenied, UpstreamError
 from ..domain.models import FileRecord
 from ..domain.origins import upstream_blocked_message
 from ..domain.upstream import FillJob
-from ..ports import FillLocks, FillQueue, UpstreamIndex
+from ..ports import FillLocks, FillQueue, MetricsSink, UpstreamIndex
 from .indexing import Digests, Hashing, describe_archive
 from .origins import OriginPolicy
 from .publish import Publisher
@@ -54,6 +54,7 @@ class Filler:
         locks: FillLocks | None = None,
         queue: FillQueue | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.upstream = upstream
         self.publisher = publisher
@@ -63,6 +64,7 @@ class Filler:
         self.locks = locks
         self.queue = queue
         self.max_bytes = max_bytes
+        self.metrics = metrics  # CacheFills, UpstreamErrors (business metrics)
 
     @property
     def queued(self) -> bool:
@@ -111,8 +113,14 @@ class Filler:
                     "nothing was stored"
                 )
             record = self._publish(job, tmp, digests)
+            if self.metrics is not None:
+                self.metrics.count("CacheFills")
             if result is not None:
                 result.append(record)
+        except UpstreamError:
+            if self.metrics is not None:
+                self.metrics.count("UpstreamErrors")
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -25,7 +25,7 @@ from ..domain.errors import NotFound, UpstreamError
 from ..domain.fallback import Answer, DownloadAnswer, Mode
 from ..domain.models import FileRecord, Identity
 from ..domain.upstream import MAX_METADATA_BYTES, NOT_MODIFIED, UpstreamFile, UpstreamPage
-from ..ports import Catalog, PageCache, UpstreamIndex
+from ..ports import Catalog, MetricsSink, PageCache, UpstreamIndex
 from ..settings import Settings
 from .fill import Filler
 from .origins import OriginPolicy
@@ -41,11 +41,13 @@ class UpstreamPages:
         *,
         ttl_seconds: float,
         clock: Callable[[], float] = time.time,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.upstream = upstream
         self.cache = cache
         self.ttl_seconds = ttl_seconds
         self.clock = clock
+        self.metrics = metrics  # counts UpstreamErrors
 
     def get(self, project: str) -> UpstreamPage:
         """The upstream's page (``exists`` False: the upstream has no such project)."""
@@ -56,6 +58,8 @@ class UpstreamPages:
         try:
             fetched = self.upstream.project_page(project, cached.etag if cached else None)
         except UpstreamError as exc:
+            if self.metrics is not None:
+                self.metrics.count("UpstreamErrors")
             if cached is None:
                 log.error("upstream unavailable, nothing cached for %s: %s", project, exc)
                 raise

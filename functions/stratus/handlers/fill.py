@@ -5,6 +5,8 @@ client asked for an upstream file that is not stored yet. ``Filler.run_queued`` 
 file to /tmp (bounded memory, sha256 checked), stores it like an upload (S3 multipart,
 core metadata, catalog) and releases the job's lock. Upstream failures raise: the
 message is retried, then goes to the dead-letter queue (partial batch responses).
+Services are built once per container, at init (``runtime``); the Filler counts
+``CacheFills`` and ``UpstreamErrors``, flushed as EMF metrics after each invocation.
 """
 
 from __future__ import annotations
@@ -20,22 +22,23 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..domain.upstream import FillJob
+from .runtime import build_services, in_deployment
+from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-fill")
 processor = BatchProcessor(event_type=EventType.SQS)
-_filler: Any = None
+# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
+_services: Any = build_services() if in_deployment() else None
 
 
 def filler() -> Any:
-    global _filler
-    if _filler is None:
-        from ..wiring import services_from_env
-
-        built = services_from_env().fallback
-        if built is None or built.filler is None:
-            raise RuntimeError("the fill function needs STRATUS_FALLBACK = cache")
-        _filler = built.filler
-    return _filler
+    global _services
+    if _services is None:
+        _services = build_services()
+    built = _services.fallback
+    if built is None or built.filler is None:
+        raise RuntimeError("the fill function needs STRATUS_FALLBACK = cache")
+    return built.filler
 
 
 def record_handler(record: SQSRecord) -> str:
@@ -47,6 +50,8 @@ def record_handler(record: SQSRecord) -> str:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
