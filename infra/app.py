@@ -54,10 +54,11 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         events_queue=storage.events,
         reconcile_failures=storage.reconcile_failures,
         http_api=api.http_api,
+        table=storage.table,
         functions={
-            "Api": api.api_function.function,
-            "Sync": sync.sync_function.function,
-            "Reconcile": reconcile.reconcile_function.function,
+            "Api": api.api_function,
+            "Sync": sync.sync_function,
+            "Reconcile": reconcile.reconcile_function,
         },
     )
     cdk.Tags.of(app).add("project", "stratus")
