@@ -113,7 +113,6 @@ class ApiStack(Stack):
             self,
             "Api",
             settings=settings,
-            service="stratus-api",
             handler="stratus.handlers.api.handler",
             description="Stratus HTTP API (simple index, files, uploads, admin)",
             memory_mb=settings.api_memory_mb,

@@ -209,16 +209,18 @@ class StratusFunction(Construct):
         settings: DeploySettings,
         handler: str,
         description: str,
-        service: str,
         memory_mb: int,
         timeout_seconds: int,
         environment: dict[str, str],
         layers: list[lambda_.ILayerVersion],
         reserved_concurrency: int = 0,
         snap_start: bool = False,
+        service: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
-        self.service = service
+        # POWERTOOLS_SERVICE_NAME: "stratus-<id>" (stratus-api, stratus-sync...), the name
+        # the function's handler gives its Logger.
+        self.service = service or f"stratus-{construct_id.lower()}"
         self.reserved_concurrency = reserved_concurrency
         self.log_group = logs.LogGroup(self, "Logs", removal_policy=RemovalPolicy.DESTROY)
         cfn_log_group = self.log_group.node.default_child
@@ -249,7 +251,7 @@ class StratusFunction(Construct):
             description=description,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
-            environment={**environment, **telemetry_environment(settings, service)},
+            environment={**environment, **telemetry_environment(settings, self.service)},
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency or None,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,

@@ -1,8 +1,9 @@
 """Alarms and the operations dashboard.
 
 Alarms: sync dead letters (count and age) and backlog, reconcile failures and drift found,
-API 5xx and p99 latency, Lambda errors, throttles and concurrency near its limit (a
-function's reserved concurrency, the account's regional quota), index table throttles.
+cache fill dead letters (with the fill function), API 5xx and p99 latency, Lambda errors,
+throttles and concurrency near its limit (a function's reserved concurrency, the account's
+regional quota), index table throttles.
 Every alarm notifies one SNS topic; ``alarm_email`` subscribes an address to it. The
 thresholds are settings (``*_alarm_*`` in infra/settings.py, defaults in cdk.json).
 
@@ -64,6 +65,8 @@ BUSINESS_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     "Reconcile": {"Reconcile repairs (drift found)": ("ReconcileRepairs",)},
+    # With fallback = cache: what app/fill.py counts in the fill function.
+    "Fill": {"Cache fills": ("CacheFills", "UpstreamErrors")},
 }
 REPAIRS_METRIC = "ReconcileRepairs"  # handlers/reconcile.py: repairs of one reconcile page
 
@@ -81,6 +84,7 @@ class MonitoringStack(Stack):
         http_api: apigwv2.IHttpApi,
         table: dynamodb.ITable,
         functions: dict[str, StratusFunction],
+        fill_dead_letters: sqs.IQueue | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -124,6 +128,16 @@ class MonitoringStack(Stack):
             "S3 events the sync could not apply are in the dead-letter queue; "
             "fix the cause, then run the reconcile (README: Deploy to AWS)",
         )
+        if fill_dead_letters is not None:
+            self.alarm(
+                "FillDeadLetters",
+                fill_dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                1,
+                "Cache fills failed repeatedly (upstream down, sha256 mismatch): see the fill "
+                "function's log; clients are still sent to the upstream for those files",
+            )
         self.alarm(
             "SyncDeadLetterAge",
             dead_letters.metric_approximate_age_of_oldest_message(
@@ -373,6 +387,7 @@ class MonitoringStack(Stack):
         business = [
             graph(title, [self.business_metric(function, name) for name in names], width=6)
             for function, panels in BUSINESS_METRICS.items()
+            if function in self.functions
             for title, names in panels.items()
         ]
         dashboard.add_widgets(*business)

@@ -43,7 +43,6 @@ class ReconcileStack(Stack):
             self,
             "Reconcile",
             settings=settings,
-            service="stratus-reconcile",
             handler="stratus.handlers.reconcile.handler",
             description="Stratus reconcile: list the bucket, diff the index, repair drift",
             memory_mb=settings.reconcile_memory_mb,

@@ -36,7 +36,6 @@ class SyncStack(Stack):
             self,
             "Sync",
             settings=settings,
-            service="stratus-sync",
             handler="stratus.handlers.sync.handler",
             description="Stratus S3 event sync (files written to the bucket directly)",
             memory_mb=settings.sync_memory_mb,

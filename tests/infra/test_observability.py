@@ -312,6 +312,7 @@ def test_dashboard_shows_every_alarm_and_the_operations_metrics(templates):
     expected = {
         (name, SERVICES[function])
         for function, panels in BUSINESS_METRICS.items()
+        if function in SERVICES  # the fill function exists with fallback = cache only
         for names in panels.values()
         for name in names
     }
@@ -414,3 +415,59 @@ def test_the_dashboard_graphs_only_metrics_the_functions_emit(monkeypatch):
     # tests/integration/test_reconcile.py::test_repairs_are_published_as_a_metric runs the
     # reconcile handler and reads this metric from its EMF output.
     assert shown("Reconcile") == {REPAIRS_METRIC} == {"ReconcileRepairs"}
+
+
+def test_a_fill_function_gets_its_alarm_and_cache_panel(built_layer):
+    """With fallback = cache the app adds the fill function and its dead-letter queue."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_apigatewayv2 as apigwv2
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_sqs as sqs
+    from aws_cdk.assertions import Template
+
+    from infra.functions import StratusFunction
+    from infra.monitoring import MonitoringStack
+    from infra.settings import DeploySettings
+
+    settings = DeploySettings()
+    app = cdk.App()
+    parts = cdk.Stack(app, "Parts")
+    queues = {name: sqs.Queue(parts, name) for name in ("Dead", "Events", "Failed", "FillDead")}
+    functions = {
+        name: StratusFunction(
+            parts,
+            name,
+            settings=settings,
+            handler=f"stratus.handlers.{name.lower()}.handler",
+            description=name,
+            memory_mb=128,
+            timeout_seconds=10,
+            environment={},
+            layers=[],
+        )
+        for name in ("Api", "Sync", "Reconcile", "Fill")
+    }
+    table = dynamodb.Table(
+        parts,
+        "Index",
+        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+    )
+    monitoring = MonitoringStack(
+        app,
+        "Monitoring",
+        settings=settings,
+        dead_letters=queues["Dead"],
+        events_queue=queues["Events"],
+        reconcile_failures=queues["Failed"],
+        http_api=apigwv2.HttpApi(parts, "Http"),
+        table=table,
+        functions=functions,
+        fill_dead_letters=queues["FillDead"],
+    )
+    template = Template.from_stack(monitoring).to_json()
+    alarms = alarms_by_name(template)
+    assert {"FillDeadLetters", "FillErrors", "FillThrottles"} <= set(alarms)
+    assert "FillDead" in json.dumps(alarms["FillDeadLetters"]["Dimensions"])
+    body, _ = dashboard_body(template)
+    cache = {(m[1], m[2]["service"]) for m in dashboard_metrics(body) if m[0] == "Stratus"}
+    assert {("CacheFills", "stratus-fill"), ("UpstreamErrors", "stratus-fill")} <= cache
