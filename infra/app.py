@@ -58,11 +58,12 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         events_queue=storage.events,
         reconcile_failures=storage.reconcile_failures,
         http_api=api.http_api,
+        table=storage.table,
         functions={
-            "Api": api.api_function.function,
-            "Sync": sync.sync_function.function,
-            "Reconcile": reconcile.reconcile_function.function,
-            **({"Fill": fill.fill_function.function} if fill is not None else {}),
+            "Api": api.api_function,
+            "Sync": sync.sync_function,
+            "Reconcile": reconcile.reconcile_function,
+            **({"Fill": fill.fill_function} if fill is not None else {}),
         },
         fill_dead_letters=fill.dead_letters if fill is not None else None,
     )

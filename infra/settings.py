@@ -58,6 +58,8 @@ API_DEPLOYMENTS = (
     "linear_10_percent_every_10_minutes",
     "all_at_once",
 )
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#:]{1,255}")
 CLOUDFRONT_PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 # Lambda takes requests under 6 MiB; the body arrives base64-encoded (4/3) in a JSON event.
 LAMBDA_MAX_UPLOAD_BYTES = 4_500_000
@@ -138,6 +140,22 @@ class DeploySettings:
     # --- monitoring ---
     alarm_email: str = ""  # subscribed to the alarm topic when set
     api_5xx_alarm_threshold: int = 5  # 5xx answers per 5 minutes that raise the alarm
+    # Telemetry of every function (Powertools): the CloudWatch namespace of the business
+    # metrics, and the log level (one of LOG_LEVELS) of Powertools and of Lambda's filter.
+    metrics_namespace: str = "Stratus"
+    log_level: str = "INFO"
+    # Alarm thresholds (infra/monitoring.py); each alarm notifies the alarm topic.
+    api_p99_latency_alarm_ms: int = 3000  # API p99 latency (ms) over 5 minutes, 3 in a row
+    # Concurrency "near the limit", in percent: of a function's reserved concurrency where
+    # it has some, and of the account's (regional) concurrency quota for the others.
+    concurrency_alarm_percent: int = 80
+    # The account's regional concurrency quota (Service Quotas L-B99A9384; 1000 unless
+    # raised or a new account's 10): ClaimedAccountConcurrency is alarmed against it.
+    lambda_account_concurrency_limit: int = 1000
+    sync_backlog_alarm_seconds: int = 900  # oldest S3 event waiting on the sync queue
+    sync_dead_letter_age_alarm_seconds: int = 86400  # oldest dead letter left unhandled
+    table_throttle_alarm_threshold: int = 1  # throttled index table requests per 5 minutes
+    reconcile_drift_alarm_threshold: int = 1  # repairs (drift found) by reconcile runs in an hour
     # --- CloudFront: downloads through a CDN with signed URLs (infra/cdn.py) ---
     cloudfront: bool = False  # a distribution in front of the package bucket
     cloudfront_domain: str = ""  # e.g. "files.pypi.example.com"; needs the certificate
@@ -234,6 +252,7 @@ class DeploySettings:
                 "(arn:aws:kms:<region>:<account>:key/<key id>), not an alias or key id"
             )
         self.validate_cloudfront()
+        self.validate_monitoring()
         for name in self.options:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"options: {name!r} is not an option name")
@@ -285,6 +304,27 @@ class DeploySettings:
             )
         if self.cloudfront_signing_key_name not in self.cloudfront_public_keys:
             raise ValueError("cloudfront_signing_key must name one of cloudfront_public_keys")
+
+    def validate_monitoring(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if not _METRICS_NAMESPACE.fullmatch(self.metrics_namespace) or (
+            self.metrics_namespace.startswith("AWS/")
+        ):
+            raise ValueError("metrics_namespace: 1-255 of A-Z a-z 0-9 . - _ / # : (not AWS/...)")
+        if not 1 <= self.concurrency_alarm_percent <= 100:
+            raise ValueError("concurrency_alarm_percent must be within 1..100")
+        for name in (
+            "api_5xx_alarm_threshold",
+            "api_p99_latency_alarm_ms",
+            "lambda_account_concurrency_limit",
+            "sync_backlog_alarm_seconds",
+            "sync_dead_letter_age_alarm_seconds",
+            "table_throttle_alarm_threshold",
+            "reconcile_drift_alarm_threshold",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
     def app_environment(self) -> dict[str, str]:
         """STRATUS_<OPTION> variables of the API function (not the table/bucket names)."""

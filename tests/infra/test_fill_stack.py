@@ -80,7 +80,13 @@ def test_fill_function(fill):
 
 def test_fill_role_is_least_privilege(fill):
     got = statements(fill, "FillRole")
-    assert set(got) == {"WriteOwnLogs", "StoreFilledFiles", "ReadWriteIndex", "ConsumeEvents"}
+    assert set(got) == {
+        "WriteOwnLogs",
+        "WriteTraces",
+        "StoreFilledFiles",
+        "ReadWriteIndex",
+        "ConsumeEvents",
+    }
     assert got["WriteOwnLogs"]["resource"] == log_group_arn(fill, "FillLogs")
     assert got["StoreFilledFiles"] == {
         "actions": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
