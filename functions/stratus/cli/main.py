@@ -350,8 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .extras import install_hint, missing_extra
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ImportError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        print(
+            f"stratus {args.command}: this needs the {extra!r} extra ({exc.name} is not "
+            f"installed): {install_hint(extra)}",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":
