@@ -285,15 +285,18 @@ class AccessPolicy:
         (a dummy one for an unknown user). Only the right password learns the state.
         """
         backend = self.backend
-        if isinstance(backend, MutableAccessBackend):
-            if not passwords.verify(password, backend.get_password_hash(username)):
+        if not isinstance(backend, MutableAccessBackend):
+            if not backend.verify_user(username, password):
                 return None
-            if backend.get_user(username) is None:
-                raise PendingApproval()
-        elif not backend.verify_user(username, password):
+            self._upgrade_hash(username, password)
+            return self._describe(username)
+        if not passwords.verify(password, backend.get_password_hash(username)):
             return None
+        info = backend.get_user(username)  # groups and admin flag: no more reads for those
+        if info is None:
+            raise PendingApproval()
         self._upgrade_hash(username, password)
-        return self._describe(username)
+        return Identity(username=username, groups=frozenset(info.groups), is_admin=info.admin)
 
     def _upgrade_hash(self, username: str, password: str) -> None:
         """Re-hash a just verified password as argon2id if it is stored under a legacy
