@@ -134,6 +134,27 @@ def test_with_users_the_hashing_is_loaded_at_init_and_ldap_never(lambda_env, tmp
     assert not top_level(report["after"]) & set(NEVER)
 
 
+@pytest.mark.parametrize(
+    "tracing_off",
+    [
+        pytest.param({}, id="outside-lambda"),
+        pytest.param(
+            {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "POWERTOOLS_TRACE_DISABLED": "true"},
+            id="trace-disabled",
+        ),
+    ],
+)
+def test_without_tracing_the_xray_sdk_is_never_imported(lambda_env, tmp_path, tracing_off):
+    """Powertools' Tracer imports the X-Ray SDK (and makes an X-Ray client) even when it
+    disables itself: where nothing is traced the handlers use a no-op tracer instead."""
+    report = run_environment(
+        {**lambda_env, **tracing_off}, "init", event_file(tmp_path, ANONYMOUS_PIP)
+    )
+    assert report["built"] is True
+    assert report["status"] == 200
+    assert "aws_xray_sdk" not in top_level(report["after"])
+
+
 def test_a_restored_environment_gets_a_new_key_connections_and_seed(lambda_env, tmp_path):
     alice = base64.b64encode(b"alice:alice-secret").decode()
     login = event_file(tmp_path, {"Authorization": f"Basic {alice}"})
