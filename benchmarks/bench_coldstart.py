@@ -125,7 +125,7 @@ def child_breakdown() -> None:
 
     import stratus.handlers.telemetry  # noqa: F401
 
-    step("import Powertools logger, Tracer, Metrics; Mangum")
+    step("import Powertools logger, Metrics (Tracer if tracing); Mangum")
     import fastapi  # noqa: F401
 
     step("import FastAPI (pydantic, Starlette)")
