@@ -61,6 +61,8 @@ def child() -> None:
             stats = pstats.Stats(profile, stream=sys.stderr)
             stats.sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative"))
             stats.print_stats(int(os.environ["BENCH_PROFILE"]))
+            if os.environ.get("BENCH_PROFILE_DUMP"):  # for pstats / snakeviz
+                stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
 
     c0, t0 = time.process_time(), time.perf_counter()
     profiling("init")
@@ -251,10 +253,13 @@ def run_child(
     profile: int = 0,
     phase: str = "first",
     sort: str = "cumulative",
+    dump: Path | None = None,
 ) -> dict:
     env = {**env, "BENCH_WARM": str(warm)}
     if profile:
         env.update(BENCH_PROFILE=str(profile), BENCH_PROFILE_PHASE=phase, BENCH_PROFILE_SORT=sort)
+        if dump is not None:
+            env["BENCH_PROFILE_DUMP"] = str(dump.resolve())
     result = subprocess.run(
         [sys.executable, __file__, "--child", HANDLER, str(event_file)],
         env=env,
@@ -362,6 +367,9 @@ def main() -> None:
         "--profile-sort", default="cumulative", help="pstats sort key (cumulative, tottime)"
     )
     parser.add_argument(
+        "--profile-dump", type=Path, metavar="FILE", help="also save the profile (pstats)"
+    )
+    parser.add_argument(
         "--breakdown", action="store_true", help="CPU time of each step of the init"
     )
     parser.add_argument(
@@ -419,6 +427,7 @@ def main() -> None:
                     profile=args.profile,
                     phase=args.profile_phase,
                     sort=args.profile_sort,
+                    dump=args.profile_dump,
                 )
                 return
             no_pycache = {
