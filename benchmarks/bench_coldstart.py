@@ -21,6 +21,10 @@ authenticated case with every ``.pyc`` ignored and none written, as a Lambda ass
 
     .venv/bin/python benchmarks/bench_coldstart.py [--processes 7] [--warm 200]
     .venv/bin/python benchmarks/bench_coldstart.py --importtime 25   # heaviest imports
+    .venv/bin/python benchmarks/bench_coldstart.py --breakdown       # init step by step
+    # cProfile the init, the first request or all warm ones (of the first scenario named):
+    .venv/bin/python benchmarks/bench_coldstart.py --scenarios anon --profile 40 \
+        --profile-phase warm --warm 1000 --profile-sort tottime [--profile-dump FILE]
 
 Figures are in benchmarks/coldstart.md.
 """
