@@ -21,17 +21,17 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 
+from ..settings import TRUE_WORDS
+
 # The stacks set the namespace; "Stratus" elsewhere (tests, a hand-made function).
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Stratus"
-
-# Powertools' spellings of "true" (aws_lambda_powertools.shared.functions.strtobool).
-_TRUE = {"1", "y", "yes", "t", "true", "on"}
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether Powertools' Tracer would trace here: in Lambda (``LAMBDA_TASK_ROOT``), not
     in SAM or Chalice local emulation, and ``POWERTOOLS_TRACE_DISABLED`` not true."""
-    if environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in _TRUE:
+    # the same words as Powertools' strtobool; anything else is "not disabled", as there
+    if environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in TRUE_WORDS:
         return False
     if environ.get("AWS_SAM_LOCAL") or environ.get("AWS_CHALICE_CLI_MODE"):
         return False
