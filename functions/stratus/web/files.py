@@ -20,6 +20,19 @@ from .routes import route
 
 router = APIRouter(tags=["files"])
 
+# Starlette's FileResponse reads 64 KiB at a time, each read in a worker thread and each
+# chunk a trip through the middleware and the server: ~1600 of them for a 100 MB file.
+# uvicorn has no sendfile (the ASGI pathsend extension), so the next best is big chunks.
+# 1 MiB: a 100 MB download is ~4x faster than with 64 KiB (benchmarks/bench_download.py)
+# and uvicorn's flow control holds about one chunk per download in memory.
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class LargeFileResponse(FileResponse):
+    """A FileResponse sending DOWNLOAD_CHUNK bytes a message (ranges, HEAD as Starlette)."""
+
+    chunk_size = DOWNLOAD_CHUNK
+
 
 def file_path(record: FileRecord) -> str:
     """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash).
@@ -67,7 +80,7 @@ def download(ctx: Context, who: Reader, project: str, filename: str) -> Response
     if not target.path.is_file():
         raise NotFound(f"The file {filename!r} is indexed but missing from storage.")
     media = "text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
-    return FileResponse(
+    return LargeFileResponse(
         target.path,
         media_type=media,
         headers={"Cache-Control": cache},
