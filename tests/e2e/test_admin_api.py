@@ -54,7 +54,7 @@ def deliver_to_reconcile(queue: str) -> dict:
         aws_request_id=str(uuid.uuid4()),
         timeout_seconds=900,
     )
-    reconcile_handler._services = None  # a fresh container
+    reconcile_handler.container.reset()  # a fresh container
     event = {"Records": [{"body": message["Body"], "eventSource": "aws:sqs"}]}
     return reconcile_handler.handler(event, context)
 

@@ -44,7 +44,7 @@ def aws(moto_endpoint, s3_bucket, dynamo_table, upstream, monkeypatch) -> dict[s
     monkeypatch.delenv("STRATUS_CONFIG", raising=False)
     from stratus.handlers import fill as fill_handler
 
-    monkeypatch.setattr(fill_handler, "_services", None)  # a fresh "container" per test
+    fill_handler.container.reset()  # a fresh "container" per test
     return {"sqs": sqs, "queue_url": queue_url, "bucket": s3_bucket, "table": dynamo_table}
 
 

@@ -63,7 +63,7 @@ def setup(moto_endpoint, s3_bucket, dynamo_table, monkeypatch) -> Iterator[Setup
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     from stratus.handlers import reconcile as reconcile_handler
 
-    monkeypatch.setattr(reconcile_handler, "_services", None)
+    reconcile_handler.container.reset()
     yield Setup(
         boto3.client("s3", region_name="us-east-1"),
         s3_bucket,

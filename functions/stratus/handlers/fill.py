@@ -22,20 +22,16 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..domain.upstream import FillJob
-from .runtime import build_services, in_deployment
+from .runtime import ContainerServices
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-fill")
 processor = BatchProcessor(event_type=EventType.SQS)
-# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
-_services: Any = build_services() if in_deployment() else None
+container = ContainerServices()  # built here, at the Lambda init, in a deployment
 
 
 def filler() -> Any:
-    global _services
-    if _services is None:
-        _services = build_services()
-    built = _services.fallback
+    built = container.get().fallback
     if built is None or built.filler is None:
         raise RuntimeError("the fill function needs STRATUS_FALLBACK = cache")
     return built.filler
