@@ -39,10 +39,13 @@ class FetchReport:
         return {"fetched": self.fetched, "failed": self.failed}
 
 
-def requirement_lines(text: str) -> list[str]:
-    """The logical lines of a requirements.txt: comments dropped, continuations joined."""
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"requirements: at most {MAX_TEXT} characters")
+def requirement_lines(
+    text: str, *, max_text: int | None = MAX_TEXT, max_lines: int | None = MAX_REQUIREMENTS
+) -> list[str]:
+    """The logical lines of a requirements.txt: comments dropped, continuations joined
+    (``InvalidInput`` past the limits; None: no limit, for a client's own files)."""
+    if max_text is not None and len(text) > max_text:
+        raise InvalidInput(f"requirements: at most {max_text} characters")
     lines: list[str] = []
     pending = ""
     for raw in text.splitlines():
@@ -56,8 +59,8 @@ def requirement_lines(text: str) -> list[str]:
             lines.append(line)
     if pending.strip():
         lines.append(pending.strip())
-    if len(lines) > MAX_REQUIREMENTS:
-        raise InvalidInput(f"requirements: at most {MAX_REQUIREMENTS} requirements")
+    if max_lines is not None and len(lines) > max_lines:
+        raise InvalidInput(f"requirements: at most {max_lines} requirements")
     return lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..ports import Storage
@@ -88,11 +89,18 @@ class RangedReader(io.RawIOBase):
 
 
 def stream_sha256(
-    storage: Storage, key: str, size: int, *, chunk: int = HASH_CHUNK, parallel: int = 4
+    storage: Storage,
+    key: str,
+    size: int,
+    *,
+    chunk: int = HASH_CHUNK,
+    parallel: int = 4,
+    sink: Callable[[bytes], object] | None = None,
 ) -> str:
     """The hex SHA-256 of the first ``size`` bytes of an object, read in ``chunk``-sized
     ranges with up to ``parallel`` reads in flight (so at most ``parallel`` chunks are in
-    memory). ``ValueError`` if the object ends early."""
+    memory). Each chunk also goes to ``sink`` in order (a file's ``write``: a streamed
+    copy). ``ValueError`` if the object ends early."""
     digest = hashlib.sha256()
     starts = iter(range(0, size, chunk))
     pending: deque[Future[bytes]] = deque()
@@ -114,6 +122,8 @@ def stream_sha256(
             if not data:
                 raise ValueError(f"object {key!r} ended after {read} of {size} bytes")
             digest.update(data)
+            if sink is not None:
+                sink(data)
             read += len(data)
             del data
         if read != size:

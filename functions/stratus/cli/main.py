@@ -339,9 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--claim", action="append", help="generic issuers: NAME=VALUE (repeat)"
             )
 
-    from . import cloudfront_keygen, upload
+    from . import cloudfront_keygen, fetch, migrate, upload
 
     upload.add_parser(sub)
+    fetch.add_parser(sub)
+    migrate.add_parser(sub)
     cloudfront_keygen.add_parser(sub)
 
     dev = sub.add_parser(

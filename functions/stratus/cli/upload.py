@@ -98,7 +98,9 @@ def find_repository(
     if not url and section is not None:
         url = section.get("repository")
     if not url:
-        raise UploadError("no repository: give --repository-url URL (or -r NAME of a .pypirc)")
+        raise UploadError(
+            "no repository: give --repository-url URL (or --repository NAME of a .pypirc)"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UploadError(f"{url!r} is not an http(s) URL")
@@ -140,6 +142,16 @@ def _from_keyring(url: str, username: str) -> str | None:
         return keyring.get_password(url, username)
     except Exception:  # a broken keyring backend must not stop an upload
         return None
+
+
+def index_root(url: str) -> str:
+    """The index's root URL (ending in ``/``) of a repository URL, which may name the
+    upload API (``.../legacy/``) or the simple index (``.../simple/``)."""
+    base = url if url.endswith("/") else url + "/"
+    for suffix in ("legacy/", "simple/"):
+        if base.endswith("/" + suffix):
+            base = base[: -len(suffix)]
+    return base
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -362,14 +374,8 @@ class Uploader:
         self.skip_existing = skip_existing
         self.poll_seconds = poll_seconds
         self.log = log
-        base = http.repository.url
-        if not base.endswith("/"):
-            base += "/"
-        for suffix in ("legacy/", "simple/"):
-            if base.endswith("/" + suffix):
-                base = base[: -len(suffix)]
-        self.root = base
-        self.sessions_url = urljoin(base, SESSIONS_PATH)
+        self.root = index_root(http.repository.url)
+        self.sessions_url = urljoin(self.root, SESSIONS_PATH)
 
     def upload(self, path: Path) -> str:
         """Upload one file; the final message. Raises ``UploadError`` / ``Skipped``."""
