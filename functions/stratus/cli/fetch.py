@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
-from .upload import Http, UploadError, find_repository, index_root
+from .upload import Http, UploadError, credential_arguments, find_repository, index_root
 
 FETCH_PATH = "api/fetch"
 INCLUDE_OPTIONS = ("--requirement", "-r")  # the longer first
@@ -196,10 +196,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     cmd.add_argument("--repository-url", help="the index's URL (its root, /simple/ or upload URL)")
     cmd.add_argument("--repository", help="a section of the .pypirc file")
-    cmd.add_argument("--config-file", help="the .pypirc file (default ~/.pypirc)")
-    cmd.add_argument("-u", "--username")
-    cmd.add_argument("-p", "--password")
-    cmd.add_argument("--non-interactive", action="store_true", help="never prompt")
+    credential_arguments(cmd)
     cmd.add_argument(
         "--wheel",
         action=argparse.BooleanOptionalAction,

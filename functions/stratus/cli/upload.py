@@ -627,6 +627,14 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def credential_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The options ``find_repository`` reads besides the URL and the .pypirc section."""
+    cmd.add_argument("--config-file", help="the .pypirc file (default ~/.pypirc)")
+    cmd.add_argument("-u", "--username")
+    cmd.add_argument("-p", "--password")
+    cmd.add_argument("--non-interactive", action="store_true", help="never prompt")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = sub.add_parser(
         "upload",
@@ -637,10 +645,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cmd.add_argument("dists", nargs="+", help="files or globs (dist/*)")
     cmd.add_argument("--repository-url", help="the index's upload URL (twine's)")
     cmd.add_argument("-r", "--repository", help="a section of the .pypirc file")
-    cmd.add_argument("--config-file", help="the .pypirc file (default ~/.pypirc)")
-    cmd.add_argument("-u", "--username")
-    cmd.add_argument("-p", "--password")
-    cmd.add_argument("--non-interactive", action="store_true", help="never prompt")
+    credential_arguments(cmd)
     cmd.add_argument(
         "--parallel", type=int, default=DEFAULT_PARALLEL, help="parts in flight (default 4)"
     )
