@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,8 @@ from .publish import FILL_LEASE_SECONDS, LEASE_WAIT_SECONDS
 from .ranged_reads import stream_sha256
 
 METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"
+# Ranged reads in flight per file copied (each up to ranged_reads.HASH_CHUNK bytes).
+COPY_READS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +100,31 @@ class Migration:
         *,
         progress: Callable[[str, int, int], None] | None = None,
         each: Callable[[FileRecord, Outcome, str], None] | None = None,
+        parallel: int = 1,
     ) -> MigrationReport:
-        """Migrate every file; ``progress("files", done, total)`` after each, ``each`` with
-        its outcome and reason."""
+        """Migrate every file, up to ``parallel`` at once; ``progress("files", done,
+        total)`` and ``each(record, outcome, reason)`` after each, in listing order."""
         records = listed_files(self.source.catalog)
         report = MigrationReport(total=len(records))
-        for done, record in enumerate(records, 1):
-            try:
-                outcome, reason = self.migrate_file(record)
-            except (StratusError, ValueError, OSError) as exc:
-                outcome, reason = Outcome.FAILED, str(exc) or type(exc).__name__
-            except Exception as exc:  # a backend error on one file must not stop the rest
-                outcome, reason = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-            report.add(f"{record.project}/{record.filename}", outcome, reason)
-            if each is not None:
-                each(record, outcome, reason)
-            if progress is not None:
-                progress("files", done, len(records))
+        with ThreadPoolExecutor(max(1, parallel)) as pool:
+            outcomes = pool.map(self._attempt, records)
+            for done, (record, (outcome, reason)) in enumerate(
+                zip(records, outcomes, strict=True), 1
+            ):
+                report.add(f"{record.project}/{record.filename}", outcome, reason)
+                if each is not None:
+                    each(record, outcome, reason)
+                if progress is not None:
+                    progress("files", done, len(records))
         return report
+
+    def _attempt(self, record: FileRecord) -> tuple[Outcome, str]:
+        try:
+            return self.migrate_file(record)
+        except (StratusError, ValueError, OSError) as exc:
+            return Outcome.FAILED, str(exc) or type(exc).__name__
+        except Exception as exc:  # a backend error on one file must not stop the rest
+            return Outcome.FAILED, f"{type(exc).__name__}: {exc}"
 
     def migrate_file(self, record: FileRecord) -> tuple[Outcome, str]:
         project, filename = record.project, record.filename
@@ -169,6 +179,8 @@ class Migration:
             if self.source.storage.head(key) is not None:  # small files: read whole
                 data = self.source.storage.read(key)
                 self.dest.storage.put(key, data, content_type=content_type)
+            else:  # what the destination's file of that name had (an overwrite) goes
+                self.dest.storage.delete(key)
 
     def _copy_distribution(self, record: FileRecord, key: str) -> None:
         source = self.source.storage.head(key)
@@ -180,7 +192,9 @@ class Migration:
                 f"{record.size} its index lists (stratus rebuild --deep checks the source)"
             )
         with tempfile.NamedTemporaryFile(dir=self.temp_dir, prefix="stratus-migrate-") as tmp:
-            digest = stream_sha256(self.source.storage, key, record.size, sink=tmp.write)
+            digest = stream_sha256(
+                self.source.storage, key, record.size, parallel=COPY_READS, sink=tmp.write
+            )
             if digest != record.sha256:
                 raise ValueError(
                     f"the source's bytes of {record.filename} have sha256 {digest}, not the "

@@ -20,8 +20,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..app.services import Services
+if TYPE_CHECKING:
+    from ..app.services import Services
 
 # pypicloud's dotted class names of pypi.storage and pypi.db, so its config files work.
 STORAGE_KINDS = {
@@ -44,6 +46,7 @@ DB_KINDS = {
     "pypicloud.cache.dynamocache": "dynamo",
 }
 CONFIG_SUFFIXES = (".ini", ".cfg", ".conf")
+DEFAULT_PARALLEL = 4  # files copied at once
 
 
 class SideError(ValueError):
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         dry_run=args.dry_run,
     )
-    report = migration.run(progress=progress.counter("migrated"), each=each)
+    report = migration.run(progress=progress.counter("migrated"), each=each, parallel=args.parallel)
     counts = ", ".join(
         f"{report.count(o)} {o.value}"
         for o in (
@@ -150,6 +153,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cmd.add_argument("--dry-run", action="store_true", help="list what would be copied")
     cmd.add_argument(
         "--overwrite", action="store_true", help="replace a different file of the same name"
+    )
+    cmd.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help=f"files copied at once (default {DEFAULT_PARALLEL})",
     )
     progress_arguments(cmd)
     cmd.set_defaults(func=run)
