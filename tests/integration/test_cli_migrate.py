@@ -143,6 +143,7 @@ def test_interrupted_run_and_bad_source(tmp_path: Path) -> None:
     assert "sha256" in report.reasons[f"beta-lib/{wheel.filename}"]
     assert dst.catalog.get_file("beta-lib", wheel.filename) is None
     assert dst.storage.head(wheel_key) is None
+    assert dst.storage.head(metadata_key(wheel.project, wheel.filename)) is None  # nothing
     assert not report.ok and report.count(Outcome.COPIED) == 2
 
 

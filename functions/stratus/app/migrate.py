@@ -8,18 +8,21 @@ catalog entry, the record as it was (uploader, upload time, yanked state), with 
 sequencer of the source's bucket.
 
 Bytes are streamed: ranged reads of the source into a temporary file, hashed on the way
-(the copy must have the sha256 the source's catalog names), then ``put_file`` (S3:
-multipart). Safe to run again: a file the destination lists with the same sha256 is
-skipped; one whose bytes landed without their catalog entry (an interrupted run) only
-gets the entry. A different file of the same name at the destination is a conflict and
-is left alone, unless ``overwrite``.
+(the copy must have the sha256 the source's catalog names) before anything is written at
+the destination, then ``put_file`` (S3: multipart).
+
+Safe to run again: a file the destination lists with the same sha256 is skipped; one
+whose bytes landed without their catalog entry (an interrupted run) only gets the entry.
+A different file of the same name at the destination is a conflict and is left alone,
+unless ``overwrite``.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -147,13 +150,28 @@ class Migration:
             )
         if self.dry_run:
             return Outcome.PLANNED, ""
-        busy = f"another upload or delete of {filename} is in progress at the destination"
-        with holding(
-            self.dest.catalog, key, wait=LEASE_WAIT_SECONDS, busy=busy, seconds=FILL_LEASE_SECONDS
-        ) as lease:
-            self._copy_sidecars(project, filename)
+        with ExitStack() as stack:
+            local = None  # the source's verified bytes, unless the destination has them
             if stored_sha256 != record.sha256:
-                self._copy_distribution(record, key)
+                local = stack.enter_context(self._downloaded(record, key))
+            busy = f"another upload or delete of {filename} is in progress at the destination"
+            lease = stack.enter_context(
+                holding(
+                    self.dest.catalog,
+                    key,
+                    wait=LEASE_WAIT_SECONDS,
+                    busy=busy,
+                    seconds=FILL_LEASE_SECONDS,
+                )
+            )
+            self._copy_sidecars(project, filename)
+            if local is not None:
+                self.dest.storage.put_file(
+                    key,
+                    local,
+                    metadata=to_object_metadata(record),
+                    content_type="application/octet-stream",
+                )
             if not lease.renew():
                 raise Conflict(f"the copy of {filename} outlasted its lease; run again")
             moved = record.with_changes(sequencer="")
@@ -182,7 +200,9 @@ class Migration:
             else:  # what the destination's file of that name had (an overwrite) goes
                 self.dest.storage.delete(key)
 
-    def _copy_distribution(self, record: FileRecord, key: str) -> None:
+    @contextmanager
+    def _downloaded(self, record: FileRecord, key: str) -> Iterator[Path]:
+        """The source's distribution in a temporary file, checked against its record."""
         source = self.source.storage.head(key)
         if source is None:
             raise NotFound(f"the source's storage has no {key} (stratus rebuild fixes its index)")
@@ -201,9 +221,4 @@ class Migration:
                     f"{record.sha256} its index lists (stratus rebuild --deep checks the source)"
                 )
             tmp.flush()
-            self.dest.storage.put_file(
-                key,
-                Path(tmp.name),
-                metadata=to_object_metadata(record),
-                content_type="application/octet-stream",
-            )
+            yield Path(tmp.name)
