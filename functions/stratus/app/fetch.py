@@ -42,8 +42,9 @@ class FetchReport:
 def requirement_lines(
     text: str, *, max_text: int | None = MAX_TEXT, max_lines: int | None = MAX_REQUIREMENTS
 ) -> list[str]:
-    """The logical lines of a requirements.txt: comments dropped, continuations joined
-    (``InvalidInput`` past the limits; None: no limit, for a client's own files)."""
+    """The logical lines of a requirements.txt: comments dropped, continuations joined,
+    per-requirement options (``--hash``) cut off (``InvalidInput`` past the limits; None:
+    no limit, for a client's own files)."""
     if max_text is not None and len(text) > max_text:
         raise InvalidInput(f"requirements: at most {max_text} characters")
     lines: list[str] = []
@@ -55,6 +56,8 @@ def requirement_lines(
             continue
         line = (pending + line).strip()
         pending = ""
+        if line and not line.startswith("-"):
+            line = line.split(" --", 1)[0].strip()  # pip's per-requirement --hash=...
         if line:
             lines.append(line)
     if pending.strip():
