@@ -25,6 +25,7 @@ from ..ports import (
 )
 from ..settings import Settings
 from .rebuild import RebuildRunner
+from .upload_completion import CompletionRunner
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Services:
     minted_tokens: MintedTokens | None = None
     jwks: JwksSource | None = None
     upload_sessions: UploadSessions | None = None  # `stratus upload`'s sessions
+    upload_completions: CompletionRunner | None = None  # completes large ones in the background
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

@@ -45,6 +45,8 @@ DEFAULT_PARALLEL = 4
 BLOCK = 1024 * 1024
 PART_ATTEMPTS = 4
 MAX_PART_URLS = 100
+SAY_EVERY = 30.0  # seconds between two "still checking" lines while the index checks
+RECOMPLETE_EVERY = 60.0  # seconds between two completions of a session still processing
 
 
 class UploadError(Exception):
@@ -562,14 +564,32 @@ class Uploader:
         raise AssertionError("unreachable")
 
     def _wait(self, dist: Distribution, doc: dict[str, Any]) -> dict[str, Any]:
+        """Poll a ``processing`` session until it ends. Large files are checked in the
+        background (minutes for many GB): say so now and then. Every ``RECOMPLETE_EVERY``
+        seconds the session is completed again instead, which queues it anew if the
+        index's worker died (and is answered 202 while it is still at work)."""
+        started = last_said = last_completed = time.monotonic()
+        self.log(f"{dist.filename}: the index is checking the file")
         while doc.get("status") == "processing":
             time.sleep(self.poll_seconds)
-            response = self.http.json("GET", doc["urls"]["session"])
-            if response.status != 200:
-                raise UploadError(f"{dist.filename}: {_text(response)}")
+            now = time.monotonic()
+            if now - last_completed >= RECOMPLETE_EVERY:
+                last_completed = now
+                response = self.http.json("POST", doc["urls"]["complete"])
+                if response.status not in (200, 202):
+                    self._refused(dist, response)
+            else:
+                response = self.http.json("GET", doc["urls"]["session"])
+                if response.status != 200:
+                    raise UploadError(f"{dist.filename}: {_text(response)}")
             doc = _document(response)
+            if now - last_said >= SAY_EVERY and doc.get("status") == "processing":
+                last_said = now
+                self.log(f"{dist.filename}: still checking ({now - started:.0f} s)")
         if doc.get("status") == "error":
             raise UploadError(f"{dist.filename}: {doc.get('message') or 'the upload failed'}")
+        for notice in doc.get("notices") or []:
+            self.log(f"{dist.filename}: {notice}")
         return doc
 
 
