@@ -608,12 +608,18 @@ def background(deployment: Deployment, runner: QueuedCompletions) -> UploadSessi
     return service
 
 
-def test_a_large_file_completes_in_the_background(deployment: Deployment, tmp_path: Path) -> None:
-    runner = QueuedCompletions()
+def uploaded(deployment: Deployment, tmp_path: Path, **kw: object):  # type: ignore[no-untyped-def]
+    """(runner, service, bytes, session): an 11 MiB wheel sent, to complete in the background."""
+    runner = QueuedCompletions(fail=bool(kw.pop("fail", False)))
     service = background(deployment, runner)
     data = big_wheel(tmp_path)
-    session = create(service, data)
+    session = create(service, data, **kw)
     upload_all(service, session, data)
+    return runner, service, data, session
+
+
+def test_a_large_file_completes_in_the_background(deployment: Deployment, tmp_path: Path) -> None:
+    runner, service, data, session = uploaded(deployment, tmp_path)
     queued = service.complete(session.session_id, ALICE)
     assert queued.status == "processing"  # answered at once: nothing checked yet
     assert runner.queued == [(session.session_id, queued.revision)]
@@ -646,11 +652,8 @@ def test_a_small_file_still_completes_in_the_request(deployment: Deployment) -> 
 def test_a_wrong_sha256_in_the_background_is_recorded_and_nothing_published(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    runner = QueuedCompletions()
-    service = background(deployment, runner)
     data = big_wheel(tmp_path)
-    session = create(service, data, sha256=sha(data + b"other"))
-    upload_all(service, session, data)
+    runner, service, _, session = uploaded(deployment, tmp_path, sha256=sha(data + b"other"))
     assert service.complete(session.session_id, ALICE).status == "processing"
     failed = service.finish_queued(*runner.queued[0])  # recorded, not raised
     assert failed is not None
@@ -706,11 +709,7 @@ def test_a_dead_worker_leaves_the_session_to_the_next(
 def test_a_lost_message_is_queued_again_by_the_next_complete(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    runner = QueuedCompletions()
-    service = background(deployment, runner)
-    data = big_wheel(tmp_path)
-    session = create(service, data)
-    upload_all(service, session, data)
+    runner, service, _, session = uploaded(deployment, tmp_path)
     service.complete(session.session_id, ALICE)
     # The message went to the dead-letter queue; the lease runs out; the client completes again.
     deployment.clock.now += service.settings.upload_async_completion_lease + 1
@@ -723,10 +722,7 @@ def test_a_lost_message_is_queued_again_by_the_next_complete(
 def test_a_queue_that_cannot_be_reached_leaves_the_session_pending(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    service = background(deployment, QueuedCompletions(fail=True))
-    data = big_wheel(tmp_path)
-    session = create(service, data)
-    upload_all(service, session, data)
+    _, service, _, session = uploaded(deployment, tmp_path, fail=True)
     with pytest.raises(ConnectionError):
         service.complete(session.session_id, ALICE)
     assert service.get(session.session_id, ALICE).status == "pending"

@@ -26,21 +26,30 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app.upload_completion import parse_message
-from ..app.upload_sessions import session_service
+from ..app.upload_sessions import UploadSessionService, session_service
 from .runtime import build_services, in_deployment
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-upload-completion")
 processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _build() -> UploadSessionService:
+    service = session_service(build_services())
+    if service is None:
+        raise RuntimeError("upload sessions are not configured")
+    return service
+
+
 # Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
-_services: Any = build_services() if in_deployment() else None
+_service: UploadSessionService | None = _build() if in_deployment() else None
 
 
-def services() -> Any:
-    global _services
-    if _services is None:
-        _services = build_services()
-    return _services
+def service() -> UploadSessionService:
+    global _service
+    if _service is None:
+        _service = _build()
+    return _service
 
 
 def record_handler(record: SQSRecord) -> str:
@@ -49,10 +58,7 @@ def record_handler(record: SQSRecord) -> str:
     except ValueError:
         logger.warning("not a completion message; dropped", extra={"body": record.body[:200]})
         return "dropped"
-    service = session_service(services())
-    if service is None:
-        raise RuntimeError("upload sessions are not configured")
-    session = service.finish_queued(session_id, revision)
+    session = service().finish_queued(session_id, revision)
     status = session.status if session is not None else "taken"
     metrics.add_metric(name=f"UploadCompletions{status.title()}", unit=MetricUnit.Count, value=1)
     logger.info("upload session completed", extra={"session": session_id, "status": status})
