@@ -30,6 +30,7 @@ from infra.reconcile import ReconcileStack  # noqa: E402
 from infra.settings import DeploySettings  # noqa: E402
 from infra.storage import StorageStack  # noqa: E402
 from infra.sync import SyncStack  # noqa: E402
+from infra.uploads import UploadsStack  # noqa: E402
 
 
 def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
@@ -43,7 +44,8 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
     prefix = settings.stack_names_prefix
     common: dict[str, Any] = {"settings": settings, "env": env}
     storage = StorageStack(app, f"{prefix}Storage", **common)
-    api = ApiStack(app, f"{prefix}Api", **common, storage=storage)
+    uploads = UploadsStack(app, f"{prefix}Uploads", **common, storage=storage)
+    api = ApiStack(app, f"{prefix}Api", **common, storage=storage, uploads=uploads)
     sync = SyncStack(app, f"{prefix}Sync", **common, storage=storage)
     reconcile = ReconcileStack(app, f"{prefix}Reconcile", **common, storage=storage)
     MonitoringStack(
@@ -53,11 +55,13 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         dead_letters=storage.dead_letters,
         events_queue=storage.events,
         reconcile_failures=storage.reconcile_failures,
+        completion_failures=uploads.failures,
         http_api=api.http_api,
         functions={
             "Api": api.api_function.function,
             "Sync": sync.sync_function.function,
             "Reconcile": reconcile.reconcile_function.function,
+            "UploadCompletion": uploads.completion_function.function,
         },
     )
     cdk.Tags.of(app).add("project", "stratus")

@@ -32,6 +32,7 @@ class MonitoringStack(Stack):
         dead_letters: sqs.IQueue,
         events_queue: sqs.IQueue,
         reconcile_failures: sqs.IQueue,
+        completion_failures: sqs.IQueue,
         http_api: apigwv2.IHttpApi,
         functions: dict[str, lambda_.IFunction],
         **kwargs,
@@ -95,6 +96,15 @@ class MonitoringStack(Stack):
             1,
             "A reconcile run failed (its event is in the reconcile failure queue); read the "
             "reconcile log, fix the cause, invoke the reconcile again",
+        )
+        alarm(
+            "UploadCompletionFailures",
+            completion_failures.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            1,
+            "Background completions of large uploads failed repeatedly (in the completion "
+            "dead-letter queue); read the completion log; the uploader completes again",
         )
         alarm(
             "Api5xx",

@@ -202,6 +202,7 @@ def test_only_the_bucket_may_send_to_the_event_queue(templates):
         ("Api", "stratus.handlers.api.handler", 1024, 29),
         ("Sync", "stratus.handlers.sync.handler", 1024, 120),
         ("Reconcile", "stratus.handlers.reconcile.handler", 1024, 900),
+        ("Uploads", "stratus.handlers.upload_completion.handler", 1024, 900),
     ],
 )
 def test_functions_run_python312_on_arm64_with_the_layer(
@@ -377,6 +378,7 @@ def test_api_role(templates):
         "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
         "StageUploads",  # upload sessions: tests/infra/test_cdn_and_uploads.py
         "AbortPackageCopies",
+        "QueueUploadCompletions",
     }
     # The audit trail: its own retained log group, kept two years; the API only appends.
     audit_id, audit = next(
@@ -492,9 +494,9 @@ def test_alarms(templates):
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
     }
-    # sync dead letters and backlog, reconcile failures, API 5xx; every function has
-    # errors and throttles alarms
-    assert len(alarms) == 2 + 1 + 1 + 3 * 2
+    # sync dead letters and backlog, reconcile and upload completion failures, API 5xx;
+    # every function (API, sync, reconcile, upload completion) has errors and throttles alarms
+    assert len(alarms) == 2 + 2 + 1 + 4 * 2
     topic_id = next(iter(resources(templates["Monitoring"], "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
