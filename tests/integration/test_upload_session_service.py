@@ -758,3 +758,10 @@ def test_a_background_completion_races_a_legacy_upload(
     winner = direct if legacy_won else staged
     assert record.sha256 == sha(winner)
     assert deployment.storage.read(file_key("big-pkg", BIG)) == winner
+
+
+def test_files_over_5_gib_go_in_parts_whatever_the_threshold(deployment: Deployment) -> None:
+    service = deployment.service(upload_multipart_threshold=str(10 * 1024**3))
+    session = create(service, b"", size=6 * 1024**3, sha256="a" * 64)
+    assert session.multipart_id and session.part_size == 5 * MIB  # not one 6 GB PUT
+    assert not create(service, b"", size=5 * 1024**3, sha256="b" * 64).multipart_id

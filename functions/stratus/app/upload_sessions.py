@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
+MAX_SINGLE_PUT = 5 * 1024**3  # S3 takes at most 5 GiB in one PUT, whatever the setting
 MAX_TARGETS_PER_CALL = 100  # part URLs handed out per request (bounded responses)
 SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle rules
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -160,7 +161,7 @@ class UploadSessionService:
             created=now,
             expires=now + self.settings.upload_session_ttl,
         )
-        if size > self.settings.upload_multipart_threshold:
+        if size > min(self.settings.upload_multipart_threshold, MAX_SINGLE_PUT):
             part = max(self.settings.upload_part_size, math.ceil(size / MAX_PARTS))
             if part >= _MIB:
                 part = math.ceil(part / _MIB) * _MIB
