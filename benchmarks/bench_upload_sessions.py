@@ -163,12 +163,12 @@ def direct_presigned_put(path: Path, bucket: str) -> float:
 
 
 def stratus_upload(path: Path, workdir: Path, **settings: str) -> float:
-    from stratus.cli.upload import Http, Repository, Uploader
+    from stratus.cli.upload import DEFAULT_PARALLEL, Http, Repository, Uploader
 
     data = Path(tempfile.mkdtemp(dir=workdir))
     with AppServer(services_on(new_bucket(), data, **settings)) as url:
         uploader = Uploader(
-            Http(Repository(url, "alice", "alice-secret"), parallel=4),
+            Http(Repository(url, "alice", "alice-secret"), parallel=DEFAULT_PARALLEL),
             state_dir=data / "state",
             progress=False,
             poll_seconds=0.05,
@@ -253,7 +253,7 @@ def main() -> None:
                 "aws s3 cp style (boto3 upload_file)": lambda: direct_cp(big, bucket),
                 "one presigned PUT": lambda: direct_presigned_put(big, bucket),
                 "stratus upload: session, one PUT": lambda: stratus_upload(big, workdir),
-                "stratus upload: session, 16 MiB parts x4": lambda: stratus_upload(
+                "stratus upload: session, 16 MiB parts x8": lambda: stratus_upload(
                     big,
                     workdir,
                     upload_multipart_threshold=str(16 * MIB),

@@ -336,8 +336,11 @@ def start_lambda_with_worker(
 
 
 def test_a_multipart_upload_completes_in_the_background_through_the_lambda_path(
-    start_lambda_with_worker, tmp_path: Path
+    start_lambda_with_worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import stratus.cli.upload
+
+    monkeypatch.setattr(stratus.cli.upload, "MAX_PART_URLS", 2)  # URLs in 3 batches
     index, worker = start_lambda_with_worker()
     wheel = write_wheel_with_payload(tmp_path / "dist", "background", "1.0", 23 * MIB, seed=11)
     said: list[str] = []
@@ -345,6 +348,8 @@ def test_a_multipart_upload_completes_in_the_background_through_the_lambda_path(
     puts = count_puts(client)
     assert client.upload(wheel) == f"{wheel.name}: published"
     assert len(puts) == 5 and all("partNumber=" in url for url in puts)  # > 1 part
+    numbers = sorted(int(url.split("partNumber=")[1].split("&")[0]) for url in puts)
+    assert numbers == [1, 2, 3, 4, 5]  # each part once, across the batches
     assert f"{wheel.name}: the index is checking the file" in said
     assert len(worker.invocations) == 1 and worker.errors == []
     assert listed(index, "background") == {wheel.name: sha(wheel)}

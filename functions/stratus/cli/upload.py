@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 SESSIONS_PATH = "_/upload-sessions/"
 DEFAULT_LEGACY_MAX = 4_000_000  # under the Lambda deployment's legacy upload limit
-DEFAULT_PARALLEL = 4
+# Parts in flight: one connection to S3 carries some 50-100 MB/s, so several are needed to
+# fill a link (boto3's transfers use 10); 8 keeps 8 x 64 MiB parts' worth of URLs in hand.
+DEFAULT_PARALLEL = 8
 BLOCK = 1024 * 1024
 PART_ATTEMPTS = 4
 MAX_PART_URLS = 100
@@ -226,10 +228,8 @@ def describe(path: Path) -> Distribution:
             meta = metadata.extract_from(fh, dist)
     except InvalidInput as exc:
         raise UploadError(str(exc)) from None
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(BLOCK):
-            digest.update(chunk)
+        digest = hashlib.file_digest(fh, "sha256")
     return Distribution(
         path=path,
         filename=path.name,
@@ -485,19 +485,32 @@ class Uploader:
         have = set(parts.get("uploaded", []))
         progress(sum(self._part_length(dist, parts, n) for n in have))
         missing = [n for n in range(1, parts["count"] + 1) if n not in have]
-        for start in range(0, len(missing), MAX_PART_URLS):
-            batch = missing[start : start + MAX_PART_URLS]
-            targets = self._part_urls(dist, doc, batch)
 
-            def send(target: dict[str, Any]) -> None:
-                number = int(target["number"])
-                offset = (number - 1) * int(parts["size"])
-                self._put(dist, target, offset, int(target["size"]), progress)
-                state.part_done(number)
+        def send(target: dict[str, Any]) -> None:
+            number = int(target["number"])
+            offset = (number - 1) * int(parts["size"])
+            self._put(dist, target, offset, int(target["size"]), progress)
+            state.part_done(number)
 
-            with ThreadPoolExecutor(self.parallel) as pool:
-                for future in [pool.submit(send, t) for t in targets]:
+        # One pool for every part: the URLs of the next batch are asked for while the last
+        # parts of this one are still in flight (never a pause between batches), and only
+        # then (URLs expire: none is fetched long before its part is sent).
+        pending: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.parallel) as pool:
+            try:
+                for start in range(0, len(missing), MAX_PART_URLS):
+                    while len(pending) > self.parallel:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # the first failure stops the upload
+                    targets = self._part_urls(dist, doc, missing[start : start + MAX_PART_URLS])
+                    pending |= {pool.submit(send, t) for t in targets}
+                for future in pending:
                     future.result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
 
     @staticmethod
     def _part_length(dist: Distribution, parts: dict[str, Any], number: int) -> int:
@@ -656,7 +669,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cmd.add_argument("-p", "--password")
     cmd.add_argument("--non-interactive", action="store_true", help="never prompt")
     cmd.add_argument(
-        "--parallel", type=int, default=DEFAULT_PARALLEL, help="parts in flight (default 4)"
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help=f"parts in flight (default {DEFAULT_PARALLEL})",
     )
     cmd.add_argument(
         "--legacy-max-bytes",
