@@ -257,20 +257,19 @@ class UploadSessionService:
         now = self.clock()
         if session.status == "processing" and session.lease_until > now:
             return session
-        if self.completes_in_background(session):
-            return self._queue(session, now)
-        try:
+        background = self.completes_in_background(session)
+        lease = (
+            self.settings.upload_async_completion_lease
+            if background
+            else self.settings.upload_completion_lease
+        )
+        try:  # processing: ours (or, in the background, the worker's) until the lease ends
             session = self.sessions.update(
-                replace(
-                    session,
-                    status="processing",
-                    message=None,
-                    lease_until=now + self.settings.upload_completion_lease,
-                )
+                replace(session, status="processing", message=None, lease_until=now + lease)
             )
         except Conflict:  # another completer (or a cancel) came first
             return self.get(session_id, who)
-        return self._process(session)
+        return self._queue(session) if background else self._process(session)
 
     def completes_in_background(self, session: UploadSession) -> bool:
         return (
@@ -278,21 +277,10 @@ class UploadSessionService:
             and session.size > self.settings.upload_async_complete_bytes
         )
 
-    def _queue(self, session: UploadSession, now: float) -> UploadSession:
-        """Mark the session ``processing`` (its lease covering the queue and the worker)
-        and hand it to the background runner."""
+    def _queue(self, queued: UploadSession) -> UploadSession:
+        """Hand a session marked ``processing`` (its lease covering the wait in the queue and
+        the worker's run) to the background runner."""
         assert self.completions is not None
-        try:
-            queued = self.sessions.update(
-                replace(
-                    session,
-                    status="processing",
-                    message=None,
-                    lease_until=now + self.settings.upload_async_completion_lease,
-                )
-            )
-        except Conflict:  # another completer (or a cancel) came first
-            return self.sessions.get(session.session_id) or session
         try:
             self.completions.start(self, queued.session_id, queued.revision)
         except BaseException:
