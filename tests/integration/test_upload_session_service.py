@@ -765,3 +765,50 @@ def test_files_over_5_gib_go_in_parts_whatever_the_threshold(deployment: Deploym
     session = create(service, b"", size=6 * 1024**3, sha256="a" * 64)
     assert session.multipart_id and session.part_size == 5 * MIB  # not one 6 GB PUT
     assert not create(service, b"", size=5 * 1024**3, sha256="b" * 64).multipart_id
+
+
+class Died(BaseException):
+    """The completer's process went away (a Lambda timeout, say)."""
+
+
+def die_after_publishing(service: UploadSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The completer publishes the file, then dies before it records that in the session."""
+    real = service._settle
+
+    def settle(session, **changes):  # type: ignore[no-untyped-def]
+        if changes.get("status") == "published":
+            monkeypatch.setattr(service, "_settle", real)  # once
+            raise Died
+        return real(session, **changes)
+
+    monkeypatch.setattr(service, "_settle", settle)
+
+
+def test_a_completer_that_died_after_publishing_is_published_on_retry(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = deployment.service(upload_completion_lease="30")
+    filename, data, session = create_demo(service)
+    upload_all(service, session, data)
+    die_after_publishing(service, monkeypatch)
+    with pytest.raises(Died):
+        service.complete(session.session_id, ALICE)
+    assert deployment.catalog.get_file("demo-pkg", filename) is not None  # published
+    assert service.get(session.session_id, ALICE).status == "processing"  # unrecorded
+    deployment.clock.now += 31  # its lease runs out; the client completes again
+    assert service.complete(session.session_id, ALICE).status == "published"  # not a 409
+
+
+def test_a_worker_that_died_after_publishing_is_published_on_redelivery(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, service, data, session = uploaded(deployment, tmp_path)
+    service.complete(session.session_id, ALICE)
+    die_after_publishing(service, monkeypatch)
+    with pytest.raises(Died):
+        service.finish_queued(*runner.queued[0])
+    assert deployment.catalog.get_file("big-pkg", BIG).sha256 == sha(data)  # type: ignore[union-attr]
+    deployment.clock.now += service.settings.upload_async_completion_lease + 1
+    redelivered = service.finish_queued(*runner.queued[0])
+    assert redelivered is not None and redelivered.status == "published"
+    assert deployment.staged() == []

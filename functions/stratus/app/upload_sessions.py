@@ -72,6 +72,7 @@ SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIB = 1024 * 1024
 STOPPED = "The check of the upload stopped unexpectedly; complete the session again."
+RETRYING = "An earlier attempt to complete this session stopped; the file is checked again."
 
 
 class UploadIncomplete(InvalidInput):
@@ -263,13 +264,21 @@ class UploadSessionService:
             if background
             else self.settings.upload_completion_lease
         )
+        # A session still processing here was left by a completer that stopped (its lease
+        # ran out): it may have published the file before it could say so.
+        retry = session.status == "processing"
         try:  # processing: ours (or, in the background, the worker's) until the lease ends
             session = self.sessions.update(
-                replace(session, status="processing", message=None, lease_until=now + lease)
+                replace(
+                    session,
+                    status="processing",
+                    message=RETRYING if retry else None,
+                    lease_until=now + lease,
+                )
             )
         except Conflict:  # another completer (or a cancel) came first
             return self.get(session_id, who)
-        return self._queue(session) if background else self._process(session)
+        return self._queue(session) if background else self._process(session, retry=retry)
 
     def completes_in_background(self, session: UploadSession) -> bool:
         return (
@@ -304,6 +313,8 @@ class UploadSessionService:
         now = self.clock()
         if session.revision != revision and session.lease_until > now:
             return session  # another worker has it
+        # Taken before (a worker died), or queued again after a completer stopped.
+        retry = session.revision != revision or session.message == RETRYING
         try:
             claimed = self.sessions.update(
                 replace(session, lease_until=now + self.settings.upload_async_completion_lease)
@@ -311,14 +322,18 @@ class UploadSessionService:
         except Conflict:
             return None
         try:
-            return self._process(claimed)
+            return self._process(claimed, retry=retry)
         except StratusError:
             return self.sessions.get(session_id)
 
-    def _process(self, session: UploadSession) -> UploadSession:
+    def _process(self, session: UploadSession, *, retry: bool = False) -> UploadSession:
         try:
             described = self._verify(session)
-            self.publisher.publish_staged(described, session.staging_key)
+            try:
+                self.publisher.publish_staged(described, session.staging_key)
+            except Conflict:
+                if not (retry and self._published_by(session)):
+                    raise
         except UploadIncomplete as exc:
             self._settle(session, status="pending", message=str(exc))
             raise
@@ -333,6 +348,16 @@ class UploadSessionService:
         published = self._settle(session, status="published", message=None)
         self._discard_bytes(session)
         return published or self.sessions.get(session.session_id) or session
+
+    def _published_by(self, session: UploadSession) -> bool:
+        """Whether the index lists the session's file as its own: published by an earlier
+        attempt that stopped before it could record it (same bytes, same uploader)."""
+        record = self.catalog.get_file(session.project, session.filename)
+        return (
+            record is not None
+            and hmac.compare_digest(record.sha256, session.sha256)
+            and record.uploader == session.owner
+        )
 
     def _settle(self, session: UploadSession, **changes: object) -> UploadSession | None:
         """Leave ``processing``; None if the session changed meanwhile (a later completer)."""
