@@ -21,6 +21,10 @@ authenticated case with every ``.pyc`` ignored and none written, as a Lambda ass
 
     .venv/bin/python benchmarks/bench_coldstart.py [--processes 7] [--warm 200]
     .venv/bin/python benchmarks/bench_coldstart.py --importtime 25   # heaviest imports
+    .venv/bin/python benchmarks/bench_coldstart.py --breakdown       # init step by step
+    # cProfile the init, the first request or all warm ones (of the first scenario named):
+    .venv/bin/python benchmarks/bench_coldstart.py --scenarios anon --profile 40 \
+        --profile-phase warm --warm 1000 --profile-sort tottime [--profile-dump FILE]
 
 Figures are in benchmarks/coldstart.md.
 """
@@ -42,9 +46,33 @@ def child() -> None:
 
     handler_path, event_path = sys.argv[2:4]
     module_name, _, attr = handler_path.rpartition(".")
+    phase = os.environ.get("BENCH_PROFILE_PHASE", "first")
+    profile = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+
+    def profiling(this: str) -> None:
+        if profile is not None and this == phase:
+            profile.enable()
+
+    def profiled(this: str) -> None:
+        if profile is not None and this == phase:
+            import pstats
+
+            profile.disable()
+            stats = pstats.Stats(profile, stream=sys.stderr)
+            stats.sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative"))
+            stats.print_stats(int(os.environ["BENCH_PROFILE"]))
+            if os.environ.get("BENCH_PROFILE_DUMP"):  # for pstats / snakeviz
+                stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
+
     c0, t0 = time.process_time(), time.perf_counter()
+    profiling("init")
     module = __import__(module_name, fromlist=[attr])
     handler = getattr(module, attr)
+    profiled("init")
     c1, t1 = time.process_time(), time.perf_counter()
 
     # after the timed init: the repository's test helpers (standard library only)
@@ -54,31 +82,22 @@ def child() -> None:
     with open(event_path) as fh:
         event = json.load(fh)
     context = lambda_context()
-    profile = None
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
     c2, t2 = time.process_time(), time.perf_counter()
+    profiling("first")
     response = handler(event, context)
+    profiled("first")
     c3, t3 = time.process_time(), time.perf_counter()
-    if profile is not None:
-        import pstats
-
-        profile.disable()
-        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(
-            int(os.environ["BENCH_PROFILE"])
-        )
     if response.get("statusCode") != 200:
         raise SystemExit(f"first request answered {response.get('statusCode')}: {response}")
     warm = []
+    profiling("warm")
     for _ in range(int(os.environ["BENCH_WARM"])):
         t = time.perf_counter()
         response = handler(event, context)
         warm.append(time.perf_counter() - t)
         if response.get("statusCode") != 200:
             raise SystemExit(f"warm request answered {response.get('statusCode')}")
+    profiled("warm")
     warm.sort()
     print(
         json.dumps(
@@ -112,7 +131,7 @@ def child_breakdown() -> None:
 
     import stratus.handlers.telemetry  # noqa: F401
 
-    step("import Powertools logger, Tracer, Metrics; Mangum")
+    step("import Powertools logger, Metrics (Tracer if tracing); Mangum")
     import fastapi  # noqa: F401
 
     step("import FastAPI (pydantic, Starlette)")
@@ -230,10 +249,21 @@ def seed(env: dict[str, str]) -> None:
         )
 
 
-def run_child(env: dict[str, str], event_file: Path, *, warm: int, profile: int = 0) -> dict:
+def run_child(
+    env: dict[str, str],
+    event_file: Path,
+    *,
+    warm: int,
+    profile: int = 0,
+    phase: str = "first",
+    sort: str = "cumulative",
+    dump: Path | None = None,
+) -> dict:
     env = {**env, "BENCH_WARM": str(warm)}
     if profile:
-        env["BENCH_PROFILE"] = str(profile)
+        env.update(BENCH_PROFILE=str(profile), BENCH_PROFILE_PHASE=phase, BENCH_PROFILE_SORT=sort)
+        if dump is not None:
+            env["BENCH_PROFILE_DUMP"] = str(dump.resolve())
     result = subprocess.run(
         [sys.executable, __file__, "--child", HANDLER, str(event_file)],
         env=env,
@@ -329,7 +359,19 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="warm requests per process")
     parser.add_argument("--importtime", type=int, metavar="N", help="show the N heaviest imports")
     parser.add_argument(
-        "--profile", type=int, metavar="N", help="cProfile the first request: top N functions"
+        "--profile", type=int, metavar="N", help="cProfile one phase: top N functions"
+    )
+    parser.add_argument(
+        "--profile-phase",
+        choices=("init", "first", "warm"),
+        default="first",
+        help="what --profile measures: the init, the first request or all warm ones",
+    )
+    parser.add_argument(
+        "--profile-sort", default="cumulative", help="pstats sort key (cumulative, tottime)"
+    )
+    parser.add_argument(
+        "--profile-dump", type=Path, metavar="FILE", help="also save the profile (pstats)"
     )
     parser.add_argument(
         "--breakdown", action="store_true", help="CPU time of each step of the init"
@@ -376,9 +418,21 @@ def main() -> None:
                 breakdown(child_env(env, SAMPLE_CONFIG, trees[0]), args.processes)
                 return
             if args.profile:
-                environment = child_env(env, SAMPLE_CONFIG, trees[0])
-                run_child(environment, files["auth"], warm=0)  # write caches
-                run_child(environment, files["auth"], warm=0, profile=args.profile)
+                # the first scenario named: anonymous or with a password
+                anonymous = args.scenarios.split(",")[0] == "anon"
+                config = anonymous_config if anonymous else SAMPLE_CONFIG
+                environment = child_env(env, config, trees[0])
+                event = files["anon" if anonymous else "auth"]
+                run_child(environment, event, warm=0)  # write caches
+                run_child(
+                    environment,
+                    event,
+                    warm=args.warm if args.profile_phase == "warm" else 0,
+                    profile=args.profile,
+                    phase=args.profile_phase,
+                    sort=args.profile_sort,
+                    dump=args.profile_dump,
+                )
                 return
             no_pycache = {
                 "PYTHONDONTWRITEBYTECODE": "1",

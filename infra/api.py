@@ -28,6 +28,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
+from .fill import FillStack
 from .functions import (
     StratusFunction,
     ack,
@@ -77,6 +78,7 @@ class ApiStack(Stack):
         *,
         settings: DeploySettings,
         storage: StorageStack,
+        fill: FillStack | None = None,
         uploads: UploadsStack | None = None,
         **kwargs,
     ) -> None:
@@ -165,6 +167,8 @@ class ApiStack(Stack):
             user_database_arn=user_database.secret_arn if user_database else None,
             kms_key_arn=settings.access_secret_kms_key_arn or None,
         )
+        if fill is not None:  # fallback = cache: large fills go to the fill function
+            fill.allow_queueing(fn)
 
         integration = integrations.HttpLambdaIntegration(
             "Lambda",

@@ -1,8 +1,8 @@
 """The Stratus CDK app: ``npx cdk synth`` / ``npx cdk deploy`` run this (see cdk.json).
 
 Five stacks: <prefix>Storage (bucket, table, event queue, access secrets; retained),
-<prefix>Api, <prefix>Sync, <prefix>Reconcile, <prefix>Monitoring. Settings:
-infra/settings.py.
+<prefix>Api, <prefix>Sync, <prefix>Reconcile, <prefix>Monitoring; with ``fallback = cache``
+a sixth, <prefix>Fill (cache fill queue and function). Settings: infra/settings.py.
 cdk-nag's AwsSolutions pack validates the app on every synth; each acknowledged finding
 carries its one-line reason next to the resource it concerns.
 """
@@ -24,6 +24,7 @@ import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from infra.api import ApiStack  # noqa: E402
+from infra.fill import FillStack  # noqa: E402
 from infra.functions import LayerNotBuilt  # noqa: E402
 from infra.monitoring import MonitoringStack  # noqa: E402
 from infra.reconcile import ReconcileStack  # noqa: E402
@@ -44,8 +45,11 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
     prefix = settings.stack_names_prefix
     common: dict[str, Any] = {"settings": settings, "env": env}
     storage = StorageStack(app, f"{prefix}Storage", **common)
+    fill = (
+        FillStack(app, f"{prefix}Fill", **common, storage=storage) if settings.fills_cache else None
+    )
     uploads = UploadsStack(app, f"{prefix}Uploads", **common, storage=storage)
-    api = ApiStack(app, f"{prefix}Api", **common, storage=storage, uploads=uploads)
+    api = ApiStack(app, f"{prefix}Api", **common, storage=storage, fill=fill, uploads=uploads)
     sync = SyncStack(app, f"{prefix}Sync", **common, storage=storage)
     reconcile = ReconcileStack(app, f"{prefix}Reconcile", **common, storage=storage)
     MonitoringStack(
@@ -57,12 +61,15 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         reconcile_failures=storage.reconcile_failures,
         completion_failures=uploads.failures,
         http_api=api.http_api,
+        table=storage.table,
         functions={
-            "Api": api.api_function.function,
-            "Sync": sync.sync_function.function,
-            "Reconcile": reconcile.reconcile_function.function,
-            "UploadCompletion": uploads.completion_function.function,
+            "Api": api.api_function,
+            "Sync": sync.sync_function,
+            "Reconcile": reconcile.reconcile_function,
+            "UploadCompletion": uploads.completion_function,
+            **({"Fill": fill.fill_function} if fill is not None else {}),
         },
+        fill_dead_letters=fill.dead_letters if fill is not None else None,
     )
     cdk.Tags.of(app).add("project", "stratus")
     if settings.stage:

@@ -9,7 +9,11 @@
 * Role: no managed policy. Each function's role may write to its own log group and gets
   exactly the statements its stack adds (see each stack).
 * Logs: an explicit log group with the configured retention, JSON log format, so the
-  ``logging`` lines of ``stratus.*`` modules come out as JSON too.
+  ``logging`` lines of ``stratus.*`` modules come out as JSON too; ``log_level`` is both
+  Lambda's application log level and Powertools' (``POWERTOOLS_LOG_LEVEL``).
+* Telemetry: X-Ray active tracing (Powertools' Tracer in ``handlers/telemetry.py``
+  patches the AWS SDK); ``POWERTOOLS_SERVICE_NAME`` names the function's service, which
+  is also the ``service`` dimension of its metrics, in the one ``metrics_namespace``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -211,8 +215,14 @@ class StratusFunction(Construct):
         layers: list[lambda_.ILayerVersion],
         reserved_concurrency: int = 0,
         snap_start: bool = False,
+        ephemeral_storage_mb: int | None = None,
+        service: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
+        # POWERTOOLS_SERVICE_NAME: "stratus-<id>" (stratus-api, stratus-sync...), the name
+        # the function's handler gives its Logger.
+        self.service = service or f"stratus-{construct_id.lower()}"
+        self.reserved_concurrency = reserved_concurrency
         self.log_group = logs.LogGroup(self, "Logs", removal_policy=RemovalPolicy.DESTROY)
         cfn_log_group = self.log_group.node.default_child
         assert isinstance(cfn_log_group, logs.CfnLogGroup)
@@ -242,23 +252,55 @@ class StratusFunction(Construct):
             description=description,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
-            environment=environment,
+            environment={**environment, **telemetry_environment(settings, self.service)},
+            tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency or None,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            application_log_level_v2=getattr(
+                lambda_.ApplicationLogLevel, LAMBDA_LOG_LEVELS[settings.log_level]
+            ),
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            ephemeral_storage_size=(
+                Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None
+            ),
         )
         ack(
             self.function,
             "AwsSolutions-L1",
             "python3.12 is pinned: layers/build.py fetches cp312 wheels; upgrade both together",
         )
+        # Tracing.ACTIVE added xray:PutTraceSegments and xray:PutTelemetryRecords on "*".
+        ack(
+            self.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray active tracing: PutTraceSegments/PutTelemetryRecords have no resource "
+            "types, so IAM takes only '*' for them",
+        )
 
     def allow(self, sid: str, actions: list[str], resources: list[str]) -> None:
         self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+
+
+# Powertools' level names → Lambda's application log levels (its JSON log filter).
+LAMBDA_LOG_LEVELS = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "CRITICAL": "FATAL",
+}
+
+
+def telemetry_environment(settings: DeploySettings, service: str) -> dict[str, str]:
+    """Powertools' variables of every function (never ``POWERTOOLS_TRACE_DISABLED``)."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": service,
+        "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": settings.log_level,
+    }
 
 
 def ack(scope: IConstruct, rule_id: str, reason: str) -> None:

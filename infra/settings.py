@@ -58,9 +58,12 @@ API_DEPLOYMENTS = (
     "linear_10_percent_every_10_minutes",
     "all_at_once",
 )
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#:]{1,255}")
 CLOUDFRONT_PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 # Lambda takes requests under 6 MiB; the body arrives base64-encoded (4/3) in a JSON event.
 LAMBDA_MAX_UPLOAD_BYTES = 4_500_000
+FALLBACK_MODES = ("none", "redirect", "cache")
 # A KMS key ARN (not an alias: IAM statements name the key itself).
 _KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
@@ -73,7 +76,7 @@ class DeploySettings:
     # ..., so one account holds several stages side by side; "" = no stage in the names.
     stage: str = ""
     # --- application options (pypicloud's names; STRATUS_<OPTION> in the API function) ---
-    fallback: str = "none"  # only "none" is implemented
+    fallback: str = "none"  # none | redirect | cache (pypicloud's table; README: Fallback)
     allow_overwrite: bool = False  # let uploads replace an existing file
     default_read: str = "authenticated"  # groups that may read packages without an ACL entry
     default_write: str = ""  # groups that may upload packages without an ACL entry
@@ -137,6 +140,22 @@ class DeploySettings:
     # --- monitoring ---
     alarm_email: str = ""  # subscribed to the alarm topic when set
     api_5xx_alarm_threshold: int = 5  # 5xx answers per 5 minutes that raise the alarm
+    # Telemetry of every function (Powertools): the CloudWatch namespace of the business
+    # metrics, and the log level (one of LOG_LEVELS) of Powertools and of Lambda's filter.
+    metrics_namespace: str = "Stratus"
+    log_level: str = "INFO"
+    # Alarm thresholds (infra/monitoring.py); each alarm notifies the alarm topic.
+    api_p99_latency_alarm_ms: int = 3000  # API p99 latency (ms) over 5 minutes, 3 in a row
+    # Concurrency "near the limit", in percent: of a function's reserved concurrency where
+    # it has some, and of the account's (regional) concurrency quota for the others.
+    concurrency_alarm_percent: int = 80
+    # The account's regional concurrency quota (Service Quotas L-B99A9384; 1000 unless
+    # raised or a new account's 10): ClaimedAccountConcurrency is alarmed against it.
+    lambda_account_concurrency_limit: int = 1000
+    sync_backlog_alarm_seconds: int = 900  # oldest S3 event waiting on the sync queue
+    sync_dead_letter_age_alarm_seconds: int = 86400  # oldest dead letter left unhandled
+    table_throttle_alarm_threshold: int = 1  # throttled index table requests per 5 minutes
+    reconcile_drift_alarm_threshold: int = 1  # repairs (drift found) by reconcile runs in an hour
     # --- CloudFront: downloads through a CDN with signed URLs (infra/cdn.py) ---
     cloudfront: bool = False  # a distribution in front of the package bucket
     cloudfront_domain: str = ""  # e.g. "files.pypi.example.com"; needs the certificate
@@ -148,6 +167,20 @@ class DeploySettings:
     cloudfront_signing_key: str = ""  # the name the API signs with ("" = the only one)
     # Secrets Manager secret <prefix><name> holds each key's private PEM (keygen stores it).
     cloudfront_key_secret_prefix: str = "stratus/cloudfront/"
+    # --- upstream fallback (pypicloud's names; STRATUS_<OPTION> of the API and fill) ---
+    always_show_upstream: bool = False  # list upstream files next to stored ones
+    fallback_base_url: str = "https://pypi.org"  # the upstream (a read-only mirror)
+    cache_update: str = "authenticated"  # groups that may fill the cache (fallback=cache)
+    upstream_cache_seconds: int = 600  # upstream pages are revalidated after this long
+    upstream_timeout: int = 10  # seconds to connect to / wait on the upstream
+    private_projects: str = ""  # glob patterns of names that never come from the upstream
+    origin_lock: bool = False  # first upload blocks the upstream / first fill blocks uploads
+    # --- cache fill function (fallback = cache: fill queue → function → S3) ---
+    fill_memory_mb: int = 512  # streams in 1 MB chunks and 8 MB parts: memory is not size
+    fill_timeout_seconds: int = 900
+    fill_ephemeral_storage_mb: int = 2048  # /tmp holds the file being filled (512..10240)
+    fill_max_concurrency: int = 5  # concurrent fill invocations (2..1000)
+    fill_max_receive_count: int = 3  # attempts before a fill job goes to its dead letters
 
     @classmethod
     def from_node(cls, node: Node) -> DeploySettings:
@@ -169,8 +202,16 @@ class DeploySettings:
     def validate(self) -> None:
         if self.stage and not _STAGE.fullmatch(self.stage):
             raise ValueError("stage: 1-20 lowercase letters, digits or '-', starting with a letter")
-        if self.fallback != "none":
-            raise ValueError("fallback: only 'none' is supported in this version")
+        if self.fallback not in FALLBACK_MODES:
+            raise ValueError(f"fallback must be one of {', '.join(FALLBACK_MODES)}")
+        if not re.fullmatch(r"https?://[^\s?#]+", self.fallback_base_url):
+            raise ValueError("fallback_base_url must be an http(s) URL")
+        if not 512 <= self.fill_ephemeral_storage_mb <= 10240:
+            raise ValueError("fill_ephemeral_storage_mb must be within 512..10240")
+        if not 2 <= self.fill_max_concurrency <= 1000:
+            raise ValueError("fill_max_concurrency must be within 2..1000 (SQS event sources)")
+        if not 1 <= self.fill_timeout_seconds <= 900:
+            raise ValueError("fill_timeout_seconds: a Lambda function runs at most 900 s")
         for name in ("log_retention_days", "audit_log_retention_days"):
             if getattr(self, name) not in LOG_RETENTION_DAYS:
                 raise ValueError(f"{name} must be one of {LOG_RETENTION_DAYS}")
@@ -211,6 +252,7 @@ class DeploySettings:
                 "(arn:aws:kms:<region>:<account>:key/<key id>), not an alias or key id"
             )
         self.validate_cloudfront()
+        self.validate_monitoring()
         for name in self.options:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"options: {name!r} is not an option name")
@@ -263,6 +305,27 @@ class DeploySettings:
         if self.cloudfront_signing_key_name not in self.cloudfront_public_keys:
             raise ValueError("cloudfront_signing_key must name one of cloudfront_public_keys")
 
+    def validate_monitoring(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if not _METRICS_NAMESPACE.fullmatch(self.metrics_namespace) or (
+            self.metrics_namespace.startswith("AWS/")
+        ):
+            raise ValueError("metrics_namespace: 1-255 of A-Z a-z 0-9 . - _ / # : (not AWS/...)")
+        if not 1 <= self.concurrency_alarm_percent <= 100:
+            raise ValueError("concurrency_alarm_percent must be within 1..100")
+        for name in (
+            "api_5xx_alarm_threshold",
+            "api_p99_latency_alarm_ms",
+            "lambda_account_concurrency_limit",
+            "sync_backlog_alarm_seconds",
+            "sync_dead_letter_age_alarm_seconds",
+            "table_throttle_alarm_threshold",
+            "reconcile_drift_alarm_threshold",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
     def app_environment(self) -> dict[str, str]:
         """STRATUS_<OPTION> variables of the API function (not the table/bucket names)."""
         env = {
@@ -278,10 +341,30 @@ class DeploySettings:
             "STRATUS_MAX_UPLOAD_BYTES": str(LAMBDA_MAX_UPLOAD_BYTES),
             # A completing upload session is the function's until its timeout has passed.
             "STRATUS_UPLOAD_COMPLETION_LEASE": str(self.api_timeout_seconds + 5),
+            **self.fallback_environment(),
         }
         for name, value in sorted(self.options.items()):
             env.setdefault(f"STRATUS_{name.upper()}", str(value))
         return env
+
+    @property
+    def fills_cache(self) -> bool:
+        """Whether the fill queue and function exist (``fallback = cache``)."""
+        return self.fallback == "cache"
+
+    def fallback_environment(self) -> dict[str, str]:
+        """The fallback's STRATUS_<OPTION> variables (API and fill function alike)."""
+        if self.fallback == "none":
+            return {}
+        return {
+            "STRATUS_ALWAYS_SHOW_UPSTREAM": "true" if self.always_show_upstream else "false",
+            "STRATUS_FALLBACK_BASE_URL": self.fallback_base_url,
+            "STRATUS_CACHE_UPDATE": self.cache_update,
+            "STRATUS_UPSTREAM_CACHE_SECONDS": str(self.upstream_cache_seconds),
+            "STRATUS_UPSTREAM_TIMEOUT": str(self.upstream_timeout),
+            "STRATUS_PRIVATE_PROJECTS": self.private_projects,
+            "STRATUS_ORIGIN_LOCK": "true" if self.origin_lock else "false",
+        }
 
 
 def _convert(name: str, raw: Any, f: Any) -> Any:

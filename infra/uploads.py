@@ -141,6 +141,7 @@ class UploadsStack(Stack):
             "Completion",
             settings=settings,
             handler="stratus.handlers.upload_completion.handler",
+            service="stratus-upload-completion",  # as the handler's Logger names it
             description="Stratus upload completion: check a large staged file, publish it",
             memory_mb=COMPLETION_MEMORY_MB,
             timeout_seconds=COMPLETION_TIMEOUT_SECONDS,

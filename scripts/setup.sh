@@ -32,9 +32,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "==> installing Python packages ($profile)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   if [ "$profile" = serve ]; then
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[serve]'
+    .venv/bin/pip install -q --disable-pip-version-check -e .  # no AWS extras needed
   else
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,infra]'
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[aws,ldap,dev,infra]'
   fi
   echo "$wanted" > "$stamp"
 fi

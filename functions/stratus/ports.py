@@ -1,4 +1,4 @@
-"""The three ports the application depends on. Adapters in ``stratus.adapters`` implement them.
+"""The ports the application depends on. Adapters in ``stratus.adapters`` implement them.
 
 Every adapter of a port passes the same contract suite in ``tests/contract``.
 """
@@ -6,6 +6,7 @@ Every adapter of a port passes the same contract suite in ``tests/contract``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -13,8 +14,10 @@ from typing import Protocol, runtime_checkable
 from .domain.audit import AuditEvent
 from .domain.models import FileRecord, ProjectSummary, Tombstone
 from .domain.oidc import TrustedPublisher
+from .domain.origins import OriginControls
 from .domain.permissions import PackageAcl
 from .domain.runs import RunStatus
+from .domain.upstream import FillJob, Revalidated, UpstreamPage
 
 
 @runtime_checkable
@@ -138,6 +141,17 @@ class Storage(Protocol):
 
         With ``if_absent`` the write is conditional: raise ``Conflict`` if the key exists.
         """
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        """``put`` of a local file's bytes, never held in memory whole (S3: multipart)."""
 
     def read(self, key: str) -> bytes:
         """The object's bytes; raise ``NotFound``."""
@@ -549,3 +563,82 @@ class UploadSessions(Protocol):
 
     def delete(self, session_id: str) -> None:
         """Remove it; no error if absent."""
+
+
+# --- upstream fallback (app.upstream, app.fill) ---------------------------------------------
+
+
+@runtime_checkable
+class UpstreamIndex(Protocol):
+    """Another index, read-only: the fallback's upstream (``pypi.fallback_base_url``)."""
+
+    base_url: str
+
+    def project_page(self, project: str, etag: str | None = None) -> UpstreamPage | Revalidated:
+        """The upstream's page of a (normalized) project, ``checked_at`` now; a page with
+        ``exists`` False when the upstream has no such project (404/410).
+
+        With ``etag``, an unchanged page answers ``NOT_MODIFIED`` (the caller keeps its
+        copy). Raise ``UpstreamError`` on timeouts, connection errors, 5xx and
+        oversized or unparsable pages.
+        """
+
+    def open_file(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
+        """Stream a file (chunks of bounded size). Raise ``NotFound`` (404/410) or
+        ``UpstreamError``; the iterator raises ``UpstreamError`` if the
+        transfer breaks off."""
+
+    def read_file(self, url: str, limit: int) -> bytes:
+        """A small file (PEP 658 metadata) whole; raise ``UpstreamError`` above
+        ``limit`` bytes, ``NotFound`` if missing."""
+
+
+@runtime_checkable
+class PageCache(Protocol):
+    """Upstream project pages of one mirror, shared by every process (Lambda containers).
+
+    Pages of any size (10,000+ files) round-trip; a page is replaced whole, never seen
+    half-written.
+    """
+
+    def get(self, project: str) -> UpstreamPage | None: ...
+
+    def put(self, page: UpstreamPage) -> None:
+        """Store (replace) the page of ``page.project``."""
+
+    def mark_checked(self, project: str, checked_at: float) -> None:
+        """The upstream confirmed the cached page (304): only its ``checked_at`` changes.
+        No-op when nothing is cached."""
+
+
+@runtime_checkable
+class OriginStore(Protocol):
+    """Per-project origin controls of one index (``{"upstream", "publish"}``)."""
+
+    def get(self, project: str) -> OriginControls | None: ...
+
+    def put(self, project: str, controls: OriginControls) -> None:
+        """Set (replace) the controls, as an admin does."""
+
+    def claim(self, project: str, controls: OriginControls) -> OriginControls:
+        """Store ``controls`` unless the project has some already; return what is stored.
+
+        Atomic: of concurrent claims exactly one is stored, and every caller gets it back.
+        """
+
+
+@runtime_checkable
+class FillLocks(Protocol):
+    """Short-lived locks so that concurrent requests for one file start one cache fill."""
+
+    def acquire(self, key: str, ttl_seconds: float) -> bool:
+        """Take the lock unless another holder took it less than its ttl ago."""
+
+    def release(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class FillQueue(Protocol):
+    """Where the API hands cache fills to the fill function (AWS: SQS)."""
+
+    def enqueue(self, job: FillJob) -> None: ...

@@ -6,8 +6,13 @@ in Lambda from ``STRATUS_<OPTION>`` environment variables (``stratus.wiring`` re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+
+from .domain import fallback as fallback_rules
+
+log = logging.getLogger(__name__)
 
 # The words pypicloud's (pyramid's) ``asbool`` knows, and their negations.
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -46,7 +51,7 @@ class Settings:
     realm: str = "pypi"
     package_max_age: int = 0
     presign_expiry: int = 300  # seconds a presigned download URL stays valid
-    fallback: str = "none"  # only "none" is implemented so far
+    fallback: str = "none"  # none | redirect | cache (domain.fallback.Mode)
     credential_cache_seconds: int = 60
     max_upload_bytes: int = 100 * 1024 * 1024
     api_docs: bool = True  # GET /openapi.json and /docs
@@ -62,6 +67,14 @@ class Settings:
     # Larger files complete in the background (a worker; the client polls the session).
     upload_async_complete_bytes: int = 1024**3
     upload_async_completion_lease: int = 960  # the worker's timeout (15 min) and a margin
+    # --- upstream fallback (pypicloud's names; see domain.fallback and app.upstream) ---
+    always_show_upstream: bool = False
+    fallback_base_url: str = fallback_rules.DEFAULT_BASE_URL  # resolved, see from_mapping
+    fallback_url: str = ""  # deprecated: the upstream's simple index (pypicloud)
+    upstream_cache_seconds: int = 600  # an upstream page is revalidated after this long
+    upstream_timeout: int = 10  # seconds to connect, and between bytes, to the upstream
+    private_projects: tuple[str, ...] = ()  # glob patterns of names that never fall back
+    origin_lock: bool = False  # the first origin (upload or cache fill) locks the other out
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,9 +94,20 @@ class Settings:
                 kwargs[f.name] = _as_list(raw)  # type: ignore[arg-type]
             else:
                 kwargs[f.name] = str(raw)
-        if kwargs.get("fallback", "none") != "none":
-            raise ValueError("pypi.fallback: only 'none' is supported in this version")
-        return cls(**kwargs)  # type: ignore[arg-type]
+        kwargs["fallback"] = fallback_rules.parse_mode(str(kwargs.get("fallback", "none"))).value
+        if kwargs.get("fallback_url") and not kwargs.get("fallback_base_url"):
+            log.warning("pypi.fallback_url is deprecated: use pypi.fallback_base_url")
+        kwargs["fallback_base_url"] = fallback_rules.base_url(
+            kwargs.get("fallback_base_url"),  # type: ignore[arg-type]
+            kwargs.get("fallback_url"),  # type: ignore[arg-type]
+        )
+        kwargs["private_projects"] = fallback_rules.parse_patterns(
+            kwargs.get("private_projects", ())  # type: ignore[arg-type]
+        )
+        settings = cls(**kwargs)  # type: ignore[arg-type]
+        if settings.upstream_cache_seconds < 0 or settings.upstream_timeout < 1:
+            raise ValueError("pypi.upstream_cache_seconds >= 0 and pypi.upstream_timeout >= 1")
+        return settings
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app.services import Services
 from .ports import AccessBackend, AuditLog, MutableAccessBackend, TokenStore
@@ -27,6 +27,10 @@ __all__ = [
     "services_local",
     "signing_key",
 ]
+
+if TYPE_CHECKING:
+    from .app.upstream import FallbackServices
+    from .ports import FillLocks, FillQueue, OriginStore, PageCache, UpstreamIndex
 
 ACCESS_BACKENDS = ("config", "sql", "sqlite", "dynamo", "aws_secrets_manager", "remote", "ldap")
 # pypicloud's dotted class names for pypi.auth, so its config files work unchanged.
@@ -191,7 +195,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         region=env.get("STRATUS_BUCKET_REGION") or env.get("AWS_REGION") or None,
         url_signer=download_signer(options, settings.presign_expiry),
     )
-    return Services(
+    services = Services(
         catalog=DynamoCatalog(table),
         storage=storage,
         access=access,
@@ -209,6 +213,8 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         upload_sessions=DynamoUploadSessions(table),
         upload_completions=completions,
     )
+    services.fallback = fallback_from_env(services, env)
+    return services
 
 
 def _cloudwatch_audit(env: Mapping[str, str]) -> AuditLog | None:
@@ -243,7 +249,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     runs = SqliteReconcileRuns(data_dir / "index.sqlite3")
     oidc_state = SqlitePublishers(data_dir / "oidc.sqlite3")
     tokens: TokenStore | None = access if isinstance(access, MutableAccessBackend) else None
-    return Services(
+    services = Services(
         catalog=catalog,
         storage=storage,
         access=access,
@@ -260,6 +266,8 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         upload_sessions=SqliteUploadSessions(data_dir / "uploads.sqlite3"),
         upload_completions=ThreadCompletions(),
     )
+    services.fallback = fallback_local(services, data_dir)
+    return services
 
 
 def signing_key(options: Mapping[str, str]) -> str | None:
@@ -324,3 +332,94 @@ def new_environment(services: Services) -> None:
     """
     _call_each(services, "close_connections")
     _call_each(services, "reset")
+
+
+# --- upstream fallback ----------------------------------------------------------------------
+
+
+def build_fallback(
+    services: Services,
+    *,
+    page_cache: PageCache,
+    origin_store: OriginStore,
+    locks: FillLocks | None = None,
+    queue: FillQueue | None = None,
+    temp_dir: Path | None = None,
+    upstream: UpstreamIndex | None = None,
+) -> FallbackServices:
+    """The fallback on a deployment's adapters (``pypi.fallback`` and friends)."""
+    from .adapters.http_upstream import HttpUpstream
+    from .app.fill import Filler
+    from .app.origins import OriginPolicy
+    from .app.publish import Publisher
+    from .app.upstream import Fallback, FallbackServices, UpstreamPages
+    from .domain import fallback
+
+    settings = services.settings
+    origins = OriginPolicy(
+        origin_store,
+        services.catalog,
+        private_patterns=settings.private_projects,
+        origin_lock=settings.origin_lock,
+    )
+    if fallback.parse_mode(settings.fallback) is fallback.Mode.NONE:
+        return FallbackServices(Fallback(settings, services.catalog, origins, None), origins)
+    upstream = upstream or HttpUpstream(
+        settings.fallback_base_url, timeout=settings.upstream_timeout
+    )
+    pages = UpstreamPages(
+        upstream,
+        page_cache,
+        ttl_seconds=settings.upstream_cache_seconds,
+        metrics=services.metrics,
+    )
+    filler = Filler(
+        upstream,
+        Publisher(services.catalog, services.storage, allow_overwrite=False),
+        origins,
+        mirror=fallback.mirror_name(settings.fallback_base_url),
+        temp_dir=temp_dir,
+        locks=locks,
+        queue=queue,
+        metrics=services.metrics,
+    )
+    return FallbackServices(
+        Fallback(settings, services.catalog, origins, pages), origins, pages, filler
+    )
+
+
+def fallback_local(services: Services, data_dir: Path) -> FallbackServices:
+    """Local mode: pages in ``<data_dir>/upstream.sqlite3``, origin controls in the index
+    file; fills stream in the request (no queue, no locks)."""
+    from .adapters.sqlite_origins import SqliteOrigins
+    from .adapters.sqlite_page_cache import SqlitePageCache
+    from .domain.fallback import mirror_name
+
+    mirror = mirror_name(services.settings.fallback_base_url)
+    return build_fallback(
+        services,
+        page_cache=SqlitePageCache(data_dir / "upstream.sqlite3", mirror=mirror),
+        origin_store=SqliteOrigins(data_dir / "index.sqlite3"),
+    )
+
+
+def fallback_from_env(
+    services: Services, environ: Mapping[str, str] | None = None
+) -> FallbackServices:
+    """AWS: pages, origin controls and fill locks in the index table; fills go to the
+    queue ``STRATUS_FILL_QUEUE_URL`` (when set; inline otherwise)."""
+    from .adapters.dynamo_origins import DynamoOrigins
+    from .adapters.dynamo_page_cache import DynamoFillLocks, DynamoPageCache
+    from .adapters.sqs_fill_queue import SqsFillQueue
+    from .domain.fallback import mirror_name
+
+    env = os.environ if environ is None else environ
+    table = env["STRATUS_TABLE_NAME"]
+    queue_url = env.get("STRATUS_FILL_QUEUE_URL")
+    return build_fallback(
+        services,
+        page_cache=DynamoPageCache(table, mirror=mirror_name(services.settings.fallback_base_url)),
+        origin_store=DynamoOrigins(table),
+        locks=DynamoFillLocks(table),
+        queue=SqsFillQueue(queue_url) if queue_url else None,
+    )

@@ -24,16 +24,20 @@ THREADS = 8
 TRIALS = 5  # keys per concurrency test: each is a fresh race
 
 
-@pytest.fixture(params=["sqlite", "dynamo"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
+def open_catalog(request: pytest.FixtureRequest, tmp_path: Path, **kwargs: str) -> Catalog:
+    """The backend of the ``catalog`` fixture, on its store, with ``kwargs`` (``index``)."""
+    if request.node.callspec.params["catalog"] == "sqlite":
         from stratus.adapters.sqlite_catalog import SqliteCatalog
 
-        yield SqliteCatalog(tmp_path / "index.sqlite3")
-    else:
-        from stratus.adapters.dynamo_catalog import DynamoCatalog
+        return SqliteCatalog(tmp_path / "index.sqlite3", **kwargs)
+    from stratus.adapters.dynamo_catalog import DynamoCatalog
 
-        yield DynamoCatalog(request.getfixturevalue("dynamo_table"))
+    return DynamoCatalog(request.getfixturevalue("dynamo_table"), **kwargs)
+
+
+@pytest.fixture(params=["sqlite", "dynamo"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    yield open_catalog(request, tmp_path)
 
 
 def record(
@@ -566,6 +570,57 @@ def test_concurrent_acquirers_of_a_lease_have_one_winner(catalog: Catalog) -> No
         assert sorted(results, key=str) == [False] * (THREADS - 1) + [True], results
 
 
+# --- indexes -------------------------------------------------------------------------------
+
+
+def test_indexes_on_one_store_are_separate(
+    catalog: Catalog, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    other = open_catalog(request, tmp_path, index="team/other")
+    explicit_default = open_catalog(request, tmp_path, index="default")
+    catalog.add_file(record())
+    other.add_file(record(sha="b"))  # the same key in another index: no conflict
+    other.add_file(record("zeta-1.0.tar.gz", project="zeta", display_name="Zeta"))
+    assert catalog.get_file("demo", "demo-1.0.tar.gz") == record()
+    assert other.get_file("demo", "demo-1.0.tar.gz") == record(sha="b")
+    assert [p.name for p in catalog.list_projects()] == ["demo"]
+    assert [p.name for p in other.list_projects()] == ["demo", "zeta"]
+    assert explicit_default.list_files("demo") == [record()]
+
+    other.set_yanked("demo", "demo-1.0.tar.gz", "bad")
+    assert catalog.get_file("demo", "demo-1.0.tar.gz").yanked is None  # type: ignore[union-attr]
+    other.sync_delete("demo", "demo-1.0.tar.gz", "20")
+    assert catalog.list_files("demo") == [record()]
+    assert catalog.sync_upsert(record(sha="c", sequencer="10"))  # no tombstone from `other`
+    assert other.delete_file("zeta", "zeta-1.0.tar.gz") is not None
+    assert catalog.delete_file("zeta", "zeta-1.0.tar.gz") is None
+    assert other.list_projects() == []
+
+
+def test_api_delete_tombstones_are_per_index_and_leases_global(
+    catalog: Catalog, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    other = open_catalog(request, tmp_path, index="team/other")
+    catalog.add_file(record(sha="a"))
+    other.add_file(record(sha="b", summary="theirs"))
+    catalog.delete_file("demo", "demo-1.0.tar.gz")
+    assert catalog.get_tombstone("demo", "demo-1.0.tar.gz").sha256 == "a" * 64  # type: ignore[union-attr]
+    assert other.get_tombstone("demo", "demo-1.0.tar.gz") is None
+    assert other.list_files("demo") == [record(sha="b", summary="theirs")]
+    assert [(p.name, p.summary) for p in other.list_projects()] == [("demo", "theirs")]
+    assert catalog.list_projects() == []
+    assert catalog.acquire_lease("packages/demo/x", "one", 60) is True
+    assert other.acquire_lease("packages/demo/x", "two", 60) is False  # storage keys are global
+
+
+@pytest.mark.parametrize("name", ["", "Default", "a#b", "a/b/c", "-x", "x" * 64, "a b"])
+def test_invalid_index_names_are_refused(
+    name: str, catalog: Catalog, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="invalid index name"):
+        open_catalog(request, tmp_path, index=name)
+
+
 # --- health ---------------------------------------------------------------------------------
 
 
@@ -579,3 +634,47 @@ def test_dynamo_health_raises_when_the_table_is_missing(dynamodb_endpoint: str) 
 
     with pytest.raises(BackendUnavailable):
         DynamoCatalog("stratus-test-no-such-table").health()
+
+
+# --- key layouts (beyond the contract) -------------------------------------------------------
+
+
+def test_dynamo_keys_carry_the_index(dynamo_table: str) -> None:
+    import boto3
+
+    from stratus.adapters.dynamo_catalog import DynamoCatalog
+
+    DynamoCatalog(dynamo_table).add_file(record())
+    DynamoCatalog(dynamo_table, index="root/dev").sync_delete("demo", "demo-2.0.tar.gz", "1")
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=dynamo_table)
+    keys = {(i["pk"]["S"], i["sk"]["S"]) for page in pages for i in page["Items"]}
+    assert keys == {
+        ("P#default#demo", "F#demo-1.0.tar.gz"),
+        ("PROJECTS#default", "P#demo"),
+        ("P#root/dev#demo", "T#demo-2.0.tar.gz"),
+    }
+
+
+def test_sqlite_file_from_before_indexes_moves_into_the_default_index(tmp_path: Path) -> None:
+    import sqlite3
+    from dataclasses import astuple, fields
+
+    from stratus.adapters.sqlite_catalog import SqliteCatalog
+
+    path = tmp_path / "index.sqlite3"
+    columns = [f.name for f in fields(FileRecord)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            f"CREATE TABLE files ({', '.join(columns)}, PRIMARY KEY (project, filename)) "
+            "WITHOUT ROWID; CREATE TABLE tombstones (project TEXT NOT NULL, filename TEXT "
+            "NOT NULL, sequencer TEXT NOT NULL, PRIMARY KEY (project, filename)) WITHOUT ROWID;"
+        )
+        marks = ", ".join("?" * len(columns))
+        conn.execute(f"INSERT INTO files VALUES ({marks})", astuple(record()))
+        conn.execute("INSERT INTO tombstones VALUES ('demo', 'demo-0.9.tar.gz', '50')")
+    conn.close()
+    catalog = SqliteCatalog(path)
+    assert catalog.list_files("demo") == [record()]
+    assert not catalog.sync_upsert(record("demo-0.9.tar.gz", sequencer="40"))  # tombstone kept
+    assert SqliteCatalog(path, index="other").list_files("demo") == []
+    assert SqliteCatalog(path).list_files("demo") == [record()]  # opening again changes nothing

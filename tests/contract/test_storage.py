@@ -170,6 +170,35 @@ def test_concurrent_if_absent_has_exactly_one_winner(storage: Storage, round_: i
     assert (info.size, info.metadata) == (len(payloads[winner]), {"writer": str(winner)})
 
 
+# --- put_file ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1000, 11 * 1024 * 1024 + 7])  # the last: S3 multipart
+def test_put_file_round_trip(storage: Storage, tmp_path: Path, size: int) -> None:
+    source = tmp_path / "source.whl"
+    source.write_bytes(os.urandom(size))
+    storage.put_file(KEY, source, metadata=META, content_type="application/zip")
+    assert storage.read(KEY) == source.read_bytes()
+    info = storage.head(KEY)
+    assert info is not None and (info.size, info.metadata) == (size, META)
+    assert source.exists()  # the caller's file is left alone
+
+
+@pytest.mark.parametrize("size", [1000, 9 * 1024 * 1024])
+def test_put_file_if_absent_conflict_keeps_the_first(
+    storage: Storage, tmp_path: Path, size: int
+) -> None:
+    storage.put(KEY, b"first", metadata={"writer": "1"}, if_absent=True)
+    source = tmp_path / "second.whl"
+    source.write_bytes(b"2" * size)
+    with pytest.raises(Conflict):
+        storage.put_file(KEY, source, metadata={"writer": "2"}, if_absent=True)
+    assert storage.read(KEY) == b"first"
+    if isinstance(storage, S3Storage):  # the refused multipart upload was aborted
+        uploads = storage.client.list_multipart_uploads(Bucket=storage.bucket)
+        assert uploads.get("Uploads", []) == []
+
+
 # --- listing -------------------------------------------------------------------------------
 
 

@@ -55,15 +55,20 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
 
 @contextlib.contextmanager
 def running_serve(
-    config: Path, data: Path, log: Path, *extra: str, log_level: str = "warning"
+    config: Path,
+    data: Path,
+    log: Path,
+    *extra: str,
+    log_level: str = "warning",
+    command: Path = BIN / "stratus",
 ) -> Iterator[str]:
-    """`stratus serve` as a subprocess on a free port (``extra``: more options); yields its
-    base URL."""
+    """`stratus serve` as a subprocess on a free port (``extra``: more options; ``command``:
+    another installation's ``stratus``); yields its base URL."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                str(BIN / "stratus"),
+                str(command),
                 "serve",
                 "--port",
                 str(port),

@@ -54,7 +54,7 @@ def deliver_to_reconcile(queue: str) -> dict:
         aws_request_id=str(uuid.uuid4()),
         timeout_seconds=900,
     )
-    reconcile_handler._services = None  # a fresh container
+    reconcile_handler.container.reset()  # a fresh container
     event = {"Records": [{"body": message["Body"], "eventSource": "aws:sqs"}]}
     return reconcile_handler.handler(event, context)
 
@@ -91,7 +91,10 @@ def test_operator_session(api, reconcile_queue, tmp_path):
     assert c.post("/admin/register/", data={"allow": "true"}, auth=root).status_code == 200
     assert c.put("/api/user/dev/", data={"password": dev[1]}).json()["status"] == "pending"
     assert c.get("/admin/pending_users/", auth=root).json() == ["dev"]
-    assert c.get("/simple/", auth=dev).status_code == 401  # pending: cannot log in
+    waiting = c.get("/simple/", auth=dev)  # pending: cannot log in, and is told why
+    assert waiting.status_code == 401 and "waiting for an administrator" in waiting.text
+    wrong = c.get("/simple/", auth=(dev[0], "not-the-password"))
+    assert wrong.status_code == 401 and "waiting" not in wrong.text
     assert c.get("/admin/user/", auth=dev).status_code == 401
     assert c.post("/admin/user/dev/approve/", auth=root).status_code == 200
     assert c.get("/admin/pending_users/", auth=root).json() == []

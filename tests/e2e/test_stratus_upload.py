@@ -25,6 +25,8 @@ from .conftest import BIN, SAMPLE_CONFIG, Index, running_serve
 from .test_clients import pip, run, twine_upload
 
 MIB = 1024 * 1024
+# Generous timeouts: under CI load a request may wait for a cold Lambda path and argon2.
+http = httpx.Client(timeout=60)
 ALICE = ("alice", "alice-secret")
 LAMBDA_MAX_UPLOAD_BYTES = "4500000"  # what the API stack sets (infra/settings.py)
 
@@ -93,7 +95,7 @@ def sha(path: Path) -> str:
 
 def listed(index: Index, project: str) -> dict[str, str]:
     """{filename: sha256} of the project's files in the index ({} for no project)."""
-    response = httpx.get(
+    response = http.get(
         f"{index.url}/simple/{project}/",
         auth=ALICE,
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
@@ -111,7 +113,7 @@ def test_a_200_mb_wheel_through_the_lambda_path(start_lambda, tmp_path: Path) ->
     assert uploader(index, tmp_path).upload(wheel) == f"{wheel.name}: published"
     assert listed(index, "huge-ml") == {wheel.name: sha(wheel)}
     # The download is a redirect to storage; the bytes there are the uploaded ones.
-    redirect = httpx.get(f"{index.url}/files/huge-ml/{wheel.name}", auth=ALICE)
+    redirect = http.get(f"{index.url}/files/huge-ml/{wheel.name}", auth=ALICE)
     assert redirect.status_code == 302
     digest = hashlib.sha256()
     with httpx.stream("GET", redirect.headers["location"], timeout=120) as response:
@@ -174,7 +176,7 @@ def test_a_wrong_sha256_publishes_nothing_through_the_lambda_path(
 ) -> None:
     index = start_lambda()
     wheel = write_wheel_with_payload(tmp_path / "dist", "tampered", "1.0", 5 * MIB, seed=9)
-    created = httpx.post(
+    created = http.post(
         f"{index.url}/_/upload-sessions/",
         auth=ALICE,
         json={
@@ -188,11 +190,11 @@ def test_a_wrong_sha256_publishes_nothing_through_the_lambda_path(
     assert created.status_code == 201, created.text
     doc = created.json()
     upload = doc["upload"]
-    put = httpx.put(upload["url"], content=wheel.read_bytes(), headers=upload["headers"])
+    put = http.put(upload["url"], content=wheel.read_bytes(), headers=upload["headers"])
     assert put.status_code == 400 and "BadDigest" in put.text  # S3 checks the declared digest
-    done = httpx.post(doc["urls"]["complete"], auth=ALICE)
+    done = http.post(doc["urls"]["complete"], auth=ALICE)
     assert done.status_code == 400 and "Nothing has been uploaded" in done.text
-    assert httpx.get(f"{index.url}/simple/tampered/", auth=ALICE).status_code == 404
+    assert http.get(f"{index.url}/simple/tampered/", auth=ALICE).status_code == 404
 
 
 @pytest.mark.slow
@@ -207,7 +209,7 @@ def test_twine_over_the_limit_is_told_about_stratus_upload(start_lambda, tmp_pat
     assert "stratus upload" in result.stdout + result.stderr
     # Over it: API Gateway answers itself (the function never runs); the README says so.
     over = write_wheel_with_payload(tmp_path / "over", "over-cap", "1.0", 7 * MIB, seed=2)
-    raw = httpx.post(
+    raw = http.post(
         f"{index.url}/",
         auth=ALICE,
         data={":action": "file_upload", "name": "over-cap", "version": "1.0"},
@@ -319,7 +321,7 @@ def start_lambda_with_worker(
             timeout_seconds=900,
         )
         poller = QueuePoller(completion.handler, context)
-        monkeypatch.setattr(completion, "_service", None)  # a new container
+        completion.container.reset()  # a new container
         index = start_lambda(
             STRATUS_UPLOAD_COMPLETION_QUEUE_URL=poller.queue_url,
             STRATUS_UPLOAD_ASYNC_COMPLETE_BYTES=str(MIB),

@@ -359,6 +359,8 @@ def test_the_completion_function_has_least_privilege(templates):
     consume = got.pop("ConsumeEvents")  # CDK's statement for the event source
     assert "Completions" in json.dumps(consume["resource"])
     assert got.pop("WriteOwnLogs")["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    traces = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    assert got.pop("WriteTraces")["actions"] == traces
     api = statements(templates["Api"], "ApiRole")
     assert got == {
         "StageUploads": api["StageUploads"],  # as the API's: only under uploads/

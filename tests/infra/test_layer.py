@@ -53,18 +53,27 @@ def _names(lines: list[str]) -> set[str]:
     return {Requirement(line).name.lower() for line in lines}
 
 
+# `stratus serve`'s server: a core dependency of the package, never run in Lambda.
+LOCAL_ONLY = {"uvicorn"}
+
+
 def test_layer_inputs_are_the_runtime_dependencies_minus_boto3():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {str(Requirement(r)) for r in project["dependencies"]}
-    wanted = {r for r in wanted if Requirement(r).name.lower() not in RUNTIME_PROVIDED}
+    extras = project["optional-dependencies"]
+    wanted = {
+        str(Requirement(r))
+        for r in [*project["dependencies"], *extras["aws"], *extras["ldap"]]
+        if Requirement(r).name.lower() not in RUNTIME_PROVIDED | LOCAL_ONLY
+    }
     lines = [
         line.strip()
         for line in (LAYERS / "requirements.in").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert {str(Requirement(line)) for line in lines} == wanted, (
-        "layers/requirements.in must list pyproject's dependencies minus boto3; after "
-        "editing it run: python layers/build.py --lock && python layers/build.py"
+        "layers/requirements.in must list pyproject's dependencies and its aws and ldap "
+        "extras, minus boto3 and uvicorn; after editing it run: "
+        "python layers/build.py --lock && python layers/build.py"
     )
 
 

@@ -19,6 +19,7 @@ CFN_LINT_IGNORED = ["W3005"]
 
 
 def run_cfn_lint(templates: list[Path]) -> subprocess.CompletedProcess[str]:
+    """cfn-lint on synthesized templates (run as a child: it reads its own argv)."""
     return subprocess.run(
         [
             sys.executable,

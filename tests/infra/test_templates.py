@@ -12,6 +12,14 @@ from stratus.adapters import table_schema
 from stratus.adapters.table_schema import create_table_kwargs
 
 PACKAGES_EXPORT = "StratusStorage-PackagesBucketArn"
+# What a Lambda SQS event source grants its function on the queue.
+SQS_CONSUME_ACTIONS = [
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+]
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -343,13 +351,23 @@ def statements(template: dict[str, Any], role_prefix: str) -> dict[str, dict[str
         actions = statement["Action"]
         actions = sorted(actions) if isinstance(actions, list) else [actions]
         assert not any("*" in action for action in actions)
-        # CDK names none of its generated statements: an event source's, a destination's.
-        unnamed = "ConsumeEvents" if "sqs:ReceiveMessage" in actions else "SendToDestination"
+        # CDK names none of its generated statements: an event source's, a destination's,
+        # and X-Ray's (tracing=ACTIVE: tests/infra/test_observability.py checks it).
+        if actions == TRACE_ACTIONS:
+            unnamed = "WriteTraces"
+        elif "sqs:ReceiveMessage" in actions:
+            unnamed = "ConsumeEvents"
+        else:
+            unnamed = "SendToDestination"
         out[statement.get("Sid", unnamed)] = {
             "actions": actions,
             "resource": statement["Resource"],
         }
     return out
+
+
+# What X-Ray active tracing needs; IAM has no resource types for them, only "*".
+TRACE_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 
 
 def log_group_arn(template: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -379,7 +397,9 @@ def test_api_role(templates):
         "StageUploads",  # upload sessions: tests/infra/test_cdn_and_uploads.py
         "AbortPackageCopies",
         "QueueUploadCompletions",
+        "WriteTraces",
     }
+    assert got["WriteTraces"] == {"actions": TRACE_ACTIONS, "resource": "*"}
     # The audit trail: its own retained log group, kept two years; the API only appends.
     audit_id, audit = next(
         (k, v)
@@ -422,12 +442,14 @@ def test_indexing_roles(templates, stack):
         "WriteCoreMetadata",
         "ListPackageFiles",
         "ReadWriteIndex",
+        "WriteTraces",
     }
     expected.add("ConsumeEvents")
     if stack == "Reconcile":  # its continuation queue and failure destination
         expected |= {"QueueContinuation", "SendToDestination"}
     assert set(got) == expected
     assert got["WriteOwnLogs"]["resource"] == log_group_arn(templates[stack], f"{stack}Logs")
+    assert got["WriteTraces"] == {"actions": TRACE_ACTIONS, "resource": "*"}
     assert got["ReadPackageFiles"] == {"actions": ["s3:GetObject"], "resource": objects("*")}
     # Only core metadata files may be written; no distribution can be changed or deleted.
     assert got["WriteCoreMetadata"] == {
@@ -443,13 +465,7 @@ def test_indexing_roles(templates, stack):
         "dynamodb:Query",
     ]
     table_arn(got["ReadWriteIndex"]["resource"])
-    assert got["ConsumeEvents"]["actions"] == [
-        "sqs:ChangeMessageVisibility",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-        "sqs:GetQueueUrl",
-        "sqs:ReceiveMessage",
-    ]
+    assert got["ConsumeEvents"]["actions"] == SQS_CONSUME_ACTIONS
     queue = "SyncEvents" if stack == "Sync" else "ReconcileRuns"
     assert queue in json.dumps(got["ConsumeEvents"]["resource"])
     if stack == "Reconcile":
@@ -467,6 +483,9 @@ def test_no_wildcard_resource_outside_the_package_prefix(templates):
     for name, template in templates.items():
         for policy in resources(template, "AWS::IAM::Policy").values():
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if sorted(statement["Action"]) == TRACE_ACTIONS:  # X-Ray takes only "*"
+                    assert statement["Resource"] == "*"
+                    continue
                 for resource in (
                     statement["Resource"]
                     if isinstance(statement["Resource"], list)
@@ -485,18 +504,26 @@ def test_no_wildcard_resource_outside_the_package_prefix(templates):
 def test_alarms(templates):
     alarms = resources(templates["Monitoring"], "AWS::CloudWatch::Alarm")
     metrics = {
-        (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values()
+        (a["Properties"].get("Namespace"), a["Properties"].get("MetricName"))
+        for a in alarms.values()
     }
     assert metrics == {
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # dead letters
-        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),  # sync backlog
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # dead letters, reconcile failures
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),  # sync backlog, dead letters' age
         ("AWS/ApiGateway", "5xx"),
+        ("AWS/ApiGateway", "Latency"),  # p99
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "ConcurrentExecutions"),  # the sync's, against its reserved concurrency
+        ("AWS/Lambda", "ClaimedAccountConcurrency"),  # the account's regional quota
+        ("Stratus", "ReconcileRepairs"),  # drift found
+        (None, None),  # index table throttles: a sum over its operations (metric math)
     }
-    # sync dead letters and backlog, reconcile and upload completion failures, API 5xx;
-    # every function (API, sync, reconcile, upload completion) has errors and throttles alarms
-    assert len(alarms) == 2 + 2 + 1 + 4 * 2
+    # sync dead letters (count, age) and backlog; reconcile failures and drift; failed
+    # upload completions; API 5xx and p99 latency; table throttles; account concurrency;
+    # every function (API, sync, reconcile, upload completion) has errors and throttles
+    # alarms; the sync (reserved concurrency) a concurrency alarm
+    assert len(alarms) == 3 + 2 + 1 + 2 + 1 + 1 + 4 * 2 + 1
     topic_id = next(iter(resources(templates["Monitoring"], "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -558,7 +585,7 @@ def test_custom_domain_and_access_config(synth, tmp_path_factory):
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("fallback", "redirect", "only 'none'"),
+        ("fallback", "mirror", "fallback must be one of"),
         ("log_retention_days", "31", "log_retention_days"),
         ("custom_domain", "pypi.example.com", "certificate_arn"),
         ("options", {"admin_password": "x"}, "looks like a secret"),

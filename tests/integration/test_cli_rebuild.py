@@ -68,6 +68,9 @@ def test_local_index_lost_and_rebuilt(tmp_path: Path) -> None:
     assert "(at alpha)" in done.stderr  # progress while it runs
     assert index_of(services_local(data).catalog) == before
 
+    quiet = stratus("rebuild", "--data-dir", str(data), "-q", "--progress-seconds", "0")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
 
 def test_aws_table_emptied_and_rebuilt(moto_endpoint, s3_bucket, dynamo_table, tmp_path) -> None:
     import boto3

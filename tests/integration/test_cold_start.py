@@ -134,6 +134,47 @@ def test_with_users_the_hashing_is_loaded_at_init_and_ldap_never(lambda_env, tmp
     assert not top_level(report["after"]) & set(NEVER)
 
 
+# Only for rare requests (web UI pages, an upload's description, a trusted-publishing mint)
+RARELY_USED = {"jinja2", "jwt", "readme_renderer"}
+
+
+def test_rarely_used_modules_load_at_init_only_when_no_request_waits_for_it(lambda_env, tmp_path):
+    """An on-demand init leaves them to the requests that need them; a SnapStart (or
+    provisioned) init, paid once ahead of traffic, loads them into the snapshot."""
+    event = event_file(tmp_path, ANONYMOUS_PIP)
+    on_demand = run_environment(
+        {**lambda_env, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}, "init", event
+    )
+    assert on_demand["status"] == 200
+    assert not top_level(on_demand["after"]) & RARELY_USED
+    snapshot = run_environment(
+        {**lambda_env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}, "init", event
+    )
+    assert snapshot["status"] == 200
+    assert top_level(snapshot["at_init"]) >= RARELY_USED
+
+
+@pytest.mark.parametrize(
+    "tracing_off",
+    [
+        pytest.param({}, id="outside-lambda"),
+        pytest.param(
+            {"LAMBDA_TASK_ROOT": str(ROOT / "functions"), "POWERTOOLS_TRACE_DISABLED": "true"},
+            id="trace-disabled",
+        ),
+    ],
+)
+def test_without_tracing_the_xray_sdk_is_never_imported(lambda_env, tmp_path, tracing_off):
+    """Powertools' Tracer imports the X-Ray SDK (and makes an X-Ray client) even when it
+    disables itself: where nothing is traced the handlers use a no-op tracer instead."""
+    report = run_environment(
+        {**lambda_env, **tracing_off}, "init", event_file(tmp_path, ANONYMOUS_PIP)
+    )
+    assert report["built"] is True
+    assert report["status"] == 200
+    assert "aws_xray_sdk" not in top_level(report["after"])
+
+
 def test_a_restored_environment_gets_a_new_key_connections_and_seed(lambda_env, tmp_path):
     alice = base64.b64encode(b"alice:alice-secret").decode()
     login = event_file(tmp_path, {"Authorization": f"Basic {alice}"})

@@ -31,7 +31,7 @@ from stratus.adapters.config_access import ConfigAccess
 from stratus.adapters.s3_storage import S3Storage
 from stratus.adapters.sqlite_access import SqliteAccess
 from stratus.app import accounts
-from stratus.app.policy import AccessPolicy, BadCredentials
+from stratus.app.policy import AccessPolicy, BadCredentials, PendingApproval
 from stratus.app.services import Services
 from stratus.app.throttle import TooManyAttempts
 from stratus.app.tokens import TokenManager
@@ -265,8 +265,10 @@ def test_h07_legacy_hash_upgrade_and_timing(tmp_path: Path, monkeypatch):
     with pytest.raises(BadCredentials):
         config.identify(basic("bc", "nope"))
 
-    # An unknown user costs what a wrong password costs: one argon2id verification.
+    # An unknown user costs what a wrong password costs: one argon2id verification; so does
+    # a pending registration's (which only the right password learns about).
     access.create_user("modern", passwords.hash_password("right"))
+    access.create_user("waiting", passwords.hash_password("right"), pending=True)
     verified: list[str] = []
     real_verify = CryptContext.verify
 
@@ -275,10 +277,14 @@ def test_h07_legacy_hash_upgrade_and_timing(tmp_path: Path, monkeypatch):
         return real_verify(self, secret, hash, **kwargs)
 
     monkeypatch.setattr(CryptContext, "verify", spy)
-    for user in ("modern", "nobody"):
-        with pytest.raises(BadCredentials):
+    for user in ("modern", "nobody", "waiting"):
+        with pytest.raises(BadCredentials) as refused:
             policy.identify(basic(user, "wrong"))
-    assert verified == ["argon2id", "argon2id"]
+        assert str(refused.value) == "Invalid username or password."
+    assert verified == ["argon2id", "argon2id", "argon2id"]
+    with pytest.raises(PendingApproval):
+        policy.identify(basic("waiting", "right"))
+    assert verified == ["argon2id"] * 4
 
 
 # --- 18. presigned URLs: regional virtual-hosted endpoint, SigV4 ---------------------------

@@ -298,6 +298,60 @@ def test_h15_metadata_is_stored_before_the_file_and_its_entry(stores) -> None:
     assert checks == ["file after metadata", "entry after both"]
 
 
+def _import(catalog: Any, storage: Any, built: tuple[str, bytes], tmp_path: Path) -> FileRecord:
+    """A cache fill's store step (``Publisher.import_file``) of ``built``."""
+    from stratus.app.indexing import Digests, describe_archive
+
+    path = tmp_path / built[0]
+    path.write_bytes(built[1])
+    with open(path, "rb") as archive:
+        described = describe_archive(built[0], archive, Digests.of(built[1]), strict=False)
+    return Publisher(catalog, storage, allow_overwrite=False).import_file(described, path)
+
+
+def test_h15_cache_fill_stores_in_the_upload_order_under_the_lease(stores, tmp_path) -> None:
+    catalog, storage = stores
+    built = build(description="# Demo\n\nFrom the upstream.\n")
+    key, meta_key = file_key("demo", built[0]), metadata_key("demo", built[0])
+    checks: list[str] = []
+
+    def put_file(k: str, path: Path, **kwargs: Any) -> None:
+        assert k == key and storage.head(meta_key) is not None
+        assert storage.head(description_key("demo", built[0])) is not None
+        assert not catalog.acquire_lease(key, "someone else", 60)  # the fill holds it
+        checks.append("file after metadata and description")
+        storage.put_file(k, path, **kwargs)
+
+    def add_file(record, *, overwrite: bool = False) -> None:
+        assert not overwrite and storage.head(key) is not None
+        checks.append("entry last")
+        catalog.add_file(record, overwrite=overwrite)
+
+    stored = _import(
+        Wrapper(catalog, add_file=add_file), Wrapper(storage, put_file=put_file), built, tmp_path
+    )
+    assert checks == ["file after metadata and description", "entry last"]
+    assert assert_index_matches_bytes(catalog, storage, built[0]) == stored.sha256 == sha(built[1])
+    with pytest.raises(Conflict):  # a fill never overwrites
+        _import(catalog, storage, built, tmp_path)
+
+
+def test_h13_failed_cache_fill_leaves_nothing_behind(stores, tmp_path) -> None:
+    catalog, storage = stores
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("catalog unreachable")
+
+    built = build(description="# Demo\n")
+    with pytest.raises(RuntimeError):
+        _import(Wrapper(catalog, add_file=crash), storage, built, tmp_path)
+    for key in (file_key, metadata_key, description_key):
+        assert storage.head(key("demo", built[0])) is None
+    assert catalog.acquire_lease(file_key("demo", built[0]), "next", 1)  # released
+    catalog.release_lease(file_key("demo", built[0]), "next")
+    assert _import(catalog, storage, built, tmp_path).sha256 == sha(built[1])  # the retry
+
+
 def test_h15_delete_removes_the_entry_before_the_bytes(stores) -> None:
     catalog, storage = stores
     built = build()

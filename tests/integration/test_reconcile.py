@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from stratus.adapters.dynamo_catalog import project_pk
+from stratus.domain.indexes import DEFAULT_INDEX
 from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import FileRecord
 from tests.integration.test_sync import catalog_files, is_distribution, make_catalog
@@ -61,7 +63,7 @@ def setup(moto_endpoint, s3_bucket, dynamo_table, monkeypatch) -> Iterator[Setup
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     from stratus.handlers import reconcile as reconcile_handler
 
-    monkeypatch.setattr(reconcile_handler, "_services", None)
+    reconcile_handler.container.reset()
     yield Setup(
         boto3.client("s3", region_name="us-east-1"),
         s3_bucket,
@@ -150,7 +152,8 @@ def test_reconcile_repairs_a_catalog_changed_behind_its_back(setup):
     # tombstone would say the file was deleted, and reconcile would finish that delete).
     catalog.delete_file("gamma", lost[0])
     setup.dynamodb.delete_item(
-        TableName=setup.table, Key={"pk": {"S": "P#gamma"}, "sk": {"S": f"T#{lost[0]}"}}
+        TableName=setup.table,
+        Key={"pk": {"S": project_pk(DEFAULT_INDEX, "gamma")}, "sk": {"S": f"T#{lost[0]}"}},
     )
     ghost = FileRecord(
         project="ghost", filename="ghost-9.9-py3-none-any.whl", version="9.9",

@@ -192,7 +192,7 @@ def deployment(moto_endpoint, s3_bucket, dynamo_table, monkeypatch) -> Iterator[
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
     from stratus.handlers import sync as sync_handler
 
-    monkeypatch.setattr(sync_handler, "_services", None)  # a fresh "container" per test
+    sync_handler.container.reset()  # a fresh "container" per test
     deployment = Deployment(s3, sqs, s3_bucket, dynamo_table, queue_url, queue_arn, dlq_url)
     # S3 confirms a new notification configuration with an s3:TestEvent; consume it.
     for message in deployment.receive():

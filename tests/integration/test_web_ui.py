@@ -595,6 +595,39 @@ def test_registration_when_open_waits_for_approval(app, services):
     assert register(client, "eve", "eve-password").status_code == 409
 
 
+def test_a_pending_registration_signing_in_is_told_it_waits_for_approval(app, services):
+    services.access.create_user("eve", fast_hash("eve-password"), pending=True)
+    waiting = "waiting for an administrator&#39;s approval"
+    client = browser(app)
+
+    def form_login(user: str, password: str):
+        token = csrf(client.get("/login").text)
+        data = {"username": user, "password": password, "csrf_token": token, "next": "/"}
+        return client.post("/login", data=data)
+
+    # only the right password learns that the account is pending
+    wrong = form_login("eve", "not-her-password")
+    assert wrong.status_code == 401 and "Invalid username or password." in wrong.text
+    assert "approval" not in wrong.text
+    unknown = form_login("nobody", "eve-password")
+    assert unknown.status_code == 401 and "approval" not in unknown.text
+    right = form_login("eve", "eve-password")
+    assert right.status_code == 401 and waiting in right.text
+    assert "Invalid username or password." not in right.text
+    assert "stratus_session" not in right.cookies
+
+    # the same answers to Basic auth (pip, twine)
+    basic = client.get("/simple/", auth=("eve", "eve-password"))
+    assert basic.status_code == 401
+    assert basic.text == "401 Your account is waiting for an administrator's approval."
+    basic_wrong = client.get("/simple/", auth=("eve", "wrong"))
+    assert basic_wrong.status_code == 401 and "approval" not in basic_wrong.text
+
+    services.access.approve_user("eve")
+    assert client.get("/simple/", auth=("eve", "eve-password")).status_code == 200
+    assert form_login("eve", "eve-password").status_code == 303
+
+
 def test_a_signup_link_registers_and_signs_in_at_once(app, services):
     admin = browser(app)
     sign_in(admin, "root")

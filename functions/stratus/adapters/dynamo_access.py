@@ -1,7 +1,7 @@
 """Mutable access control on DynamoDB (pynamodb), in the catalog's single table.
 
 Item layout (key attribute names from ``table_schema``; no key collides with the
-catalog's ``P#<project>`` / ``PROJECTS`` partitions):
+catalog's ``P#<index>#<project>`` / ``PROJECTS#<index>`` partitions):
 
 =====================  =====================  ===================  ========================
 item                   pk                     sk                   attributes

@@ -1,20 +1,22 @@
 """Catalog on DynamoDB (pynamodb): one table, designed for the index's access patterns.
 
-Layout (key attribute names and types come from ``table_schema``):
+Layout (key attribute names and types come from ``table_schema``; ``<index>`` is the
+adapter's index, ``default`` today, see ``stratus.domain.indexes``):
 
-* file ``pk=P#<project>, sk=F#<filename>``: the FileRecord fields (no metadata bodies);
-* tombstone ``pk=P#<project>, sk=T#<filename>``: the sequencer of the last
+* file ``pk=P#<index>#<project>, sk=F#<filename>``: the FileRecord fields (no metadata
+  bodies);
+* tombstone ``pk=P#<index>#<project>, sk=T#<filename>``: the sequencer of the last
   ObjectRemoved event of a key whose file is gone, and when the API deleted it (with the
   sha256 it listed);
 * lease ``pk=LEASE#<name>, sk=LEASE``: owner and expiry (``TTL_ATTRIBUTE``) of a
-  storage key's single writer;
-* project entry ``pk=PROJECTS, sk=P#<project>``: display name, file count, newest
+  storage key's single writer (global: storage keys are);
+* project entry ``pk=PROJECTS#<index>, sk=P#<project>``: display name, file count, newest
   upload time, the summary of the newest upload and a revision token ``rev`` (random, so
   a re-created entry never repeats one).
 
 Project page = one Query on the project's partition (``begins_with(sk, "F#")``, so
-tombstones never show); root page = one Query on the ``PROJECTS`` partition, never a
-Scan; file lookup = GetItem.
+tombstones never show); root page = one Query on the index's ``PROJECTS#<index>``
+partition, never a Scan; file lookup = GetItem.
 
 Every change to a project's files is one TransactWrite that also rewrites (or removes)
 the project entry on the condition that ``rev`` is still what was read, or checks that
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
+from ..domain.indexes import DEFAULT_INDEX, check_index_name
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary, Tombstone
 from . import table_schema
@@ -53,14 +56,25 @@ if TYPE_CHECKING:
 
 PROJECTS_PK = "PROJECTS"
 PROJECT_PREFIX = "P#"
+INDEX_SEPARATOR = "#"  # never in an index name nor in a normalized project name
 FILE_PREFIX = "F#"
 TOMBSTONE_PREFIX = "T#"
 LEASE_PREFIX = "LEASE#"
 LEASE_SK = "LEASE"
 
 
-def project_pk(project: str) -> str:
-    return PROJECT_PREFIX + project
+def project_pk(index: str, project: str) -> str:
+    return f"{PROJECT_PREFIX}{index}{INDEX_SEPARATOR}{project}"
+
+
+def projects_pk(index: str) -> str:
+    """The partition of an index's project entries (the root page)."""
+    return f"{PROJECTS_PK}{INDEX_SEPARATOR}{index}"
+
+
+def project_of(pk: str) -> str:
+    """The project of a ``project_pk``."""
+    return pk.rpartition(INDEX_SEPARATOR)[2]
 
 
 def file_sk(filename: str) -> str:
@@ -134,10 +148,10 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
 models_for = cached_per_table(_build_models)
 
 
-def _to_item(models: _Models, record: FileRecord) -> Model:
+def _to_item(models: _Models, index: str, record: FileRecord) -> Model:
     seq = record.sequencer or None
     return models.file(
-        project_pk(record.project),
+        project_pk(index, record.project),
         file_sk(record.filename),
         version=record.version,
         sha256=record.sha256,
@@ -159,7 +173,7 @@ def _to_item(models: _Models, record: FileRecord) -> Model:
 
 def _to_record(item: Any) -> FileRecord:
     return FileRecord(
-        project=item.pk[len(PROJECT_PREFIX) :],
+        project=project_of(item.pk),
         filename=item.sk[len(FILE_PREFIX) :],
         version=item.version,
         sha256=item.sha256,
@@ -200,9 +214,24 @@ def _to_summary(item: Any) -> ProjectSummary:
 
 
 class DynamoCatalog(TableAdapter):
-    """The Catalog port on one DynamoDB table (schema in ``table_schema``)."""
+    """The Catalog port on one index of one DynamoDB table (schema in ``table_schema``)."""
 
     models_factory = staticmethod(models_for)
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        index: str = DEFAULT_INDEX,
+        region: str | None = None,
+        consistent_read: bool = True,
+    ) -> None:
+        super().__init__(table_name, region=region, consistent_read=consistent_read)
+        self.index = check_index_name(index)
+        self._projects_pk = projects_pk(self.index)
+
+    def _pk(self, project: str) -> str:
+        return project_pk(self.index, project)
 
     # --- reads ---
 
@@ -215,7 +244,7 @@ class DynamoCatalog(TableAdapter):
     def get_file(self, project: str, filename: str) -> FileRecord | None:
         item = self._get(
             self.models.file,
-            project_pk(project),
+            self._pk(project),
             file_sk(filename),
             consistent=self.consistent_read,
         )
@@ -224,7 +253,7 @@ class DynamoCatalog(TableAdapter):
     def list_files(self, project: str) -> list[FileRecord]:
         model = self.models.file
         items = model.query(
-            project_pk(project),
+            self._pk(project),
             model.sk.startswith(FILE_PREFIX),
             consistent_read=self.consistent_read,
         )
@@ -233,7 +262,7 @@ class DynamoCatalog(TableAdapter):
     def list_projects(self) -> list[ProjectSummary]:
         model = self.models.project
         items = model.query(
-            PROJECTS_PK,
+            self._projects_pk,
             model.sk.startswith(PROJECT_PREFIX),
             consistent_read=self.consistent_read,
         )
@@ -252,7 +281,7 @@ class DynamoCatalog(TableAdapter):
 
     def add_file(self, record: FileRecord, *, overwrite: bool = False) -> None:
         m = self.models
-        pk, sk = project_pk(record.project), file_sk(record.filename)
+        pk, sk = self._pk(record.project), file_sk(record.filename)
 
         def plan() -> Plan:
             entry = self._entry(record.project)  # first: see _stage_project
@@ -263,7 +292,7 @@ class DynamoCatalog(TableAdapter):
             tx.delete("tombstone", m.tombstone(pk, tombstone_sk(record.filename)))
             tx.put(
                 "file",
-                _to_item(m, record),
+                _to_item(m, self.index, record),
                 m.file.pk.does_not_exist() if current is None else m.file.pk.exists(),
             )
             self._stage_project(tx, record.project, entry, removed=current, added=record)
@@ -278,7 +307,7 @@ class DynamoCatalog(TableAdapter):
 
     def delete_file(self, project: str, filename: str) -> FileRecord | None:
         m = self.models
-        pk, sk = project_pk(project), file_sk(filename)
+        pk, sk = self._pk(project), file_sk(filename)
 
         def plan() -> Plan:
             entry = self._entry(project)
@@ -309,14 +338,14 @@ class DynamoCatalog(TableAdapter):
         return self.transact(plan)
 
     def get_tombstone(self, project: str, filename: str) -> Tombstone | None:
-        item = self._get(self.models.tombstone, project_pk(project), tombstone_sk(filename))
+        item = self._get(self.models.tombstone, self._pk(project), tombstone_sk(filename))
         return None if item is None else _to_tombstone(item)
 
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         from pynamodb.exceptions import UpdateError
 
         model = self.models.file
-        item = model(project_pk(project), file_sk(filename))
+        item = model(self._pk(project), file_sk(filename))
         action = model.yanked.remove() if reason is None else model.yanked.set(reason)
         try:
             item.update(actions=[action], condition=model.pk.exists())
@@ -330,7 +359,7 @@ class DynamoCatalog(TableAdapter):
         if not record.sequencer:
             raise ValueError("sync_upsert needs record.sequencer")
         m = self.models
-        pk, filename = project_pk(record.project), record.filename
+        pk, filename = self._pk(record.project), record.filename
         new_key = sequencer_key(record.sequencer)
 
         def plan() -> Plan:
@@ -357,7 +386,7 @@ class DynamoCatalog(TableAdapter):
             )
             tx.put(
                 "file",
-                _to_item(m, record),
+                _to_item(m, self.index, record),
                 m.file.pk.does_not_exist()
                 | m.file.seq_key.does_not_exist()
                 | (m.file.seq_key < new_key),
@@ -371,7 +400,7 @@ class DynamoCatalog(TableAdapter):
         if not sequencer:
             raise ValueError("sync_delete needs a sequencer")
         m = self.models
-        pk = project_pk(project)
+        pk = self._pk(project)
         new_key = sequencer_key(sequencer)
 
         def plan() -> Plan:
@@ -445,7 +474,7 @@ class DynamoCatalog(TableAdapter):
     # --- helpers ---
 
     def _entry(self, project: str) -> Any | None:
-        return self._get(self.models.project, PROJECTS_PK, entry_sk(project))
+        return self._get(self.models.project, self._projects_pk, entry_sk(project))
 
     def _stage_project(
         self,
@@ -471,7 +500,7 @@ class DynamoCatalog(TableAdapter):
             if entry is not None:
                 tx.delete("project", entry, condition)
             else:  # still assert what was read: the entry must still be absent
-                tx.check("project", m.project, PROJECTS_PK, entry_sk(project), condition)
+                tx.check("project", m.project, self._projects_pk, entry_sk(project), condition)
             return
         last_modified = float(entry.last_modified) if entry is not None else None
         summary = entry.summary if entry is not None else None
@@ -489,7 +518,7 @@ class DynamoCatalog(TableAdapter):
         tx.put(
             "project",
             m.project(
-                PROJECTS_PK,
+                self._projects_pk,
                 entry_sk(project),
                 display_name=display_name,
                 file_count=count,
@@ -504,7 +533,7 @@ class DynamoCatalog(TableAdapter):
         """Upload time and summary of the project's newest file other than ``excluding``."""
         model = self.models.file
         items = model.query(
-            project_pk(project),
+            self._pk(project),
             model.sk.startswith(FILE_PREFIX),
             consistent_read=True,
             attributes_to_get=[table_schema.SORT_KEY.name, "upload_time", "summary"],

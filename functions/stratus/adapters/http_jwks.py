@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import urllib.error
-import urllib.request
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +23,19 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 class HttpJwksSource:
     def __init__(self, *, timeout: float = 5.0) -> None:
         self.timeout = timeout
-        self._opener = urllib.request.build_opener()
+
+    @cached_property
+    def _opener(self) -> Any:
+        """Made on the first fetch: ``urllib.request`` and its TLS context (the CA bundle
+        loaded) cost a Lambda init ~20-40 ms that only a trusted-publishing mint needs."""
+        import urllib.request
+
+        return urllib.request.build_opener()
 
     def _get_json(self, url: str) -> Any:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             url, headers={"Accept": "application/json", "User-Agent": "stratus-oidc"}
         )

@@ -73,8 +73,11 @@ INVALID_CREDENTIALS = 49
 def _ldap3():
     try:
         import ldap3
-    except ImportError as exc:  # pragma: no cover - ldap3 is a dependency of the package
-        raise ImportError("pypi.auth = ldap needs the ldap3 package") from exc
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "pypi.auth = ldap needs the ldap3 package: pip install 'stratus-index[ldap]'",
+            name="ldap3",
+        ) from exc
     return ldap3
 
 
@@ -154,6 +157,7 @@ class LdapAccess:
             if not service_dn:
                 raise ValueError("auth.ldap.service_username needs auth.ldap.service_dn")
             self._pinned[service_username] = LdapUser(service_username, service_dn, True)
+        _ldap3()  # without the ldap extra, fail when the deployment starts, not per login
 
     @staticmethod
     def _check_template(name: str, template: str) -> None:

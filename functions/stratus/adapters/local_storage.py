@@ -90,6 +90,15 @@ def _fsync_write(path: Path, data: bytes) -> os.stat_result:
         os.close(fd)
 
 
+def _fsync_copy(path: Path, source: Path) -> os.stat_result:
+    """Create ``path`` (must not exist) with the bytes of ``source``, 1 MB at a time; fsync."""
+    with open(source, "rb") as src, open(path, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+        dst.flush()
+        os.fsync(dst.fileno())
+        return os.fstat(dst.fileno())
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -183,6 +192,23 @@ class LocalStorage:
         self._store(
             key,
             lambda tmp: _fsync_write(tmp, bytes(data)),
+            metadata=check_user_metadata(metadata),
+            content_type=content_type,
+            if_absent=if_absent,
+        )
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        if_absent: bool = False,
+    ) -> None:
+        self._store(
+            key,
+            lambda tmp: _fsync_copy(tmp, Path(path)),
             metadata=check_user_metadata(metadata),
             content_type=content_type,
             if_absent=if_absent,

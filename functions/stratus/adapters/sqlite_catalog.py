@@ -1,4 +1,9 @@
-"""Catalog on SQLite, for local mode. One file, WAL journal, one connection per thread."""
+"""Catalog on SQLite, for local mode. One file, WAL journal, one connection per thread.
+
+Every row carries its index (``idx``, first column of each primary key, see
+``stratus.domain.indexes``); an adapter reads and writes one index. Files written before
+the index became part of the key are moved into the default index when opened.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,28 @@ from dataclasses import astuple, fields
 from pathlib import Path
 
 from ..domain.errors import Conflict, NotFound
+from ..domain.indexes import DEFAULT_INDEX, check_index_name
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary, Tombstone
 from .sqlite_db import SqliteDatabase, Transaction
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
-_SCHEMA = f"""
+_FILES = f"""
 CREATE TABLE IF NOT EXISTS files (
+    idx TEXT NOT NULL,
     {", ".join(_COLUMNS)},
-    PRIMARY KEY (project, filename)
+    PRIMARY KEY (idx, project, filename)
 ) WITHOUT ROWID;
+"""
+_TOMBSTONES = """
 CREATE TABLE IF NOT EXISTS tombstones (
+    idx TEXT NOT NULL,
     project TEXT NOT NULL,
     filename TEXT NOT NULL,
     sequencer TEXT NOT NULL,
     deleted_at REAL,
     sha256 TEXT,
-    PRIMARY KEY (project, filename)
+    PRIMARY KEY (idx, project, filename)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT NOT NULL PRIMARY KEY,
@@ -34,14 +44,38 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 # Columns added since the first release, for index files created before them.
 _ADDED_COLUMNS = {"tombstones": (("deleted_at", "REAL"), ("sha256", "TEXT"))}
-_INSERT = f"INSERT INTO files ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT = (
+    f"INSERT INTO files (idx, {', '.join(_COLUMNS)}) VALUES (?, {', '.join('?' * len(_COLUMNS))})"
+)
 _UPSERT = _INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
+_KEY = "idx = ? AND project = ? AND filename = ?"
+
+
+def _add_index_column(conn: sqlite3.Connection) -> None:
+    """Move the rows of a file made before ``idx`` existed into the default index."""
+    for table, schema, wanted in (
+        ("files", _FILES, _COLUMNS),
+        ("tombstones", _TOMBSTONES, ["project", "filename", "sequencer", "deleted_at", "sha256"]),
+    ):
+        present = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        if not present or "idx" in present:
+            continue
+        columns = ", ".join(c for c in wanted if c in present)  # older files lack some
+        with_index = f"{DEFAULT_INDEX!r}, {columns}"
+        conn.executescript(
+            f"BEGIN IMMEDIATE; ALTER TABLE {table} RENAME TO {table}_before_idx; {schema}"
+            f"INSERT INTO {table} (idx, {columns}) SELECT {with_index} FROM {table}_before_idx;"
+            f"DROP TABLE {table}_before_idx; COMMIT;"
+        )
 
 
 class SqliteCatalog:
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteDatabase(path, _SCHEMA)
+    def __init__(self, path: str | Path, *, index: str = DEFAULT_INDEX) -> None:
+        self.index = check_index_name(index)
+        self._db = SqliteDatabase(path, "")
+        _add_index_column(self._db.conn())
+        self._db.conn().executescript(_FILES + _TOMBSTONES)
         self.path = self._db.path
         self._migrate()
 
@@ -63,20 +97,23 @@ class SqliteCatalog:
     def get_file(self, project: str, filename: str) -> FileRecord | None:
         row = (
             self._conn()
-            .execute(f"{_SELECT} WHERE project = ? AND filename = ?", (project, filename))
+            .execute(f"{_SELECT} WHERE {_KEY}", (self.index, project, filename))
             .fetchone()
         )
         return FileRecord(*row) if row else None
 
     def list_files(self, project: str) -> list[FileRecord]:
-        rows = self._conn().execute(f"{_SELECT} WHERE project = ? ORDER BY filename", (project,))
+        rows = self._conn().execute(
+            f"{_SELECT} WHERE idx = ? AND project = ? ORDER BY filename", (self.index, project)
+        )
         return [FileRecord(*row) for row in rows]
 
     def list_projects(self) -> list[ProjectSummary]:
         # SQLite takes the bare columns from the row holding MAX(upload_time).
         rows = self._conn().execute(
             "SELECT project, display_name, MAX(upload_time), COUNT(*), summary FROM files "
-            "GROUP BY project ORDER BY project"
+            "WHERE idx = ? GROUP BY project ORDER BY project",
+            (self.index,),
         )
         return [
             ProjectSummary(name, display or name, last, count, summary)
@@ -87,26 +124,24 @@ class SqliteCatalog:
     def add_file(self, record: FileRecord, *, overwrite: bool = False) -> None:
         with self._write() as conn:
             try:
-                conn.execute(_UPSERT if overwrite else _INSERT, astuple(record))
+                conn.execute(_UPSERT if overwrite else _INSERT, (self.index, *astuple(record)))
             except sqlite3.IntegrityError:
                 raise Conflict(f"File {record.filename!r} already exists.") from None
             conn.execute(
-                "DELETE FROM tombstones WHERE project = ? AND filename = ?",
-                (record.project, record.filename),
+                f"DELETE FROM tombstones WHERE {_KEY}",
+                (self.index, record.project, record.filename),
             )
 
     def delete_file(self, project: str, filename: str) -> FileRecord | None:
         with self._write() as conn:
             existing = self.get_file(project, filename)
             if existing is not None:
+                conn.execute(f"DELETE FROM files WHERE {_KEY}", (self.index, project, filename))
                 conn.execute(
-                    "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
-                )
-                conn.execute(
-                    "INSERT INTO tombstones (project, filename, sequencer, deleted_at, sha256) "
-                    "VALUES (?, ?, '', ?, ?) ON CONFLICT (project, filename) DO UPDATE SET "
-                    "deleted_at = excluded.deleted_at, sha256 = excluded.sha256",
-                    (project, filename, time.time(), existing.sha256),
+                    "INSERT INTO tombstones (idx, project, filename, sequencer, deleted_at, "
+                    "sha256) VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (idx, project, filename) "
+                    "DO UPDATE SET deleted_at = excluded.deleted_at, sha256 = excluded.sha256",
+                    (self.index, project, filename, time.time(), existing.sha256),
                 )
             return existing
 
@@ -114,9 +149,8 @@ class SqliteCatalog:
         row = (
             self._conn()
             .execute(
-                "SELECT sequencer, deleted_at, sha256 FROM tombstones "
-                "WHERE project = ? AND filename = ?",
-                (project, filename),
+                f"SELECT sequencer, deleted_at, sha256 FROM tombstones WHERE {_KEY}",
+                (self.index, project, filename),
             )
             .fetchone()
         )
@@ -125,8 +159,7 @@ class SqliteCatalog:
     def set_yanked(self, project: str, filename: str, reason: str | None) -> FileRecord:
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE files SET yanked = ? WHERE project = ? AND filename = ?",
-                (reason, project, filename),
+                f"UPDATE files SET yanked = ? WHERE {_KEY}", (reason, self.index, project, filename)
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No file {filename!r} in project {project!r}.")
@@ -135,10 +168,11 @@ class SqliteCatalog:
             return record
 
     def _last_sequencer(self, conn: sqlite3.Connection, project: str, filename: str) -> str:
+        key = (self.index, project, filename)
         row = conn.execute(
-            "SELECT sequencer FROM files WHERE project = ? AND filename = ? "
-            "UNION ALL SELECT sequencer FROM tombstones WHERE project = ? AND filename = ?",
-            (project, filename, project, filename),
+            f"SELECT sequencer FROM files WHERE {_KEY} "
+            f"UNION ALL SELECT sequencer FROM tombstones WHERE {_KEY}",
+            key + key,
         ).fetchall()
         return max((sequencer_key(r[0] or "") for r in row), default=sequencer_key(""))
 
@@ -154,10 +188,10 @@ class SqliteCatalog:
             existing = self.get_file(record.project, record.filename)
             if existing is not None and existing.sha256 == record.sha256:
                 return False
-            conn.execute(_UPSERT, astuple(record))
+            conn.execute(_UPSERT, (self.index, *astuple(record)))
             conn.execute(
-                "DELETE FROM tombstones WHERE project = ? AND filename = ?",
-                (record.project, record.filename),
+                f"DELETE FROM tombstones WHERE {_KEY}",
+                (self.index, record.project, record.filename),
             )
             return True
 
@@ -169,20 +203,18 @@ class SqliteCatalog:
             ):
                 return False
             tomb = conn.execute(
-                "SELECT sequencer FROM tombstones WHERE project = ? AND filename = ?",
-                (project, filename),
+                f"SELECT sequencer FROM tombstones WHERE {_KEY}", (self.index, project, filename)
             ).fetchone()
             if tomb is None or sequencer_key(tomb[0]) < sequencer_key(sequencer):
                 conn.execute(
-                    "INSERT INTO tombstones (project, filename, sequencer) VALUES (?, ?, ?) "
-                    "ON CONFLICT (project, filename) DO UPDATE SET sequencer = excluded.sequencer",
-                    (project, filename, sequencer),
+                    "INSERT INTO tombstones (idx, project, filename, sequencer) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (idx, project, filename) "
+                    "DO UPDATE SET sequencer = excluded.sequencer",
+                    (self.index, project, filename, sequencer),
                 )
             if existing is None:
                 return False
-            conn.execute(
-                "DELETE FROM files WHERE project = ? AND filename = ?", (project, filename)
-            )
+            conn.execute(f"DELETE FROM files WHERE {_KEY}", (self.index, project, filename))
             return True
 
     # --- leases ---

@@ -5,15 +5,16 @@ and the CDK stack. No boto3, pynamodb or CDK imports here: the CDK app and the L
 code both read these constants and build their own objects from them.
 
 Item layout (catalog items owned by ``stratus.adapters.dynamo_catalog``, access items by
-``stratus.adapters.dynamo_access``; listed here for reference):
+``stratus.adapters.dynamo_access``; listed here for reference). ``<index>`` names the index
+a project is stored in (``default`` today; ``stratus.domain.indexes``):
 
 ========================  ====================  ===================  =======================
 item                      pk                    sk                   attributes
 ========================  ====================  ===================  =======================
-file                      ``P#<project>``       ``F#<filename>``     the FileRecord fields
-tombstone                 ``P#<project>``       ``T#<filename>``     seq, seq_key, deleted_at,
+file                      ``P#<index>#<proj>``  ``F#<filename>``     the FileRecord fields
+tombstone                 ``P#<index>#<proj>``  ``T#<filename>``     seq, seq_key, deleted_at,
                                                                      sha256
-project entry             ``PROJECTS``          ``P#<project>``      display_name, file_count,
+project entry             ``PROJECTS#<index>``  ``P#<project>``      display_name, file_count,
                                                                      last_modified, summary,
                                                                      rev
 user (or pending user)    ``USERS``             ``U#<user>``         password_hash, admin,
@@ -43,11 +44,17 @@ minted upload token       ``MINTED#<token_id>`` ``TOKEN``            the TokenRe
 storage key lease         ``LEASE#<name>``      ``LEASE``            owner, expires_at (TTL)
 upload session            ``UPLOAD#<id>``       ``SESSION``          the UploadSession fields,
                                                                      expires_at (TTL)
+upstream page head        ``UPSTREAM#<mirror>#  ``PAGE``             gen, chunks, checked_at
+                          <project>``
+upstream page chunk       (the same)            ``C#<gen>#<nnnn>``   data (compressed page)
+origin controls           ``ORIGIN#<index>#     ``ORIGIN``           upstream, publish, set_by
+                          <project>``
+cache fill lock           ``FILLLOCK#<key>``    ``LOCK``             expires_at (TTL)
 ========================  ====================  ===================  =======================
 
-Access patterns: project page = Query ``pk = P#<project> AND begins_with(sk, "F#")``;
-root page = Query ``pk = PROJECTS``; file lookup = GetItem. Access control: user lookup
-(login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
+Access patterns: project page = Query ``pk = P#<index>#<project> AND begins_with(sk,
+"F#")``; root page = Query ``pk = PROJECTS#<index>``; file lookup = GetItem. Access
+control: user lookup (login, admin flag) = GetItem; a user's groups = Query ``U#<user>`` (``G#``); a
 package's permissions = Query ``PKGACL#<project>``; users, pending users = Query
 ``USERS``; groups = Query ``GROUPS``; members = Query ``G#<group>`` (``M#``); token =
 GetItem ``TOKEN#<id>``; a user's tokens = Query ``U#<user>`` (``T#``). Trusted publishing

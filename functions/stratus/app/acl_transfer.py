@@ -41,7 +41,7 @@ import gzip
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,13 +55,21 @@ log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 SPECIAL_GROUPS = (EVERYONE, AUTHENTICATED)
+# ``progress(kind, done, total)``: e.g. ("packages", 120, 300) after the 120th of 300.
+Progress = Callable[[str, int, int], None]
 
 
-def dump(backend: AccessDirectory) -> dict[str, Any]:
+def _quiet(kind: str, done: int, total: int) -> None:
+    pass
+
+
+def dump(backend: AccessDirectory, progress: Progress | None = None) -> dict[str, Any]:
     """All access control data of ``backend`` in pypicloud's format (see the module doc).
 
     Password hashes come from ``get_password_hash`` where the backend has it.
+    ``progress(kind, done, total)`` hears of each group, user and pending user exported.
     """
+    report = progress or _quiet
     allow_register = getattr(backend, "allow_register", None)
     data: dict[str, Any] = {
         "allow_register": bool(allow_register()) if callable(allow_register) else False,
@@ -70,30 +78,41 @@ def dump(backend: AccessDirectory) -> dict[str, Any]:
     }
     # Backends that never see hashes (LDAP, remote server) export None, as pypicloud's do.
     get_hash = getattr(backend, "get_password_hash", lambda username: None)
-    users = [
-        {"username": user.username, "admin": bool(user.admin), "password": get_hash(user.username)}
-        for user in backend.list_users()
-    ]
     packages: dict[str, dict[str, dict[str, list[str]]]] = {"users": {}, "groups": {}}
-    groups = backend.list_groups()
-    for group in groups:
-        data["groups"][group] = backend.group_members(group)
-    for group in [*groups, *(g for g in SPECIAL_GROUPS if g not in groups)]:
+
+    def group_permissions(group: str) -> None:
         for package, perms in sorted(backend.group_package_permissions(group).items()):
             if perms:
                 packages["groups"].setdefault(package, {})[group] = permission_names(perms)
-    for user in users:
-        username = user["username"]
+
+    groups = backend.list_groups()
+    for done, group in enumerate(groups, 1):
+        data["groups"][group] = backend.group_members(group)
+        group_permissions(group)
+        report("groups", done, len(groups))
+    for group in SPECIAL_GROUPS:
+        if group not in groups:
+            group_permissions(group)
+    users = []
+    listed = backend.list_users()
+    for done, user in enumerate(listed, 1):
+        username = user.username
+        users.append(
+            {"username": username, "admin": bool(user.admin), "password": get_hash(username)}
+        )
         for package, perms in sorted(backend.user_package_permissions(username).items()):
             if perms:
                 packages["users"].setdefault(package, {})[username] = permission_names(perms)
+        report("users", done, len(listed))
     data["users"] = users
     data["packages"] = packages
     pending_users = getattr(backend, "pending_users", None)
     if callable(pending_users):
-        data["pending_users"] = [
-            {"username": name, "password": get_hash(name)} for name in pending_users()
-        ]
+        names = pending_users()
+        data["pending_users"] = []
+        for done, name in enumerate(names, 1):
+            data["pending_users"].append({"username": name, "password": get_hash(name)})
+            report("pending users", done, len(names))
     return data
 
 
@@ -141,13 +160,20 @@ def _validate(data: Any) -> None:
                     _letter(perm, f"packages.{kind}.{package}.{name}")
 
 
-def load(backend: MutableAccessBackend, data: Mapping[str, Any]) -> None:
-    """Merge ``data`` (pypicloud's format) into ``backend``, idempotently (see module doc)."""
+def load(
+    backend: MutableAccessBackend, data: Mapping[str, Any], progress: Progress | None = None
+) -> None:
+    """Merge ``data`` (pypicloud's format) into ``backend``, idempotently (see module doc).
+
+    ``progress(kind, done, total)`` hears of each user, pending user, group and package
+    applied.
+    """
     _validate(data)
+    report = progress or _quiet
     approved = {user.username for user in backend.list_users()}
     pending = set(backend.pending_users())
 
-    for user in data["users"]:
+    for done, user in enumerate(data["users"], 1):
         username = user["username"]
         admin = bool(user.get("admin", False))
         if username not in approved and username not in pending:
@@ -155,14 +181,17 @@ def load(backend: MutableAccessBackend, data: Mapping[str, Any]) -> None:
             approved.add(username)
         else:
             backend.set_admin(username, admin)
+        report("users", done, len(data["users"]))
 
-    for user in data.get("pending_users", []):
+    pending_users = data.get("pending_users", [])
+    for done, user in enumerate(pending_users, 1):
         username = user["username"]
         if username not in approved and username not in pending:
             backend.create_user(username, user.get("password") or "", pending=True)
             pending.add(username)
+        report("pending users", done, len(pending_users))
 
-    for group, members in data["groups"].items():
+    for done, (group, members) in enumerate(data["groups"].items(), 1):
         backend.create_group(group)
         current = set(backend.group_members(group))
         for member in members:
@@ -175,17 +204,20 @@ def load(backend: MutableAccessBackend, data: Mapping[str, Any]) -> None:
                 backend.add_member(member, group)
             except NotFound:
                 log.warning("ACL import: group %r: no user %r, member skipped", group, member)
+        report("groups", done, len(data["groups"]))
 
-    packages = data["packages"]
-    for kind, section in (
-        ("group", packages.get("groups", {})),
-        ("user", packages.get("users", {})),
-    ):
-        for package, entries in section.items():
-            for name, perms in entries.items():
+    sections = {
+        "group": data["packages"].get("groups", {}),
+        "user": data["packages"].get("users", {}),
+    }
+    projects = sorted({*sections["group"], *sections["user"]})
+    for done, package in enumerate(projects, 1):
+        for kind, section in sections.items():
+            for name, perms in section.get(package, {}).items():
                 for perm in perms:
                     letter = _letter(perm, package)
                     backend.set_permission(normalize(package), kind, name, letter, True)
+        report("packages", done, len(projects))
 
     backend.set_allow_register(bool(data["allow_register"]))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..domain import distributions, metadata
 from ..domain.distributions import DistFilename
@@ -34,18 +35,78 @@ def describe_distribution(
     uploads (canonical filename, valid metadata agreeing with it); sync and reconcile
     pass False for objects already in the bucket (see ``domain.metadata``).
     """
-    dist = distributions.parse(filename, strict=strict)
-    meta = metadata.extract(data, dist, strict=strict)
-    record = build_record(
-        dist,
-        meta,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
+    digests = Digests.of(data)
+    return describe_archive(
+        filename,
+        data,
+        digests,
         uploader=uploader,
         upload_time=upload_time,
         display_name=display_name,
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        blake2_256=hashlib.blake2b(data, digest_size=32).hexdigest(),
+        strict=strict,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    """A distribution's size and hashes (computed whole, or while streaming it)."""
+
+    size: int
+    sha256: str
+    md5: str
+    blake2_256: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Digests:
+        hashing = Hashing()
+        hashing.update(data)
+        return hashing.digests()
+
+
+class Hashing:
+    """The hashes of an index record, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._blake2 = hashlib.blake2b(digest_size=32)
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+        self._md5.update(chunk)
+        self._blake2.update(chunk)
+
+    def digests(self) -> Digests:
+        return Digests(
+            self.size, self._sha256.hexdigest(), self._md5.hexdigest(), self._blake2.hexdigest()
+        )
+
+
+def describe_archive(
+    filename: str,
+    archive: bytes | BinaryIO,
+    digests: Digests,
+    *,
+    uploader: str | None = None,
+    upload_time: float | None = None,
+    display_name: str | None = None,
+    strict: bool = True,
+) -> Described:
+    """``describe_distribution`` of bytes or of a seekable file whose digests are known."""
+    dist = distributions.parse(filename, strict=strict)
+    meta = metadata.extract(archive, dist, strict=strict)
+    record = build_record(
+        dist,
+        meta,
+        sha256=digests.sha256,
+        size=digests.size,
+        uploader=uploader,
+        upload_time=upload_time,
+        display_name=display_name,
+        md5=digests.md5,
+        blake2_256=digests.blake2_256,
     )
     return Described(record, meta.core_metadata_bytes, meta.source)
 

@@ -64,9 +64,11 @@ class KeyLease:
 
 
 @contextmanager
-def holding(catalog: Catalog, key: str, *, wait: float, busy: str) -> Iterator[KeyLease]:
+def holding(
+    catalog: Catalog, key: str, *, wait: float, busy: str, seconds: float = LEASE_SECONDS
+) -> Iterator[KeyLease]:
     """Hold ``key``'s lease for the block; ``Conflict(busy)`` if it stays taken ``wait`` s."""
-    lease = KeyLease(catalog, key)
+    lease = KeyLease(catalog, key, seconds=seconds)
     if not lease.acquire(wait=wait):
         raise Conflict(busy)
     try:

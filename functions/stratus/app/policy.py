@@ -43,6 +43,13 @@ class BadCredentials(Exception):
     """Credentials were sent and are wrong (HTTP 401)."""
 
 
+class PendingApproval(BadCredentials):
+    """The password is right, but the registration waits for an admin's approval (401)."""
+
+    def __init__(self) -> None:
+        super().__init__("Your account is waiting for an administrator's approval.")
+
+
 # Longer credentials are refused before any hashing: the cost of legacy schemes such as
 # sha256_crypt grows with the password's length.
 MAX_CREDENTIALS_CHARS = 1024
@@ -133,7 +140,11 @@ class AccessPolicy:
                 self._remember(login.token_key, login.token[1], identity)
         if identity is None and login.username != tokens.TOKEN_USER:
             # Also a token-shaped password that is no valid token: it may be a password.
-            identity = self._check_password(login.username, login.password)
+            try:
+                identity = self._check_password(login.username, login.password)
+            except PendingApproval:
+                self.throttle.failed(login.accounts, source)  # a refused login all the same
+                raise
             if identity is not None:
                 self._remember(login.username, login.password, identity)
         if identity is None:
@@ -266,11 +277,26 @@ class AccessPolicy:
         )
 
     def _check_password(self, username: str, password: str) -> Identity | None:
-        """The identity (groups and admin flag included) for a correct password."""
-        if not self.backend.verify_user(username, password):
+        """The identity (groups and admin flag included) for a correct password.
+
+        Raises ``PendingApproval`` for the right password of a registration waiting for an
+        admin: a mutable backend's stored hash is that of an approved or pending user, so
+        the policy checks it itself, with the one verification ``verify_user`` would cost
+        (a dummy one for an unknown user). Only the right password learns the state.
+        """
+        backend = self.backend
+        if not isinstance(backend, MutableAccessBackend):
+            if not backend.verify_user(username, password):
+                return None
+            self._upgrade_hash(username, password)
+            return self._describe(username)
+        if not passwords.verify(password, backend.get_password_hash(username)):
             return None
+        info = backend.get_user(username)  # groups and admin flag: no more reads for those
+        if info is None:
+            raise PendingApproval()
         self._upgrade_hash(username, password)
-        return self._describe(username)
+        return Identity(username=username, groups=frozenset(info.groups), is_admin=info.admin)
 
     def _upgrade_hash(self, username: str, password: str) -> None:
         """Re-hash a just verified password as argon2id if it is stored under a legacy

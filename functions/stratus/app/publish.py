@@ -33,6 +33,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -42,12 +43,18 @@ from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
 from .descriptions import store_description
 from .indexing import Described, describe_distribution
-from .leases import KeyLease, holding
+from .leases import LEASE_SECONDS, KeyLease, holding
 
 log = logging.getLogger(__name__)
 
 # How long an overwrite or a delete waits for the key's current writer to finish.
 LEASE_WAIT_SECONDS = 10.0
+# A cache fill streams a file of up to ``app.fill.DEFAULT_MAX_BYTES`` to storage while
+# holding the lease: it lasts as long as the fill function may run.
+FILL_LEASE_SECONDS = 900.0
+
+# Writes the distribution's bytes: ``write(key, object metadata)``.
+Write = Callable[[str, dict[str, str]], None]
 
 _DIGESTS = {
     "sha256_digest": (64, lambda data: hashlib.sha256(data).hexdigest()),
@@ -73,10 +80,20 @@ def check_digests(data: bytes, sent: Mapping[str, str | None]) -> None:
 
 
 class Publisher:
-    def __init__(self, catalog: Catalog, storage: Storage, *, allow_overwrite: bool) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        *,
+        allow_overwrite: bool,
+        guard: Callable[[str], None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.allow_overwrite = allow_overwrite
+        # Called with the project before an upload stores anything; raises to refuse
+        # (origin controls: ``app.origins.OriginPolicy.check_publish``).
+        self.guard = guard
 
     def upload(
         self,
@@ -96,45 +113,79 @@ class Publisher:
         check_digests(data, digests)
         described = describe_distribution(filename, data, uploader=uploader, display_name=name)
 
-        def store(key: str, metadata: dict[str, str]) -> None:
+        def write(key: str, metadata: dict[str, str]) -> None:
             self.storage.put(key, data, metadata=metadata, content_type="application/octet-stream")
 
-        return self._publish(described, store)
+        return self._upload(described, write)
 
     def publish_staged(self, described: Described, staged_key: str) -> FileRecord:
         """Publish the object at ``staged_key`` (checked by the caller, strictly, as an
         upload is: ``described`` describes its bytes) under the distribution's key, by a
         server-side copy; the staged object stays (the caller removes it)."""
 
-        def store(key: str, metadata: dict[str, str]) -> None:
+        def write(key: str, metadata: dict[str, str]) -> None:
             self.storage.copy(
                 staged_key, key, metadata=metadata, content_type="application/octet-stream"
             )
 
-        return self._publish(described, store)
+        return self._upload(described, write)
+
+    def import_file(self, described: Described, path: Path) -> FileRecord:
+        """Publish a distribution from a local file (a cache fill) like an upload: under
+        the key's lease, metadata → description → distribution (streamed) → catalog, rolled
+        back on failure. Never overwrites: ``Conflict`` if the file exists."""
+
+        def write(key: str, metadata: dict[str, str]) -> None:
+            self.storage.put_file(
+                key, path, metadata=metadata, content_type="application/octet-stream"
+            )
+
+        # Waits for a concurrent fill of the same file, then finds it stored (Conflict).
+        return self._publish(
+            described,
+            write,
+            overwrite=False,
+            wait=LEASE_WAIT_SECONDS,
+            lease_seconds=FILL_LEASE_SECONDS,
+        )
+
+    def _upload(self, described: Described, write: Write) -> FileRecord:
+        """An upload (twine's or a session's): the origin guard, then the steps below."""
+        if self.guard is not None:
+            self.guard(described.record.project)
+        overwrite = self.allow_overwrite
+        return self._publish(
+            described,
+            write,
+            overwrite=overwrite,
+            wait=LEASE_WAIT_SECONDS if overwrite else 0.0,
+        )
 
     def _publish(
-        self, described: Described, store: Callable[[str, dict[str, str]], None]
+        self,
+        described: Described,
+        write: Write,
+        *,
+        overwrite: bool,
+        wait: float,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> FileRecord:
-        """Steps 2 to 4 of an upload; ``store`` writes the distribution's object."""
+        """Steps 2 to 4 of an upload (and of a cache fill): take the key's lease, store."""
         project, filename = described.record.project, described.record.filename
-        overwrite = self.allow_overwrite
         exists = Conflict(f"File {filename!r} already exists.")
         if not overwrite and self.catalog.get_file(project, filename) is not None:
             raise exists
         busy = f"Another upload or delete of {filename!r} is in progress; try again shortly."
         key = file_key(project, filename)
-        with holding(
-            self.catalog, key, wait=LEASE_WAIT_SECONDS if overwrite else 0.0, busy=busy
-        ) as lease:
+        with holding(self.catalog, key, wait=wait, busy=busy, seconds=lease_seconds) as lease:
             if not overwrite and self.catalog.get_file(project, filename) is not None:
                 raise exists
-            return self._store(described, store, lease, overwrite=overwrite)
+            return self._store(described, write, lease, overwrite=overwrite)
 
     def _store(
         self,
         described: Described,
-        store: Callable[[str, dict[str, str]], None],
+        write: Write,
         lease: KeyLease,
         *,
         overwrite: bool,
@@ -150,7 +201,7 @@ class Publisher:
                     meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
                 )
             store_description(self.storage, record, described.source_metadata)  # the web UI's
-            store(key, to_object_metadata(record))
+            write(key, to_object_metadata(record))
             if not lease.renew():  # held past its expiry: another writer may own the key now
                 roll_back = False
                 raise Conflict(f"The upload of {record.filename!r} took too long; try again.")

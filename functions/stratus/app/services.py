@@ -7,6 +7,7 @@ the CLI receive it ready-made and never choose or build adapters themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..ports import (
     AccessBackend,
@@ -26,6 +27,9 @@ from ..ports import (
 from ..settings import Settings
 from .rebuild import RebuildRunner
 from .upload_completion import CompletionRunner
+
+if TYPE_CHECKING:
+    from .upstream import FallbackServices
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Services:
     minted_tokens: MintedTokens | None = None
     jwks: JwksSource | None = None
     upload_sessions: UploadSessions | None = None  # `stratus upload`'s sessions
+    fallback: FallbackServices | None = None  # upstream fallback, origin controls (wiring)
     upload_completions: CompletionRunner | None = None  # completes large ones in the background
 
     @property

@@ -29,9 +29,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from ..domain import oidc
 from ..domain.errors import BackendUnavailable, InvalidInput, NotFound
@@ -41,6 +39,9 @@ from ..domain.oidc import IssuerConfig, PublisherMismatch, TrustedPublisher
 from ..ports import Catalog, JwksSource, MintedTokens, ReplayGuard, TrustedPublishers
 from . import tokens
 from .audit import Auditor
+
+if TYPE_CHECKING:
+    import jwt
 
 audit_log = logging.getLogger("stratus.audit")
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class _KeySet:
 
 def parse_jwks(data: Mapping[str, object]) -> dict[str, jwt.PyJWK]:
     """The signing keys of a JWKS by ``kid``; keys of other uses or algorithms are skipped."""
+    import jwt  # PyJWT and cryptography: ~25 ms of a cold start that mints nothing
+
     found: dict[str, jwt.PyJWK] = {}
     raw_keys = data.get("keys")
     for raw in raw_keys if isinstance(raw_keys, list) else []:
@@ -247,6 +250,8 @@ class TrustedPublishing:
         """The issuer and the verified claims of an ID token, or raise :class:`MintError`."""
         if not isinstance(raw, str) or not raw or len(raw) > oidc.MAX_TOKEN_CHARS:
             raise _invalid_token()
+        import jwt
+
         try:
             header = jwt.get_unverified_header(raw)
             unverified = jwt.decode(raw, options={"verify_signature": False})

@@ -77,14 +77,17 @@ def _access_backend(args: argparse.Namespace):
 
 def _export_acl(args: argparse.Namespace) -> int:
     from ..app.acl_transfer import dump, write_acl_file
+    from .progress import from_args
 
-    write_acl_file(dump(_access_backend(args)), args.output)
+    progress = from_args(args)
+    write_acl_file(dump(_access_backend(args), progress.counter("exported")), args.output)
     return 0
 
 
 def _import_acl(args: argparse.Namespace) -> int:
     from ..app.acl_transfer import load, read_acl_file
     from ..ports import MutableAccessBackend
+    from .progress import from_args
 
     backend = _access_backend(args)
     if not isinstance(backend, MutableAccessBackend):
@@ -94,15 +97,16 @@ def _import_acl(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    progress = from_args(args)
     try:
         data = read_acl_file(args.input)
-        load(backend, data)
+        load(backend, data, progress.counter("imported"))
     except ValueError as exc:
         print(f"stratus import-acl: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"imported {len(data.get('users', []))} users, {len(data.get('groups', {}))} groups",
-        file=sys.stderr,
+    progress.say(
+        f"imported {len(data.get('users', []))} users, {len(data.get('groups', {}))} groups, "
+        f"{len(data.get('pending_users', []))} pending users"
     )
     return 0
 
@@ -139,6 +143,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     import time
 
     from ..app.reconcile import reconcile
+    from .progress import from_args
 
     if args.aws:
         from ..wiring import services_from_env
@@ -149,30 +154,26 @@ def _rebuild(args: argparse.Namespace) -> int:
 
         services = services_local(Path(args.data_dir), Path(args.config) if args.config else None)
     started = time.monotonic()
-    last = [started]
+    shown = from_args(args)
 
     def progress(project: str, report) -> None:  # type: ignore[no-untyped-def]
-        now = time.monotonic()
-        if now - last[0] >= args.progress_seconds:
-            last[0] = now
-            print(
+        shown.tick(
+            lambda: (
                 f"  {report.projects} projects, {report.objects} files, "
-                f"{report.repairs} repairs (at {project})",
-                file=sys.stderr,
-                flush=True,
+                f"{report.repairs} repairs (at {project})"
             )
+        )
 
-    print("rebuilding the index from storage ...", file=sys.stderr, flush=True)
+    shown.say("rebuilding the index from storage ...")
     report = reconcile(
         services.catalog, services.storage, dry_run=args.dry_run, deep=args.deep, progress=progress
     )
     elapsed = time.monotonic() - started
-    print(
+    shown.say(
         f"done in {elapsed:.1f} s: {report.projects} projects, {report.objects} files, "
         f"{len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.removed)} removed, {len(report.skipped)} skipped"
-        + (" (dry run: nothing changed)" if args.dry_run else ""),
-        file=sys.stderr,
+        + (" (dry run: nothing changed)" if args.dry_run else "")
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -240,6 +241,7 @@ def _create_dev_resources(_: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
+    from .progress import add_arguments as progress_arguments
 
     parser = argparse.ArgumentParser(
         prog="stratus",
@@ -283,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", help="INI file naming the backend (pypi.auth, auth.*)")
         cmd.add_argument("--data-dir", default="./stratus-data", help="local mode's data dir")
         cmd.add_argument("--aws", action="store_true", help="use the STRATUS_* environment")
+        progress_arguments(cmd)
         if name == "export-acl":
             cmd.add_argument("-o", "--output", help="file (.gz: gzipped); default stdout")
             cmd.set_defaults(func=_export_acl)
@@ -299,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--dry-run", action="store_true", help="report, change nothing")
     rebuild.add_argument("--deep", action="store_true", help="check every file's sha256")
     rebuild.add_argument("--json", action="store_true", help="print the full report as JSON")
-    rebuild.add_argument("--progress-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
+    progress_arguments(rebuild)
     rebuild.set_defaults(func=_rebuild)
 
     audit = sub.add_parser("audit", help="show the latest audit log records (JSON lines)")
@@ -350,8 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .extras import install_hint, missing_extra
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ImportError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        print(
+            f"stratus {args.command}: this needs the {extra!r} extra ({exc.name} is not "
+            f"installed): {install_hint(extra)}",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

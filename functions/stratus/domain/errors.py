@@ -22,4 +22,14 @@ class BackendUnavailable(StratusError):
 
 
 class PermissionDenied(StratusError):
-    """The caller is authenticated but its credential does not allow this (HTTP 403)."""
+    """The caller is not allowed this (HTTP 403): its credential does not allow it, or the
+    action is refused for this resource whoever asks, e.g. an upload of a name whose origin
+    controls block publishing."""
+
+
+# Fallback's name for the 403 error; one class, so one mapping.
+NotPermitted = PermissionDenied
+
+
+class UpstreamError(StratusError):
+    """The upstream index cannot give what is needed right now (HTTP 502)."""

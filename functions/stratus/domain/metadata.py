@@ -187,8 +187,9 @@ def _from_sdist(data: archives.Source, dist: DistFilename, strict: bool) -> Core
     return meta
 
 
-def extract(data: bytes, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
-    """Read the core metadata of a distribution; raise InvalidInput for a broken archive."""
+def extract(data: bytes | BinaryIO, dist: DistFilename, *, strict: bool = True) -> CoreMetadata:
+    """Read the core metadata of a distribution (bytes, or a seekable binary file read in
+    the few places needed); raise InvalidInput for a broken archive."""
     return _extract(data, dist, strict)
 
 

@@ -13,6 +13,7 @@ the audit log's stream and the ``random`` module's seed.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -33,7 +34,35 @@ def build() -> Any:
     return Mangum(create_app(build_services()), lifespan="off", api_gateway_base_path="/")
 
 
+# Lambda's name for an init that no request waits for: the SnapStart snapshot's (paid once
+# per published version) or a provisioned environment's (paid before traffic).
+INIT_PAID_AHEAD = ("snap-start", "provisioned-concurrency")
+
+
+def preload() -> None:
+    """Load what only rare requests use: the web UI's templates (Jinja2), the long
+    description renderers (an upload), PyJWT and urllib.request (a trusted-publishing
+    mint). An on-demand init leaves them to their first request (~0.3 s CPU that a cold
+    start serving pip would pay for nothing); an init paid ahead loads them."""
+    from ..web.ui import templating
+
+    environment = templating.environment()
+    for name in environment.list_templates():
+        environment.get_template(name)
+    templating.load_static()
+    import urllib.request  # noqa: F401
+
+    import jwt  # noqa: F401
+    import readme_renderer.markdown
+    import readme_renderer.rst
+    import readme_renderer.txt  # noqa: F401
+
+
 _asgi_handler: Any = build() if in_deployment() else None
+if _asgi_handler is not None and os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in (
+    INIT_PAID_AHEAD
+):
+    preload()
 
 
 @register_after_restore

@@ -21,21 +21,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ..app import reconcile
 from ..domain.runs import RunStatus
 from ..settings import as_bool
-from .runtime import build_services, in_deployment
+from .runtime import ContainerServices
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-reconcile")
-# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
-_services: Any = build_services() if in_deployment() else None
+container = ContainerServices()  # built here, at the Lambda init, in a deployment
 # Stop this long before the timeout: one project's repairs must still fit in it.
 DEFAULT_MARGIN_SECONDS = 60.0
 
 
 def services() -> Any:
-    global _services
-    if _services is None:
-        _services = build_services()
-    return _services
+    return container.get()
 
 
 def _requests(event: Any) -> list[dict[str, Any]]:

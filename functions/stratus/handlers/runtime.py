@@ -29,7 +29,7 @@ except ImportError:  # not in Lambda: no snapshots, nothing ever runs after a re
         return func
 
 
-__all__ = ["build_services", "in_deployment", "register_after_restore"]
+__all__ = ["ContainerServices", "build_services", "in_deployment", "register_after_restore"]
 
 
 def in_deployment() -> bool:
@@ -47,3 +47,19 @@ def build_services() -> Services:
     services = services_from_env()
     connect(services)
     return services
+
+
+class ContainerServices:
+    """One function container's services: built at import in a deployment (the init),
+    otherwise on first use; ``reset`` forgets them (a test's fresh container)."""
+
+    def __init__(self) -> None:
+        self._services: Services | None = build_services() if in_deployment() else None
+
+    def get(self) -> Services:
+        if self._services is None:
+            self._services = build_services()
+        return self._services
+
+    def reset(self) -> None:
+        self._services = None

@@ -23,20 +23,16 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app import sync
-from .runtime import build_services, in_deployment
+from .runtime import ContainerServices
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-sync")
 processor = BatchProcessor(event_type=EventType.SQS)
-# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
-_services: Any = build_services() if in_deployment() else None
+container = ContainerServices()  # built here, at the Lambda init, in a deployment
 
 
 def services() -> Any:
-    global _services
-    if _services is None:
-        _services = build_services()
-    return _services
+    return container.get()
 
 
 def record_handler(record: SQSRecord) -> list[str]:

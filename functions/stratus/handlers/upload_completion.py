@@ -27,29 +27,21 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app.upload_completion import parse_message
 from ..app.upload_sessions import UploadSessionService, session_service
-from .runtime import build_services, in_deployment
+from .runtime import ContainerServices
 from .telemetry import metrics, tracer
 
 logger = Logger(service="stratus-upload-completion")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def _build() -> UploadSessionService:
-    service = session_service(build_services())
-    if service is None:
-        raise RuntimeError("upload sessions are not configured")
-    return service
-
-
-# Built at import (the Lambda init) in a deployment; otherwise on first use (runtime.py).
-_service: UploadSessionService | None = _build() if in_deployment() else None
+container = ContainerServices()  # built here, at the Lambda init, in a deployment
 
 
 def service() -> UploadSessionService:
-    global _service
-    if _service is None:
-        _service = _build()
-    return _service
+    found = session_service(container.get())
+    if found is None:
+        raise RuntimeError("upload sessions are not configured")
+    return found
 
 
 def record_handler(record: SQSRecord) -> str:

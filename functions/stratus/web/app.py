@@ -13,6 +13,7 @@ from . import (
     admin,
     docs,
     errors,
+    fallback,
     files,
     health,
     oidc,
@@ -39,7 +40,18 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    modules = [simple, files, upload, upload_sessions, packages_api, users, oidc, admin, health]
+    modules = [
+        simple,
+        files,
+        upload,
+        upload_sessions,
+        packages_api,
+        fallback,
+        users,
+        oidc,
+        admin,
+        health,
+    ]
     if api_docs:
         modules.append(docs)
     for module in modules:
@@ -58,7 +70,11 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
             minted_tokens=services.minted_tokens,
         ),
         publisher=Publisher(
-            services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
+            services.catalog,
+            services.storage,
+            allow_overwrite=services.settings.allow_overwrite,
+            # origin controls: a name locked to the upstream refuses uploads (403)
+            guard=services.fallback.origins.check_publish if services.fallback else None,
         ),
     )
     app.state.trusted_publishing = oidc.build(services)

@@ -60,7 +60,12 @@ def bounded(request: Request, limit: int, hint: str = "") -> Request:
 
 
 async def read_fields(request: Request) -> dict[str, Any]:
-    request = bounded(request, MAX_FIELDS_BYTES)
+    return await parse_fields(bounded(request, MAX_FIELDS_BYTES))
+
+
+async def parse_fields(request: Request) -> dict[str, Any]:
+    """The JSON object, form fields or query of ``request``, whose body is bounded already
+    (by :func:`bounded`, or read whole by the caller)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:

@@ -46,8 +46,15 @@ class AppContext:
     sessions: SessionCodec | None = None  # the web UI's browser sessions, when it is on
 
 
-def app_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     return request.app.state.ctx
+
+
+async def app_context(request: Request) -> AppContext:
+    """The ``Context`` dependency. ``async``: FastAPI runs a plain ``def`` dependency in a
+    worker thread, and under Mangum each invocation is a new root task, for which anyio
+    starts a new worker thread: a thread start per request for an attribute lookup."""
+    return context_of(request)
 
 
 Context = Annotated[AppContext, Depends(app_context)]

@@ -24,6 +24,7 @@ from ..domain.errors import (
     NotFound,
     PermissionDenied,
     StratusError,
+    UpstreamError,
 )
 from .bodies import BodyTooLarge
 
@@ -32,6 +33,7 @@ _STATUS = {
     PermissionDenied: 403,
     NotFound: 404,
     Conflict: 409,
+    UpstreamError: 502,
     BackendUnavailable: 503,
 }
 

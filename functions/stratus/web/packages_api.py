@@ -18,8 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..domain.models import FileRecord
+from ..domain.names import normalize
 from .bodies import body, documented
 from .deps import Caller, Context, ReadableProject, WritableProject
+from .fallback import project_view
 from .files import file_path
 from .routes import route
 from .schemas import (
@@ -135,9 +137,16 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-@route(router, "GET", "/pypi/{project}/json", "/pypi/{project}/json/")
-def pypi_json(request: Request, ctx: Context, project: ReadableProject) -> PypiProject:
-    files = project_files(ctx, project)
+PYPI_JSON = {"response_model": PypiProject, "responses": {302: {"description": "To the upstream"}}}
+
+
+@route(router, "GET", "/pypi/{project}/json", "/pypi/{project}/json/", **PYPI_JSON)
+def pypi_json(request: Request, ctx: Context, who: Caller, project: str) -> PypiProject | Response:
+    project = normalize(project)
+    view = project_view(ctx, who, project, request.url.path)  # the fallback decision
+    if isinstance(view, Response):
+        return view  # 302 to the upstream
+    files = view.files
     releases: dict[str, list[PypiFile]] = defaultdict(list)
     for f in sorted(files, key=lambda f: f.filename):
         releases[f.version].append(
@@ -155,17 +164,41 @@ def pypi_json(request: Request, ctx: Context, project: ReadableProject) -> PypiP
                 yanked_reason=f.yanked or None,
             )
         )
+    base = str(request.base_url).rstrip("/")
+    for u in view.upstream:  # upstream files next to the stored ones (local wins clashes)
+        releases[u.version].append(
+            PypiFile(
+                filename=u.filename,
+                url=(
+                    f"{base}/files/{quote(project, safe='')}/{quote(u.filename, safe='')}"
+                    if view.via_index
+                    else u.url
+                ),
+                packagetype="bdist_wheel" if u.filename.endswith(".whl") else "sdist",
+                size=u.size or 0,
+                upload_time=(u.upload_time or "")[:19],
+                upload_time_iso_8601=u.upload_time or "",
+                digests={"sha256": u.sha256},
+                md5_digest=None,
+                requires_python=u.requires_python,
+                yanked=u.yanked is not None,
+                yanked_reason=u.yanked or None,
+            )
+        )
     ordered = sorted(releases, key=_version)
     unyanked = [v for v in ordered if any(not x.yanked for x in releases[v])]
     latest = (unyanked or ordered)[-1]
-    newest = max((f for f in files if f.version == latest), key=lambda f: f.upload_time)
+    newest = max(
+        (f for f in files if f.version == latest), key=lambda f: f.upload_time, default=None
+    )
+    requires_python = next((x.requires_python for x in releases[latest]), None)
     return PypiProject(
         info=PypiInfo(
-            name=newest.display_name or project,
+            name=(newest.display_name if newest else "") or project,
             version=latest,
-            summary=newest.summary,
-            requires_python=newest.requires_python,
-            package_url=str(request.base_url).rstrip("/") + f"/simple/{quote(project, safe='')}/",
+            summary=newest.summary if newest else None,
+            requires_python=newest.requires_python if newest else requires_python,
+            package_url=f"{base}/simple/{quote(project, safe='')}/",
         ),
         releases={v: releases[v] for v in ordered},
         urls=releases[latest],

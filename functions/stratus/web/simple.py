@@ -9,18 +9,23 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..app.upstream import ProjectView
 from ..domain.errors import NotFound
 from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
+from ..domain.upstream import UpstreamFile
 from ..domain.versions import version_key
 from . import negotiation
-from .deps import AppContext, Caller, Context, may_read
+from .deps import AppContext, Caller, Context
+from .fallback import project_view
 from .files import file_path
 from .routes import route
 
@@ -69,10 +74,6 @@ def _respond(request: Request, body: bytes, media_type: str) -> Response:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _sort_key(record: FileRecord) -> tuple:
-    return (version_key(record.version), record.filename)
 
 
 # --- root page ---
@@ -126,21 +127,76 @@ async def simple_root(
 # --- project page ---
 
 
-def _file_url(record: FileRecord) -> str:
-    return "../../" + file_path(record)
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One file on a project page: stored here, or an upstream file (fallback)."""
+
+    filename: str
+    url: str  # relative to the page (stored, or via this index) or absolute (upstream)
+    version: str
+    sha256: str | None
+    requires_python: str | None = None
+    yanked: str | None = None  # None not yanked; "" without a reason
+    core_metadata: str | bool = False  # PEP 658/714: its sha256, True (no hash), False
+    size: int | None = None
+    upload_time: str | None = None  # ISO 8601
 
 
-def render_project_html(project: str, files: list[FileRecord]) -> bytes:
+def _file_url(project: str, filename: str) -> str:
+    """A file through this index, relative to its project page (segments quoted)."""
+    return f"../../files/{quote(project, safe='')}/{quote(filename, safe='')}"
+
+
+def stored_link(record: FileRecord) -> Link:
+    return Link(
+        filename=record.filename,
+        url="../../" + file_path(record),
+        version=record.version,
+        sha256=record.sha256,
+        requires_python=record.requires_python,
+        yanked=record.yanked,
+        core_metadata=record.metadata_sha256 or False,
+        size=record.size,
+        upload_time=_iso(record.upload_time),
+    )
+
+
+def upstream_link(project: str, file: UpstreamFile, *, via_index: bool) -> Link:
+    """An upstream file, linked straight upstream or through this index (cache fill)."""
+    return Link(
+        filename=file.filename,
+        url=_file_url(project, file.filename) if via_index else file.url,
+        version=file.version,
+        sha256=file.sha256,
+        requires_python=file.requires_python,
+        yanked=file.yanked,
+        core_metadata=(file.metadata_sha256 or True) if file.has_metadata else False,
+        size=file.size,
+        upload_time=file.upload_time,
+    )
+
+
+def page_links(project: str, view: ProjectView) -> list[Link]:
+    """The links of a page, sorted by version then filename (stored files win clashes)."""
+    links = [stored_link(f) for f in view.files]
+    links += [upstream_link(project, f, via_index=view.via_index) for f in view.upstream]
+    links.sort(key=lambda link: (version_key(link.version), link.filename))
+    return links
+
+
+def render_project_html(project: str, links: list[Link]) -> bytes:
     lines = []
-    for f in files:
-        href = f"{_file_url(f)}#sha256={quote(f.sha256, safe='')}"
+    for f in links:
+        # Stored files' URLs are quoted (file_path); upstream ones are absolute as given.
+        href = f.url + (f"#sha256={quote(f.sha256, safe='')}" if f.sha256 else "")
         attrs = [f'href="{html.escape(href)}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
         if f.yanked is not None:
             attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
-        if f.metadata_sha256:
-            core = html.escape(f"sha256={f.metadata_sha256}")
+        if f.core_metadata:
+            value = "true" if f.core_metadata is True else f"sha256={f.core_metadata}"
+            core = html.escape(value)
             attrs.append(f'data-core-metadata="{core}"')
             attrs.append(f'data-dist-info-metadata="{core}"')
         lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
@@ -154,24 +210,25 @@ def render_project_html(project: str, files: list[FileRecord]) -> bytes:
     ).encode()
 
 
-def render_project_json(project: str, files: list[FileRecord]) -> bytes:
+def render_project_json(project: str, links: list[Link]) -> bytes:
     entries = []
-    for f in files:
-        core = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
-        entries.append(
-            {
-                "filename": f.filename,
-                "url": _file_url(f),
-                "hashes": {"sha256": f.sha256},
-                "requires-python": f.requires_python,
-                "yanked": (f.yanked or True) if f.yanked is not None else False,
-                "core-metadata": core,
-                "dist-info-metadata": core,
-                "size": f.size,
-                "upload-time": _iso(f.upload_time),
-            }
-        )
-    versions = sorted({f.version for f in files}, key=version_key)
+    for f in links:
+        core = {"sha256": f.core_metadata} if isinstance(f.core_metadata, str) else f.core_metadata
+        entry: dict[str, object] = {
+            "filename": f.filename,
+            "url": f.url,
+            "hashes": {"sha256": f.sha256} if f.sha256 else {},
+            "requires-python": f.requires_python,
+            "yanked": (f.yanked or True) if f.yanked is not None else False,
+            "core-metadata": core,
+            "dist-info-metadata": core,
+        }
+        if f.size is not None:
+            entry["size"] = f.size
+        if f.upload_time:
+            entry["upload-time"] = f.upload_time
+        entries.append(entry)
+    versions = sorted({f.version for f in links}, key=version_key)
     return json.dumps(
         {
             "meta": {"api-version": API_VERSION},
@@ -206,9 +263,11 @@ async def simple_project(
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    may_read(ctx, who, project, f"No project named {project!r}.")
-    files = project_files(ctx, project)
-    files.sort(key=_sort_key)
+    # The fallback decision may ask the upstream: off the event loop.
+    view = await run_in_threadpool(project_view, ctx, who, project, request.url.path)
+    if isinstance(view, Response):
+        return view  # 302 to the upstream
+    links = page_links(project, view)
     if media == negotiation.JSON_V1:
-        return _respond(request, render_project_json(project, files), media)
-    return _respond(request, render_project_html(project, files), media)
+        return _respond(request, render_project_json(project, links), media)
+    return _respond(request, render_project_html(project, links), media)

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ...app import accounts, tokens
 from ...app.accounts import check_password
-from ...app.policy import BadCredentials
+from ...app.policy import BadCredentials, PendingApproval
 from ...domain import distributions, metadata, names, passwords
 from ...domain.errors import InvalidInput, NotFound
 from ..deps import Context
@@ -86,11 +86,16 @@ async def login(request: Request, ctx: Context, current: Viewer) -> Response:
             lambda: ctx.policy.authenticate(username, password, source, api_tokens=False)
         )
         state = await run_in_threadpool(ctx.policy.user_state, username)
-    except BadCredentials:
-        state = None
+    except BadCredentials as exc:
+        state, refused = None, exc
+    else:
+        refused = None
     if state is None:
         audit_target(request, f"user:{username}", "login_failure")
-        current.messages.append(("error", "Invalid username or password."))
+        # the reason once the password is right (a pending registration), else the same
+        # answer for an unknown user as for a wrong password
+        message = str(refused) if isinstance(refused, PendingApproval) else None
+        current.messages.append(("error", message or "Invalid username or password."))
         return render(
             request,
             current,

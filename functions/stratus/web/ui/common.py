@@ -37,7 +37,7 @@ from ...domain.errors import (
     StratusError,
 )
 from ...domain.models import ANONYMOUS, Identity
-from ..deps import AppContext, app_context
+from ..deps import AppContext, context_of
 from ..errors import AuthRequired, Forbidden, describe
 from .sessions import COOKIE_NAME, Session, SessionCodec
 from .templating import StaticFile, environment, load_static
@@ -134,7 +134,7 @@ def visitor(request: Request) -> Visitor:
     """The visitor (plain ``def``: the user lookup may do I/O, FastAPI runs it in a thread)."""
     current = request.scope.get("stratus.visitor")
     if current is None:
-        current = visitor_from(request, app_context(request), web_ui(request))
+        current = visitor_from(request, context_of(request), web_ui(request))
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
         if done:
             current.messages.append(("ok", done))
@@ -213,7 +213,7 @@ def render(
     **context: Any,
 ) -> Response:
     ui = web_ui(request)
-    ctx = app_context(request)
+    ctx = context_of(request)
     root = root_path(request)
     site = base_url(request)
 
