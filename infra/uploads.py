@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stratus.domain.keys import UPLOAD_PREFIX
 
 from .functions import StratusFunction, ack, dependency_layer
 from .permissions import PackageFiles, allow_index, nag_resource_text
+from .queues import job_queues
 from .settings import DeploySettings
 
 if TYPE_CHECKING:
@@ -115,25 +115,13 @@ class UploadsStack(Stack):
             description="Stratus package index: background completion of large uploads",
             **kwargs,
         )
-        self.failures = sqs.Queue(
+        self.queue, self.failures = job_queues(
             self,
-            "CompletionFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        ack(self.failures, "AwsSolutions-SQS3", "The completion queue's dead-letter queue")
-        self.queue = sqs.Queue(
-            self,
-            "Completions",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # AWS's advice for Lambda event sources: six times the function timeout.
-            visibility_timeout=Duration.seconds(6 * COMPLETION_TIMEOUT_SECONDS),
-            retention_period=Duration.days(1),  # as long as a session lives
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.failures, max_receive_count=COMPLETION_MAX_RECEIVES
-            ),
+            jobs_id="Completions",
+            dead_letters_id="CompletionFailures",
+            timeout_seconds=COMPLETION_TIMEOUT_SECONDS,
+            max_receive_count=COMPLETION_MAX_RECEIVES,
+            reason="The completion queue's dead-letter queue",
         )
         files = PackageFiles(storage.bucket_arn_for(self), storage.bucket.bucket_name)
         self.completion_function = StratusFunction(
