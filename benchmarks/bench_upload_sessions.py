@@ -7,8 +7,9 @@ Prints two tables:
    (boto3's ``upload_file``: 8 MB parts, 10 threads), one presigned PUT, and
    ``stratus upload`` through the app (upload session: one presigned PUT whose SHA-256
    the emulator checks, or parts in parallel), end to end (hashing the file, creating the
-   session, sending, completing: the check in place and the server-side copy). Target:
-   the session path at 0.8 times the direct put or better.
+   session, sending, completing: the check in place and the server-side copy), with its
+   phases: hashing, sending (what ``aws s3 cp`` does) and completing. Target: the session
+   path at 0.8 times the direct put or better.
 2. The Python heap peak (tracemalloc) of ``complete`` for 50 MB and 200 MB files: one-PUT
    sessions (S3 checked the SHA-256 on the way in), multipart ones (S3 computes it in a
    copy), and multipart ones whose SHA-256 is streamed here (objects past S3's 5 GiB copy
@@ -162,19 +163,38 @@ def direct_presigned_put(path: Path, bucket: str) -> float:
     return timed(put)
 
 
-def stratus_upload(path: Path, workdir: Path, **settings: str) -> float:
-    from stratus.cli.upload import Http, Repository, Uploader
+def stratus_upload(path: Path, workdir: Path, **settings: str) -> dict[str, float]:
+    """Seconds of the whole command and of its phases: ``hash`` (the client reads the
+    file for its sha256 and metadata), ``send`` (the bytes to storage: what ``aws s3 cp``
+    does), ``complete`` (the index checks the object in place and copies it into
+    ``packages/``: server-side copies, which the emulator does in Python)."""
+    from stratus.cli import upload as client
 
     data = Path(tempfile.mkdtemp(dir=workdir))
+    phases = {"send": 0.0, "complete": 0.0}
     with AppServer(services_on(new_bucket(), data, **settings)) as url:
-        uploader = Uploader(
-            Http(Repository(url, "alice", "alice-secret"), parallel=4),
+        uploader = client.Uploader(
+            client.Http(
+                client.Repository(url, "alice", "alice-secret"), parallel=client.DEFAULT_PARALLEL
+            ),
             state_dir=data / "state",
             progress=False,
             poll_seconds=0.05,
         )
-        seconds = timed(lambda: uploader.upload(path))
-    return seconds
+        for phase, method in (("send", "_send"), ("complete", "_complete")):
+            real = getattr(uploader, method)
+
+            def measured(*args, _real=real, _phase=phase, **kwargs):  # type: ignore[no-untyped-def]
+                start = time.perf_counter()
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    phases[_phase] += time.perf_counter() - start
+
+            setattr(uploader, method, measured)
+        total = timed(lambda: uploader.upload(path))
+    hashing = timed(lambda: client.describe(path))
+    return {"total": total, "hash": hashing, **phases}
 
 
 def completion_peak(
@@ -249,28 +269,43 @@ def main() -> None:
             big = files[args.mb]
             size_mb = big.stat().st_size / MIB
             bucket = new_bucket()
-            rows = {
+            direct = {
                 "aws s3 cp style (boto3 upload_file)": lambda: direct_cp(big, bucket),
                 "one presigned PUT": lambda: direct_presigned_put(big, bucket),
+            }
+            sessions = {
                 "stratus upload: session, one PUT": lambda: stratus_upload(big, workdir),
-                "stratus upload: session, 16 MiB parts x4": lambda: stratus_upload(
+                "stratus upload: session, 16 MiB parts x8": lambda: stratus_upload(
                     big,
                     workdir,
                     upload_multipart_threshold=str(16 * MIB),
                     upload_part_size=str(16 * MIB),
                 ),
             }
-            medians = {}
-            for name, run in rows.items():
-                medians[name] = statistics.median(run() for _ in range(args.repeat))
-            reference = medians["aws s3 cp style (boto3 upload_file)"]
+            medians: dict[str, dict[str, float]] = {}
+            for name, run in direct.items():
+                medians[name] = {"total": statistics.median(run() for _ in range(args.repeat))}
+            for name, run in sessions.items():
+                runs = [run() for _ in range(args.repeat)]
+                medians[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            reference = medians["aws s3 cp style (boto3 upload_file)"]["total"]
             title = f"Throughput, {size_mb:.0f} MiB wheel to the moto server"
-            print(f"\n{title} (median of {args.repeat})")
-            print(f"{'path':45} {'seconds':>8} {'MiB/s':>8} {'vs cp':>6}")
-            for name, seconds in medians.items():
-                print(
-                    f"{name:45} {seconds:8.2f} {size_mb / seconds:8.1f} {reference / seconds:5.2f}x"
+            print(f"\n{title} (median of {args.repeat}; phases of the session rows)")
+            print(
+                f"{'path':41} {'seconds':>7} {'MiB/s':>6} {'vs cp':>6} "
+                f"{'hash':>5} {'send':>5} {'send vs cp':>10} {'complete':>8}"
+            )
+            for name, got in medians.items():
+                seconds = got["total"]
+                line = (
+                    f"{name:41} {seconds:7.2f} {size_mb / seconds:6.1f} {reference / seconds:5.2f}x"
                 )
+                if "send" in got:
+                    line += (
+                        f" {got['hash']:5.2f} {got['send']:5.2f}"
+                        f" {reference / got['send']:9.2f}x {got['complete']:8.2f}"
+                    )
+                print(line)
 
             print("\nMemory of completing a session (Python heap peak, tracemalloc)")
             print(f"{'session':34} {'file MiB':>9} {'peak MiB':>9} {'seconds':>8}")

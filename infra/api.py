@@ -40,7 +40,7 @@ from .functions import (
 from .permissions import PackageFiles, allow_access_secrets, allow_index
 from .settings import DeploySettings
 from .storage import StorageStack
-from .uploads import allow_upload_sessions
+from .uploads import UploadsStack, allow_upload_sessions
 
 LIVE_ALIAS = "live"
 ONE_MINUTE = Duration.minutes(1)
@@ -79,6 +79,7 @@ class ApiStack(Stack):
         settings: DeploySettings,
         storage: StorageStack,
         fill: FillStack | None = None,
+        uploads: UploadsStack | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -153,6 +154,8 @@ class ApiStack(Stack):
             [storage.audit_log.log_group_arn],
         )
         allow_upload_sessions(fn, files)
+        if uploads is not None:  # large sessions complete in the uploads stack's function
+            uploads.allow_queueing(fn)
         if storage.cdn is not None:
             storage.cdn.allow_signing(fn)
         # The catalog, and the access data in the same table (users, groups, permissions

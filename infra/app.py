@@ -31,6 +31,7 @@ from infra.reconcile import ReconcileStack  # noqa: E402
 from infra.settings import DeploySettings  # noqa: E402
 from infra.storage import StorageStack  # noqa: E402
 from infra.sync import SyncStack  # noqa: E402
+from infra.uploads import UploadsStack  # noqa: E402
 
 
 def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
@@ -47,7 +48,8 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
     fill = (
         FillStack(app, f"{prefix}Fill", **common, storage=storage) if settings.fills_cache else None
     )
-    api = ApiStack(app, f"{prefix}Api", **common, storage=storage, fill=fill)
+    uploads = UploadsStack(app, f"{prefix}Uploads", **common, storage=storage)
+    api = ApiStack(app, f"{prefix}Api", **common, storage=storage, fill=fill, uploads=uploads)
     sync = SyncStack(app, f"{prefix}Sync", **common, storage=storage)
     reconcile = ReconcileStack(app, f"{prefix}Reconcile", **common, storage=storage)
     MonitoringStack(
@@ -57,12 +59,14 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> cdk.App:
         dead_letters=storage.dead_letters,
         events_queue=storage.events,
         reconcile_failures=storage.reconcile_failures,
+        completion_failures=uploads.failures,
         http_api=api.http_api,
         table=storage.table,
         functions={
             "Api": api.api_function,
             "Sync": sync.sync_function,
             "Reconcile": reconcile.reconcile_function,
+            "UploadCompletion": uploads.completion_function,
             **({"Fill": fill.fill_function} if fill is not None else {}),
         },
         fill_dead_letters=fill.dead_letters if fill is not None else None,

@@ -11,13 +11,13 @@ letters (alarmed in the monitoring stack).
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .functions import StratusFunction, ack, dependency_layer
+from .functions import StratusFunction, dependency_layer
 from .permissions import PackageFiles, allow_index
+from .queues import job_queues
 from .settings import DeploySettings
 from .storage import StorageStack
 
@@ -38,26 +38,13 @@ class FillStack(Stack):
             description="Stratus package index: cache fills from the upstream index",
             **kwargs,
         )
-        self.dead_letters = sqs.Queue(
+        self.queue, self.dead_letters = job_queues(
             self,
-            "FillDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.DESTROY,  # jobs, not data: a request re-queues them
-        )
-        ack(self.dead_letters, "AwsSolutions-SQS3", "This is the fill queue's dead-letter queue")
-        self.queue = sqs.Queue(
-            self,
-            "FillJobs",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(6 * settings.fill_timeout_seconds),
-            retention_period=Duration.days(1),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letters, max_receive_count=settings.fill_max_receive_count
-            ),
-            removal_policy=RemovalPolicy.DESTROY,
+            jobs_id="FillJobs",
+            dead_letters_id="FillDeadLetters",
+            timeout_seconds=settings.fill_timeout_seconds,
+            max_receive_count=settings.fill_max_receive_count,
+            reason="This is the fill queue's dead-letter queue",
         )
         self.fill_function = StratusFunction(
             self,

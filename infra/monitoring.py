@@ -1,7 +1,8 @@
 """Alarms and the operations dashboard.
 
 Alarms: sync dead letters (count and age) and backlog, reconcile failures and drift found,
-cache fill dead letters (with the fill function), API 5xx and p99 latency, Lambda errors,
+cache fill dead letters (with the fill function), failed background upload completions,
+API 5xx and p99 latency, Lambda errors,
 throttles and concurrency near its limit (a function's reserved concurrency, the account's
 regional quota), index table throttles.
 Every alarm notifies one SNS topic; ``alarm_email`` subscribes an address to it. The
@@ -67,6 +68,15 @@ BUSINESS_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
     "Reconcile": {"Reconcile repairs (drift found)": ("ReconcileRepairs",)},
     # With fallback = cache: what app/fill.py counts in the fill function.
     "Fill": {"Cache fills": ("CacheFills", "UpstreamErrors")},
+    # handlers/upload_completion.py: one per background completion, by the session's end.
+    "UploadCompletion": {
+        "Background upload completions": (
+            "UploadCompletionsPublished",
+            "UploadCompletionsError",
+            "UploadCompletionsPending",
+            "UploadCompletionsTaken",
+        ),
+    },
 }
 REPAIRS_METRIC = "ReconcileRepairs"  # handlers/reconcile.py: repairs of one reconcile page
 
@@ -85,6 +95,7 @@ class MonitoringStack(Stack):
         table: dynamodb.ITable,
         functions: dict[str, StratusFunction],
         fill_dead_letters: sqs.IQueue | None = None,
+        completion_failures: sqs.IQueue | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -165,6 +176,16 @@ class MonitoringStack(Stack):
             "A reconcile run failed (its event is in the reconcile failure queue); read the "
             "reconcile log, fix the cause, invoke the reconcile again",
         )
+        if completion_failures is not None:
+            self.alarm(
+                "UploadCompletionFailures",
+                completion_failures.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                1,
+                "Background completions of large uploads failed repeatedly (in the completion "
+                "dead-letter queue); read the completion log; the uploader completes again",
+            )
         self.alarm(
             "ReconcileDrift",
             self.business_metric("Reconcile", REPAIRS_METRIC, period=ONE_HOUR),

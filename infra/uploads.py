@@ -8,17 +8,30 @@ lands there, completes multipart uploads, and copies checked files into ``packag
 Abandoned uploads are cleaned up by the bucket: staged objects expire, incomplete
 multipart uploads are aborted, and the noncurrent versions that deleting staged objects
 leaves in the versioned bucket go after a day (not after the retention of package files).
+
+Sessions above ``upload_async_complete_bytes`` complete in the background: the API
+function queues them (``UploadsStack.queue``) for the completion function, which reads
+the staged object and publishes it (``UploadsStack``).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
+from constructs import Construct
 
 from stratus.domain.keys import UPLOAD_PREFIX
 
-from .functions import StratusFunction, ack
-from .permissions import PackageFiles, nag_resource_text
+from .functions import StratusFunction, ack, dependency_layer
+from .permissions import PackageFiles, allow_index, nag_resource_text
+from .queues import job_queues
+from .settings import DeploySettings
+
+if TYPE_CHECKING:
+    from .storage import StorageStack  # which imports this module (the lifecycle rule)
 
 # Sessions live a day by default (upload_session_ttl); their bytes may stay a day longer.
 STAGING_EXPIRATION_DAYS = 2
@@ -41,14 +54,120 @@ def staging_lifecycle_rule() -> s3.LifecycleRule:
     )
 
 
-def allow_upload_sessions(fn: StratusFunction, files: PackageFiles) -> None:
+def allow_staging(fn: StratusFunction, files: PackageFiles) -> None:
     staged = f"{files.bucket_arn}/{UPLOAD_PREFIX}*"
     fn.allow("StageUploads", STAGING_ACTIONS, [staged])
-    # A failed copy into packages/ aborts its multipart upload (PutObject covers the rest).
-    fn.allow("AbortPackageCopies", ["s3:AbortMultipartUpload"], [files.objects("*")])
     policy = fn.role.node.find_child("DefaultPolicy")
     ack(
         policy,
         f"AwsSolutions-IAM5[Resource::{nag_resource_text(fn, staged)}]",
         "Upload sessions stage files under uploads/<session>/; the prefix is the scope",
     )
+
+
+def allow_upload_sessions(fn: StratusFunction, files: PackageFiles) -> None:
+    allow_staging(fn, files)
+    # A failed copy into packages/ aborts its multipart upload (PutObject covers the rest).
+    fn.allow("AbortPackageCopies", ["s3:AbortMultipartUpload"], [files.objects("*")])
+
+
+# --- completing large uploads in the background ----------------------------------------------
+
+# Checking a file of many GB (its SHA-256 streamed through ranged reads past S3's 5 GiB copy
+# limit, or computed in an in-place copy below it) takes minutes: a function of its own,
+# with Lambda's longest timeout, fed by a queue (not an asynchronous invoke): a worker that
+# dies leaves its message to be redelivered (its lease has run out by then), the queue's
+# visibility timeout and dead-letter queue bound the retries, concurrency is capped, and
+# the reconcile function already works this way.
+COMPLETION_TIMEOUT_SECONDS = 900
+COMPLETION_MEMORY_MB = 1024  # four 16 MiB ranges hashed at once, and network throughput
+# A queued completion belongs to its worker this long (the function's timeout and a margin),
+# so a redelivery (after the visibility timeout, longer still) finds a dead worker's lease out.
+COMPLETION_LEASE_SECONDS = COMPLETION_TIMEOUT_SECONDS + 60
+COMPLETION_MAX_RECEIVES = 3
+COMPLETION_CONCURRENCY = 5  # completions at once (each reads a large object)
+# What the worker needs from the API's settings: none of its credentials or secrets.
+NOT_FOR_THE_WORKER = ("STRATUS_AUTH", "STRATUS_OIDC_", "STRATUS_STORAGE_")
+
+
+def completion_environment(app_environment: dict[str, str]) -> dict[str, str]:
+    """The API's ``STRATUS_*`` settings the worker shares (the same publishing rules)."""
+    env = {k: v for k, v in app_environment.items() if not k.startswith(NOT_FOR_THE_WORKER)}
+    env["STRATUS_UPLOAD_ASYNC_COMPLETION_LEASE"] = str(COMPLETION_LEASE_SECONDS)
+    return env
+
+
+class UploadsStack(Stack):
+    """The completion function of large upload sessions, its queue and dead-letter queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploySettings,
+        storage: StorageStack,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Stratus package index: background completion of large uploads",
+            **kwargs,
+        )
+        self.queue, self.failures = job_queues(
+            self,
+            jobs_id="Completions",
+            dead_letters_id="CompletionFailures",
+            timeout_seconds=COMPLETION_TIMEOUT_SECONDS,
+            max_receive_count=COMPLETION_MAX_RECEIVES,
+            reason="The completion queue's dead-letter queue",
+        )
+        files = PackageFiles(storage.bucket_arn_for(self), storage.bucket.bucket_name)
+        self.completion_function = StratusFunction(
+            self,
+            "Completion",
+            settings=settings,
+            handler="stratus.handlers.upload_completion.handler",
+            service="stratus-upload-completion",  # as the handler's Logger names it
+            description="Stratus upload completion: check a large staged file, publish it",
+            memory_mb=COMPLETION_MEMORY_MB,
+            timeout_seconds=COMPLETION_TIMEOUT_SECONDS,
+            environment={
+                "STRATUS_TABLE_NAME": storage.table.table_name,
+                "STRATUS_BUCKET_NAME": files.bucket_name,
+                **completion_environment(settings.app_environment()),
+            },
+            layers=[dependency_layer(self)],
+        )
+        fn = self.completion_function
+        fn.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=1,
+                max_concurrency=COMPLETION_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
+        )
+        # Staged bytes: read (ranges), join the parts, checksum in place, remove.
+        allow_staging(fn, files)
+        # Publishing: the distribution (a copy), its core metadata and description files;
+        # a failed publish removes them again; a failed multipart copy is aborted.
+        files.allow_objects(
+            fn,
+            "PublishPackageFiles",
+            ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+            "*",
+            "Publishes checked uploads under packages/ (no reads); the prefix is the scope",
+        )
+        files.allow_listing(fn)  # HEAD of a missing staged object: 404, not 403
+        allow_index(fn, storage.table)  # catalog entries, key leases, the session records
+        CfnOutput(self, "CompletionFailuresQueueUrl", value=self.failures.queue_url)
+
+    def allow_queueing(self, fn: StratusFunction) -> None:
+        """The API function queues completions (and must agree on their lease)."""
+        fn.function.add_environment("STRATUS_UPLOAD_COMPLETION_QUEUE_URL", self.queue.queue_url)
+        fn.function.add_environment(
+            "STRATUS_UPLOAD_ASYNC_COMPLETION_LEASE", str(COMPLETION_LEASE_SECONDS)
+        )
+        fn.allow("QueueUploadCompletions", ["sqs:SendMessage"], [self.queue.queue_arn])

@@ -64,6 +64,9 @@ class Settings:
     upload_part_size: int = 64 * 1024 * 1024  # S3 wants >= 5 MiB (all but the last part)
     upload_session_max_bytes: int = 50 * 1024**3  # the largest file a session takes
     upload_completion_lease: int = 600  # seconds a completion may run before another retries
+    # Larger files complete in the background (a worker; the client polls the session).
+    upload_async_complete_bytes: int = 1024**3
+    upload_async_completion_lease: int = 960  # the worker's timeout (15 min) and a margin
     # --- upstream fallback (pypicloud's names; see domain.fallback and app.upstream) ---
     always_show_upstream: bool = False
     fallback_base_url: str = fallback_rules.DEFAULT_BASE_URL  # resolved, see from_mapping

@@ -182,6 +182,12 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         from .app.rebuild import QueueRunner
 
         rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
+    completions = None
+    if env.get("STRATUS_UPLOAD_COMPLETION_QUEUE_URL"):  # large uploads complete in a worker
+        from .adapters.sqs_queue import SqsSender
+        from .app.upload_completion import QueueCompletions
+
+        completions = QueueCompletions(SqsSender(env["STRATUS_UPLOAD_COMPLETION_QUEUE_URL"]))
     oidc_state = DynamoPublishers(table)
     storage = S3Storage(
         env["STRATUS_BUCKET_NAME"],
@@ -205,6 +211,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
         upload_sessions=DynamoUploadSessions(table),
+        upload_completions=completions,
     )
     services.fallback = fallback_from_env(services, env)
     return services
@@ -232,6 +239,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
     from .adapters.sqlite_runs import SqliteReconcileRuns
     from .adapters.sqlite_upload_sessions import SqliteUploadSessions
     from .app.rebuild import ThreadRunner
+    from .app.upload_completion import ThreadCompletions
 
     data_dir.mkdir(parents=True, exist_ok=True)
     options = read_ini(config) if config is not None else {}
@@ -256,6 +264,7 @@ def services_local(data_dir: Path, config: Path | None = None) -> Services:
         minted_tokens=oidc_state,
         jwks=HttpJwksSource(),
         upload_sessions=SqliteUploadSessions(data_dir / "uploads.sqlite3"),
+        upload_completions=ThreadCompletions(),
     )
     services.fallback = fallback_local(services, data_dir)
     return services

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import httpx
 import pytest
 
 from stratus.cli.upload import Http, Repository, Uploader
-from tests.support.apigw import LocalHttpApi
+from tests.support.apigw import FakeLambdaContext, LocalHttpApi
+from tests.support.concurrency import run_concurrently
 from tests.support.distributions import wheel_bytes, write, write_wheel_with_payload
+from tests.support.sqs_events import QueuePoller
 
 from .conftest import BIN, SAMPLE_CONFIG, Index, running_serve
 from .test_clients import pip, run, twine_upload
@@ -293,3 +296,145 @@ def run_with_env(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# --- large files complete in the background (the completion function on its queue) ----------
+
+
+@pytest.fixture
+def start_lambda_with_worker(
+    start_lambda: Callable[..., Index], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., tuple[Index, QueuePoller]]]:
+    """The Lambda deployment whose large completions (above 1 MiB here; parts of 5 MiB
+    above 8 MiB) go to a queue on the moto server, polled for the completion function as
+    Lambda's SQS event source does."""
+    import stratus.handlers.upload_completion as completion
+
+    pollers: list[QueuePoller] = []
+
+    def start(**env: str) -> tuple[Index, QueuePoller]:
+        context = FakeLambdaContext(
+            function_name="stratus-upload-completion",
+            memory_limit_in_mb=1024,
+            invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:completion",
+            aws_request_id="completion",
+            timeout_seconds=900,
+        )
+        poller = QueuePoller(completion.handler, context)
+        completion.container.reset()  # a new container
+        index = start_lambda(
+            STRATUS_UPLOAD_COMPLETION_QUEUE_URL=poller.queue_url,
+            STRATUS_UPLOAD_ASYNC_COMPLETE_BYTES=str(MIB),
+            STRATUS_UPLOAD_MULTIPART_THRESHOLD=str(8 * MIB),
+            STRATUS_UPLOAD_PART_SIZE=str(5 * MIB),
+            **env,
+        )
+        pollers.append(poller.__enter__())
+        return index, poller
+
+    yield start
+    for poller in pollers:
+        poller.__exit__()
+
+
+def test_a_multipart_upload_completes_in_the_background_through_the_lambda_path(
+    start_lambda_with_worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stratus.cli.upload
+
+    monkeypatch.setattr(stratus.cli.upload, "MAX_PART_URLS", 2)  # URLs in 3 batches
+    index, worker = start_lambda_with_worker()
+    wheel = write_wheel_with_payload(tmp_path / "dist", "background", "1.0", 23 * MIB, seed=11)
+    said: list[str] = []
+    client = uploader(index, tmp_path, parallel=3, log=said.append)
+    puts = count_puts(client)
+    assert client.upload(wheel) == f"{wheel.name}: published"
+    assert len(puts) == 5 and all("partNumber=" in url for url in puts)  # > 1 part
+    numbers = sorted(int(url.split("partNumber=")[1].split("&")[0]) for url in puts)
+    assert numbers == [1, 2, 3, 4, 5]  # each part once, across the batches
+    assert f"{wheel.name}: the index is checking the file" in said
+    assert len(worker.invocations) == 1 and worker.errors == []
+    assert listed(index, "background") == {wheel.name: sha(wheel)}
+
+
+def session_of(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
+    """A session for ``wheel`` with its parts sent (by hand, as a client would)."""
+    created = httpx.post(
+        f"{index.url}/_/upload-sessions/",
+        auth=ALICE,
+        json={
+            "name": wheel.name.split("-")[0],
+            "version": "1.0",
+            "filename": wheel.name,
+            "size": wheel.stat().st_size,
+            "hashes": {"sha256": sha256},
+        },
+    )
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    count = doc["parts"]["count"]
+    urls = httpx.post(
+        doc["urls"]["part-urls"], auth=ALICE, json={"parts": list(range(1, count + 1))}
+    )
+    data = wheel.read_bytes()
+    for part in urls.json()["parts"]:
+        start = (part["number"] - 1) * doc["parts"]["size"]
+        body = data[start : start + part["size"]]
+        assert httpx.put(part["url"], content=body, headers=part["headers"]).status_code == 200
+    return doc
+
+
+def completed(doc: dict[str, Any]) -> dict[str, Any]:
+    """POST complete (202: checked in the background), then poll the session to its end."""
+    response = httpx.post(doc["urls"]["complete"], auth=ALICE)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == doc["urls"]["session"]
+    status = response.json()
+    while status["status"] == "processing":
+        time.sleep(0.1)
+        status = httpx.get(response.headers["location"], auth=ALICE).json()
+    return status
+
+
+def test_a_wrong_sha256_fails_in_the_background_through_the_lambda_path(
+    start_lambda_with_worker, tmp_path: Path
+) -> None:
+    index, _ = start_lambda_with_worker()
+    wheel = write_wheel_with_payload(tmp_path / "dist", "tampered_big", "1.0", 11 * MIB, seed=12)
+    doc = session_of(index, wheel, "0" * 64)
+    status = completed(doc)
+    assert (status["status"], status["error-status"]) == ("error", 400)
+    assert "sha256 digest" in status["message"]
+    assert httpx.get(f"{index.url}/simple/tampered-big/", auth=ALICE).status_code == 404
+    again = httpx.post(doc["urls"]["complete"], auth=ALICE)  # the same answer, recorded
+    assert again.status_code == 400 and "sha256 digest" in again.text
+
+
+def test_a_background_completion_and_a_legacy_upload_give_one_success(
+    start_lambda_with_worker, tmp_path: Path
+) -> None:
+    index, _ = start_lambda_with_worker()
+    big = write_wheel_with_payload(tmp_path / "big", "contested", "1.0", 11 * MIB, seed=13)
+    small = write_wheel_with_payload(tmp_path / "small", "contested", "1.0", MIB, seed=14)
+    assert big.name == small.name
+    doc = session_of(index, big, sha(big))
+
+    def legacy() -> int:
+        return httpx.post(
+            f"{index.url}/",
+            auth=ALICE,
+            data={":action": "file_upload", "name": "contested", "version": "1.0"},
+            files={"content": (small.name, small.read_bytes())},
+        ).status_code
+
+    session_end, legacy_status = run_concurrently([lambda: completed(doc), legacy])
+    assert isinstance(session_end, dict) and legacy_status in (200, 409), (
+        session_end,
+        legacy_status,
+    )
+    outcomes = [session_end["status"] == "published", legacy_status == 200]
+    assert outcomes.count(True) == 1, (session_end, legacy_status)
+    if legacy_status == 200:
+        assert (session_end["status"], session_end["error-status"]) == ("error", 409)
+    winner = big if session_end["status"] == "published" else small
+    assert listed(index, "contested") == {big.name: sha(winner)}

@@ -23,7 +23,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "functions"):
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-STACKS = ("Storage", "Api", "Sync", "Reconcile", "Monitoring")
+STACKS = ("Storage", "Uploads", "Api", "Sync", "Reconcile", "Monitoring")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -169,6 +169,7 @@ def test_api_role_statements(synth, backend, kms):
         "WriteOwnLogs",
         "WriteAuditLog",
         "StartReconcileRuns",
+        "QueueUploadCompletions",
         "ReadWritePackageFiles",
         "ListPackageFiles",
         "ReadWriteIndex",

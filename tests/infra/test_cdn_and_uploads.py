@@ -322,3 +322,72 @@ def test_a_private_key_file_is_refused(synth, key_files, tmp_path):
 
 def test_bucket_arn_constant_is_the_import(templates):
     assert BUCKET == {"Fn::ImportValue": "StratusStorage-PackagesBucketArn"}
+
+
+# --- background completion of large uploads ---------------------------------------------------
+
+
+def test_large_uploads_complete_in_a_function_fed_by_a_queue(templates):
+    uploads = templates["Uploads"]
+    queues = resources(uploads, "AWS::SQS::Queue")
+    work = next(k for k in queues if k.startswith("Completions"))
+    failures = next(k for k in queues if k.startswith("CompletionFailures"))
+    props = queues[work]["Properties"]
+    assert props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [failures, "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    assert props["VisibilityTimeout"] == 6 * 900  # >= the function's timeout, and its lease
+    assert all(q["Properties"]["SqsManagedSseEnabled"] for q in queues.values())
+    mapping = only(uploads, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+    assert work in json.dumps(mapping["EventSourceArn"])
+    env = only(uploads, "AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    assert env["STRATUS_UPLOAD_ASYNC_COMPLETION_LEASE"] == "960"
+    assert env["STRATUS_ALLOW_OVERWRITE"] == "false"  # the API's publishing rules
+    # none of the API's credentials, secrets or signing keys
+    assert not any(k.startswith(("STRATUS_AUTH", "STRATUS_OIDC_", "STRATUS_STORAGE_")) for k in env)
+    alarms = resources(templates["Monitoring"], "AWS::CloudWatch::Alarm")
+    assert any(k.startswith("UploadCompletionFailures") for k in alarms)
+    assert any(k.startswith("UploadCompletionErrors") for k in alarms)
+
+
+def test_the_completion_function_has_least_privilege(templates):
+    got = statements(templates["Uploads"], "CompletionRole")
+    consume = got.pop("ConsumeEvents")  # CDK's statement for the event source
+    assert "Completions" in json.dumps(consume["resource"])
+    assert got.pop("WriteOwnLogs")["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    traces = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    assert got.pop("WriteTraces")["actions"] == traces
+    api = statements(templates["Api"], "ApiRole")
+    assert got == {
+        "StageUploads": api["StageUploads"],  # as the API's: only under uploads/
+        # writes only: no s3:GetObject on packages/
+        "PublishPackageFiles": {
+            "actions": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+            "resource": objects("*"),
+        },
+        "ListPackageFiles": {"actions": ["s3:ListBucket"], "resource": BUCKET},
+        "ReadWriteIndex": {
+            "actions": [
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+            ],
+            "resource": got["ReadWriteIndex"]["resource"],
+        },
+    }
+
+
+def test_the_api_queues_large_completions(templates):
+    api = statements(templates["Api"], "ApiRole")
+    assert api["QueueUploadCompletions"]["actions"] == ["sqs:SendMessage"]
+    assert "Completions" in json.dumps(api["QueueUploadCompletions"]["resource"])
+    env = only(templates["Api"], "AWS::Lambda::Function")["Properties"]["Environment"]
+    variables = env["Variables"]
+    assert "STRATUS_UPLOAD_COMPLETION_QUEUE_URL" in variables
+    assert variables["STRATUS_UPLOAD_ASYNC_COMPLETION_LEASE"] == "960"  # as the worker's

@@ -17,7 +17,14 @@ import pytest
 from .conftest import STACKS
 from .test_templates import only, resources
 
-SERVICES = {"Api": "stratus-api", "Sync": "stratus-sync", "Reconcile": "stratus-reconcile"}
+SERVICES = {
+    "Api": "stratus-api",
+    "Sync": "stratus-sync",
+    "Reconcile": "stratus-reconcile",
+    "Uploads": "stratus-upload-completion",
+}
+# The monitoring stack's name of a function, where it is not its stack's name.
+FUNCTION_STACKS = {"UploadCompletion": "Uploads"}
 # CDK's deploy-time custom resource that writes the bucket's notification configuration:
 # CDK's own inline code (no stratus package, no Powertools), run by CloudFormation only.
 CDK_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
@@ -310,9 +317,10 @@ def test_dashboard_shows_every_alarm_and_the_operations_metrics(templates):
     # the business metrics, each with the service dimension of the function emitting it
     business = {(name, m[2]["service"]) for m in metrics if m[0] == "Stratus" for name in [m[1]]}
     expected = {
-        (name, SERVICES[function])
+        (name, SERVICES[FUNCTION_STACKS.get(function, function)])
         for function, panels in BUSINESS_METRICS.items()
-        if function in SERVICES  # the fill function exists with fallback = cache only
+        # the fill function exists with fallback = cache only
+        if FUNCTION_STACKS.get(function, function) in SERVICES
         for names in panels.values()
         for name in names
     }

@@ -210,6 +210,7 @@ def test_only_the_bucket_may_send_to_the_event_queue(templates):
         ("Api", "stratus.handlers.api.handler", 1024, 29),
         ("Sync", "stratus.handlers.sync.handler", 1024, 120),
         ("Reconcile", "stratus.handlers.reconcile.handler", 1024, 900),
+        ("Uploads", "stratus.handlers.upload_completion.handler", 1024, 900),
     ],
 )
 def test_functions_run_python312_on_arm64_with_the_layer(
@@ -395,6 +396,7 @@ def test_api_role(templates):
         "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
         "StageUploads",  # upload sessions: tests/infra/test_cdn_and_uploads.py
         "AbortPackageCopies",
+        "QueueUploadCompletions",
         "WriteTraces",
     }
     assert got["WriteTraces"] == {"actions": TRACE_ACTIONS, "resource": "*"}
@@ -517,10 +519,11 @@ def test_alarms(templates):
         ("Stratus", "ReconcileRepairs"),  # drift found
         (None, None),  # index table throttles: a sum over its operations (metric math)
     }
-    # sync dead letters (count, age) and backlog; reconcile failures and drift; API 5xx and
-    # p99 latency; table throttles; account concurrency; every function has errors and
-    # throttles alarms; the sync (reserved concurrency) a concurrency alarm
-    assert len(alarms) == 3 + 2 + 2 + 1 + 1 + 3 * 2 + 1
+    # sync dead letters (count, age) and backlog; reconcile failures and drift; failed
+    # upload completions; API 5xx and p99 latency; table throttles; account concurrency;
+    # every function (API, sync, reconcile, upload completion) has errors and throttles
+    # alarms; the sync (reserved concurrency) a concurrency alarm
+    assert len(alarms) == 3 + 2 + 1 + 2 + 1 + 1 + 4 * 2 + 1
     topic_id = next(iter(resources(templates["Monitoring"], "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

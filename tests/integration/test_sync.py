@@ -26,6 +26,7 @@ import pytest
 
 from infra.notifications import queue_configurations
 from stratus.domain.keys import file_key, metadata_key, split_key
+from tests.support import sqs_events
 from tests.support.apigw import FakeLambdaContext
 from tests.support.distributions import sdist_bytes, wheel_bytes
 
@@ -93,40 +94,11 @@ class Deployment:
 
     def lambda_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The event Lambda's SQS event source mapping hands to the function."""
-        return {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": {
-                        "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
-                        "SentTimestamp": m["Attributes"]["SentTimestamp"],
-                        "SenderId": m["Attributes"]["SenderId"],
-                        "ApproximateFirstReceiveTimestamp": m["Attributes"][
-                            "ApproximateFirstReceiveTimestamp"
-                        ],
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": REGION,
-                }
-                for m in messages
-            ]
-        }
+        return sqs_events.lambda_event(messages, self.queue_arn)
 
     def settle(self, messages: list[dict[str, Any]], response: dict[str, Any]) -> None:
         """After an invocation: delete what succeeded, release what failed (visibility 0)."""
-        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-        for m in messages:
-            if m["MessageId"] in failed:
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        sqs_events.settle(self.sqs, self.queue_url, messages, response)
 
 
 def is_distribution(project: str, filename: str) -> bool:

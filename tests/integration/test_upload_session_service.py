@@ -584,3 +584,231 @@ def test_a_staged_upload_that_cannot_commit_is_rolled_back(
     # the staged bytes stayed: the session is completed by a retry
     assert service.get(session.session_id, ALICE).status == "pending"
     assert service.complete(session.session_id, ALICE).status == "published"
+
+
+# --- completion in the background (files above upload_async_complete_bytes) ---------------
+
+
+class QueuedCompletions:
+    """A runner that only records what it was asked to run (the test plays the worker)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.queued: list[tuple[str, int]] = []
+        self.fail = fail
+
+    def start(self, service: UploadSessionService, session_id: str, revision: int) -> None:
+        if self.fail:
+            raise ConnectionError("the queue is unreachable")
+        self.queued.append((session_id, revision))
+
+
+def background(deployment: Deployment, runner: QueuedCompletions) -> UploadSessionService:
+    service = deployment.service(upload_async_complete_bytes=str(MIB))
+    service.completions = runner
+    return service
+
+
+def uploaded(deployment: Deployment, tmp_path: Path, **kw: object):  # type: ignore[no-untyped-def]
+    """(runner, service, bytes, session): an 11 MiB wheel sent, to complete in the background."""
+    runner = QueuedCompletions(fail=bool(kw.pop("fail", False)))
+    service = background(deployment, runner)
+    data = big_wheel(tmp_path)
+    session = create(service, data, **kw)
+    upload_all(service, session, data)
+    return runner, service, data, session
+
+
+def test_a_large_file_completes_in_the_background(deployment: Deployment, tmp_path: Path) -> None:
+    runner, service, data, session = uploaded(deployment, tmp_path)
+    queued = service.complete(session.session_id, ALICE)
+    assert queued.status == "processing"  # answered at once: nothing checked yet
+    assert runner.queued == [(session.session_id, queued.revision)]
+    assert deployment.catalog.list_files("big-pkg") == []
+    # Completing again (the client polls) queues nothing more while the lease runs.
+    assert service.complete(session.session_id, ALICE).status == "processing"
+    assert len(runner.queued) == 1
+    with pytest.raises(Conflict):
+        service.cancel(session.session_id, ALICE)
+
+    done = service.finish_queued(*runner.queued[0])
+    assert done is not None and done.status == "published"
+    assert deployment.catalog.get_file("big-pkg", BIG).sha256 == sha(data)  # type: ignore[union-attr]
+    assert deployment.staged() == []
+    # A duplicate delivery of the message changes nothing.
+    assert service.finish_queued(*runner.queued[0]).status == "published"  # type: ignore[union-attr]
+    assert service.complete(session.session_id, ALICE).status == "published"
+
+
+def test_a_small_file_still_completes_in_the_request(deployment: Deployment) -> None:
+    runner = QueuedCompletions()
+    service = background(deployment, runner)
+    _, data, session = create_demo(service)
+    assert len(data) < MIB
+    upload_all(service, session, data)
+    assert service.complete(session.session_id, ALICE).status == "published"
+    assert runner.queued == []
+
+
+def test_a_wrong_sha256_in_the_background_is_recorded_and_nothing_published(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    data = big_wheel(tmp_path)
+    runner, service, _, session = uploaded(deployment, tmp_path, sha256=sha(data + b"other"))
+    assert service.complete(session.session_id, ALICE).status == "processing"
+    failed = service.finish_queued(*runner.queued[0])  # recorded, not raised
+    assert failed is not None
+    assert (failed.status, failed.error_status) == ("error", 400)
+    assert "sha256 digest" in (failed.message or "")
+    assert deployment.catalog.list_files("big-pkg") == []
+    assert deployment.storage.head(file_key("big-pkg", BIG)) is None
+    assert deployment.staged() == []
+    with pytest.raises(InvalidInput, match="sha256 digest"):  # completing again: same answer
+        service.complete(session.session_id, ALICE)
+
+
+def test_missing_parts_found_in_the_background_leave_the_session_pending(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    runner = QueuedCompletions()
+    service = background(deployment, runner)
+    data = big_wheel(tmp_path)
+    session = create(service, data)
+    upload_all(service, session, data, order=[1, 3])
+    service.complete(session.session_id, ALICE)
+    left = service.finish_queued(*runner.queued[0])
+    assert left is not None and left.status == "pending"
+    assert left.message == "Parts missing: 2 (of 3)."
+    upload_all(service, service.get(session.session_id, ALICE), data, order=[2])
+    service.complete(session.session_id, ALICE)
+    assert service.finish_queued(*runner.queued[1]).status == "published"  # type: ignore[union-attr]
+
+
+def test_a_dead_worker_leaves_the_session_to_the_next(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    runner = QueuedCompletions()
+    service = background(deployment, runner)
+    lease = service.settings.upload_async_completion_lease
+    data = big_wheel(tmp_path)
+    session = create(service, data)
+    upload_all(service, session, data)
+    service.complete(session.session_id, ALICE)
+    session_id, revision = runner.queued[0]
+    # A worker took the message (claimed the session) and died: its Lambda timed out.
+    taken = deployment.sessions.get(session_id)
+    assert taken is not None
+    deployment.sessions.update(replace(taken, lease_until=deployment.clock.now + lease))
+    # The same message delivered twice while that worker holds it: left alone.
+    assert service.finish_queued(session_id, revision).status == "processing"  # type: ignore[union-attr]
+    assert deployment.catalog.list_files("big-pkg") == []
+    # Redelivered once the queue's visibility timeout (>= the lease) has passed: taken over.
+    deployment.clock.now += lease + 1
+    assert service.finish_queued(session_id, revision).status == "published"  # type: ignore[union-attr]
+
+
+def test_a_lost_message_is_queued_again_by_the_next_complete(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    runner, service, _, session = uploaded(deployment, tmp_path)
+    service.complete(session.session_id, ALICE)
+    # The message went to the dead-letter queue; the lease runs out; the client completes again.
+    deployment.clock.now += service.settings.upload_async_completion_lease + 1
+    again = service.complete(session.session_id, ALICE)
+    assert again.status == "processing" and len(runner.queued) == 2
+    assert service.finish_queued(*runner.queued[0]) is not None  # the stale one: no harm
+    assert service.finish_queued(*runner.queued[1]).status == "published"  # type: ignore[union-attr]
+
+
+def test_a_queue_that_cannot_be_reached_leaves_the_session_pending(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    _, service, _, session = uploaded(deployment, tmp_path, fail=True)
+    with pytest.raises(ConnectionError):
+        service.complete(session.session_id, ALICE)
+    assert service.get(session.session_id, ALICE).status == "pending"
+
+
+def test_a_background_completion_races_a_legacy_upload(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    runner = QueuedCompletions()
+    service = background(deployment, runner)
+    staged = big_wheel(tmp_path, size_mib=6, seed=30)
+    direct = big_wheel(tmp_path, size_mib=1, seed=31)
+    session = create(service, staged)
+    upload_all(service, session, staged)
+    service.complete(session.session_id, ALICE)
+    results = run_concurrently(
+        [
+            lambda: service.finish_queued(*runner.queued[0]),
+            lambda: service.publisher.upload(
+                name="Big-Pkg", version="1.0", filename=BIG, data=direct, digests={}, uploader="bob"
+            ),
+        ]
+    )
+    left = service.get(session.session_id, ALICE)
+    legacy_won = not isinstance(results[1], Exception)
+    assert legacy_won == (left.status == "error"), (results, left)
+    if legacy_won:
+        assert left.error_status == 409
+    else:
+        assert left.status == "published" and isinstance(results[1], Conflict)
+    record = deployment.catalog.get_file("big-pkg", BIG)
+    assert record is not None
+    winner = direct if legacy_won else staged
+    assert record.sha256 == sha(winner)
+    assert deployment.storage.read(file_key("big-pkg", BIG)) == winner
+
+
+def test_files_over_5_gib_go_in_parts_whatever_the_threshold(deployment: Deployment) -> None:
+    service = deployment.service(upload_multipart_threshold=str(10 * 1024**3))
+    session = create(service, b"", size=6 * 1024**3, sha256="a" * 64)
+    assert session.multipart_id and session.part_size == 5 * MIB  # not one 6 GB PUT
+    assert not create(service, b"", size=5 * 1024**3, sha256="b" * 64).multipart_id
+
+
+class Died(BaseException):
+    """The completer's process went away (a Lambda timeout, say)."""
+
+
+def die_after_publishing(service: UploadSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The completer publishes the file, then dies before it records that in the session."""
+    real = service._settle
+
+    def settle(session, **changes):  # type: ignore[no-untyped-def]
+        if changes.get("status") == "published":
+            monkeypatch.setattr(service, "_settle", real)  # once
+            raise Died
+        return real(session, **changes)
+
+    monkeypatch.setattr(service, "_settle", settle)
+
+
+def test_a_completer_that_died_after_publishing_is_published_on_retry(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = deployment.service(upload_completion_lease="30")
+    filename, data, session = create_demo(service)
+    upload_all(service, session, data)
+    die_after_publishing(service, monkeypatch)
+    with pytest.raises(Died):
+        service.complete(session.session_id, ALICE)
+    assert deployment.catalog.get_file("demo-pkg", filename) is not None  # published
+    assert service.get(session.session_id, ALICE).status == "processing"  # unrecorded
+    deployment.clock.now += 31  # its lease runs out; the client completes again
+    assert service.complete(session.session_id, ALICE).status == "published"  # not a 409
+
+
+def test_a_worker_that_died_after_publishing_is_published_on_redelivery(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, service, data, session = uploaded(deployment, tmp_path)
+    service.complete(session.session_id, ALICE)
+    die_after_publishing(service, monkeypatch)
+    with pytest.raises(Died):
+        service.finish_queued(*runner.queued[0])
+    assert deployment.catalog.get_file("big-pkg", BIG).sha256 == sha(data)  # type: ignore[union-attr]
+    deployment.clock.now += service.settings.upload_async_completion_lease + 1
+    redelivered = service.finish_queued(*runner.queued[0])
+    assert redelivered is not None and redelivered.status == "published"
+    assert deployment.staged() == []

@@ -6,7 +6,9 @@ through the same test client; on AWS they are presigned S3 URLs on the moto serv
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,63 @@ def test_local_upload_urls(api: TestClient) -> None:
     assert api.put(target["url"], content=data).status_code == 412  # one time only
     done = api.post(doc["urls"]["complete"], headers=auth("carol"))
     assert done.status_code == 200, done.text
+
+
+# --- completion in the background (a thread, as in `stratus serve`) -------------------------
+
+
+@pytest.mark.parametrize("kind", ["local"])
+def test_a_large_session_completes_in_a_thread_of_the_server(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from stratus.app.upload_completion import ThreadCompletions
+
+    services = make_services(
+        kind,
+        request,
+        tmp_path,
+        upload_multipart_threshold=str(8 * MIB),
+        upload_part_size=str(5 * MIB),
+        upload_async_complete_bytes=str(MIB),
+    )
+    with_sessions(services, kind, request, tmp_path)
+    services.upload_completions = ThreadCompletions()
+    with TestClient(create_app(services), follow_redirects=False) as client:
+        data = big(tmp_path)
+        doc = create(client, data).json()
+        upload_parts(client, doc, data)
+        queued = client.post(doc["urls"]["complete"], headers=auth("carol"))
+        assert queued.status_code == 202, queued.text
+        assert queued.headers["location"] == doc["urls"]["session"]
+        assert queued.headers["retry-after"] == "2"
+        status = queued.json()
+        for _ in range(300):
+            if status["status"] != "processing":
+                break
+            time.sleep(0.05)
+            status = client.get(queued.headers["location"], headers=auth("carol")).json()
+        assert status["status"] == "published", status
+        assert BIG in client.get("/simple/carol-lib/", headers=auth("carol")).text
+
+
+def test_create_checks_permission_off_the_event_loop(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy may ask a remote backend (LDAP, an HTTP service): never on the loop."""
+    from stratus.app.policy import AccessPolicy
+
+    where: list[str] = []
+    real = AccessPolicy.can_upload
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            where.append("worker")
+        else:
+            where.append("EVENT LOOP")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AccessPolicy, "can_upload", spy)
+    assert create(api, b"x" * 1000).status_code == 201
+    assert where and set(where) == {"worker"}, where

@@ -26,6 +26,7 @@ from ..ports import (
 )
 from ..settings import Settings
 from .rebuild import RebuildRunner
+from .upload_completion import CompletionRunner
 
 if TYPE_CHECKING:
     from .upstream import FallbackServices
@@ -52,6 +53,7 @@ class Services:
     jwks: JwksSource | None = None
     upload_sessions: UploadSessions | None = None  # `stratus upload`'s sessions
     fallback: FallbackServices | None = None  # upstream fallback, origin controls (wiring)
+    upload_completions: CompletionRunner | None = None  # completes large ones in the background
 
     @property
     def mutable_access(self) -> MutableAccessBackend | None:

@@ -14,10 +14,14 @@
    store, S3 up to 5 GiB; else the object is streamed in chunks), and its
    core metadata read with ranged reads (a zip's central directory, a tar.gz's start);
    then publishes it through the same path as a legacy upload (``Publisher``), so the
-   same 400/409 answers and the same one-winner guarantee apply.
+   same 400/409 answers and the same one-winner guarantee apply. Files above
+   ``upload_async_complete_bytes`` are checked and published in the background
+   (``app/upload_completion``: a thread locally, a queue and a worker function on AWS):
+   ``complete`` answers at once with the session ``processing``, the client polls it.
 
 States: ``pending`` → ``processing`` (one completer holds a lease; a crashed one's lease
-runs out and another may take over) → ``published`` or ``error`` (terminal, with the
+runs out and another may take over; a queued completion's lease covers its wait in the
+queue and the worker's run) → ``published`` or ``error`` (terminal, with the
 message and HTTP status of the failure) ; ``pending``/``error`` → ``canceled``. A
 completion that finds the upload unfinished (missing parts, nothing sent) leaves the
 session ``pending`` so the client can send the rest. A session's bytes are removed when
@@ -35,6 +39,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..domain import distributions, metadata, names
 from ..domain.errors import Conflict, InvalidInput, NotFound, StratusError
@@ -53,14 +58,21 @@ from ..settings import Settings
 from .indexing import Described, build_record
 from .publish import Publisher
 from .ranged_reads import RangedReader, stream_sha256
+from .upload_completion import CompletionRunner
+
+if TYPE_CHECKING:
+    from .services import Services
 
 logger = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
+MAX_SINGLE_PUT = 5 * 1024**3  # S3 takes at most 5 GiB in one PUT, whatever the setting
 MAX_TARGETS_PER_CALL = 100  # part URLs handed out per request (bounded responses)
 SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle rules
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIB = 1024 * 1024
+STOPPED = "The check of the upload stopped unexpectedly; complete the session again."
+RETRYING = "An earlier attempt to complete this session stopped; the file is checked again."
 
 
 class UploadIncomplete(InvalidInput):
@@ -94,6 +106,7 @@ class UploadSessionService:
         *,
         clock: Callable[[], float] = time.time,
         hash_parallel: int = 4,
+        completions: CompletionRunner | None = None,
     ) -> None:
         self.sessions = sessions
         self.storage = storage
@@ -102,6 +115,7 @@ class UploadSessionService:
         self.settings = settings
         self.clock = clock
         self.hash_parallel = hash_parallel
+        self.completions = completions  # None: every session completes in the request
         self._swept = 0.0
 
     # --- create --------------------------------------------------------------------------
@@ -148,7 +162,7 @@ class UploadSessionService:
             created=now,
             expires=now + self.settings.upload_session_ttl,
         )
-        if size > self.settings.upload_multipart_threshold:
+        if size > min(self.settings.upload_multipart_threshold, MAX_SINGLE_PUT):
             part = max(self.settings.upload_part_size, math.ceil(size / MAX_PARTS))
             if part >= _MIB:
                 part = math.ceil(part / _MIB) * _MIB
@@ -244,23 +258,82 @@ class UploadSessionService:
         now = self.clock()
         if session.status == "processing" and session.lease_until > now:
             return session
-        try:
+        background = self.completes_in_background(session)
+        lease = (
+            self.settings.upload_async_completion_lease
+            if background
+            else self.settings.upload_completion_lease
+        )
+        # A session still processing here was left by a completer that stopped (its lease
+        # ran out): it may have published the file before it could say so.
+        retry = session.status == "processing"
+        try:  # processing: ours (or, in the background, the worker's) until the lease ends
             session = self.sessions.update(
                 replace(
                     session,
                     status="processing",
-                    message=None,
-                    lease_until=now + self.settings.upload_completion_lease,
+                    message=RETRYING if retry else None,
+                    lease_until=now + lease,
                 )
             )
         except Conflict:  # another completer (or a cancel) came first
             return self.get(session_id, who)
-        return self._process(session)
+        return self._queue(session) if background else self._process(session, retry=retry)
 
-    def _process(self, session: UploadSession) -> UploadSession:
+    def completes_in_background(self, session: UploadSession) -> bool:
+        return (
+            self.completions is not None
+            and session.size > self.settings.upload_async_complete_bytes
+        )
+
+    def _queue(self, queued: UploadSession) -> UploadSession:
+        """Hand a session marked ``processing`` (its lease covering the wait in the queue and
+        the worker's run) to the background runner."""
+        assert self.completions is not None
+        try:
+            self.completions.start(self, queued.session_id, queued.revision)
+        except BaseException:
+            self._settle(queued, status="pending", message=None)  # nothing queued: retryable
+            raise
+        return queued
+
+    def finish_queued(self, session_id: str, revision: int) -> UploadSession | None:
+        """The background half of ``complete``: check and publish a queued session.
+
+        Runs once per queued ``revision``: a duplicate delivery finds the session taken
+        (a newer revision, its lease running) and does nothing; a redelivery after a
+        worker died finds the lease run out and takes over. Failures are recorded in the
+        session (``error`` with the answer, or ``pending`` with a notice when bytes are
+        missing or the check broke off), never raised for a file's fault. Returns the
+        session as left (None: gone, or taken by another worker meanwhile).
+        """
+        session = self.sessions.get(session_id, now=self.clock())
+        if session is None or session.status != "processing":
+            return session  # done, canceled or expired meanwhile
+        now = self.clock()
+        if session.revision != revision and session.lease_until > now:
+            return session  # another worker has it
+        # Taken before (a worker died), or queued again after a completer stopped.
+        retry = session.revision != revision or session.message == RETRYING
+        try:
+            claimed = self.sessions.update(
+                replace(session, lease_until=now + self.settings.upload_async_completion_lease)
+            )
+        except Conflict:
+            return None
+        try:
+            return self._process(claimed, retry=retry)
+        except StratusError:
+            return self.sessions.get(session_id)
+
+    def _process(self, session: UploadSession, *, retry: bool = False) -> UploadSession:
         try:
             described = self._verify(session)
-            self.publisher.publish_staged(described, session.staging_key)
+            try:
+                self.publisher.publish_staged(described, session.staging_key)
+            except Conflict:
+                if not (retry and self._published_by(session)):
+                    raise
         except UploadIncomplete as exc:
             self._settle(session, status="pending", message=str(exc))
             raise
@@ -270,11 +343,21 @@ class UploadSessionService:
                 self._discard_bytes(session)
             raise
         except BaseException:
-            self._settle(session, status="pending", message=None)  # let a retry take over
+            self._settle(session, status="pending", message=STOPPED)  # a retry may take over
             raise
         published = self._settle(session, status="published", message=None)
         self._discard_bytes(session)
         return published or self.sessions.get(session.session_id) or session
+
+    def _published_by(self, session: UploadSession) -> bool:
+        """Whether the index lists the session's file as its own: published by an earlier
+        attempt that stopped before it could record it (same bytes, same uploader)."""
+        record = self.catalog.get_file(session.project, session.filename)
+        return (
+            record is not None
+            and hmac.compare_digest(record.sha256, session.sha256)
+            and record.uploader == session.owner
+        )
 
     def _settle(self, session: UploadSession, **changes: object) -> UploadSession | None:
         """Leave ``processing``; None if the session changed meanwhile (a later completer)."""
@@ -372,3 +455,23 @@ class UploadSessionService:
             self.storage.delete(session.staging_key)
         except Exception:
             logger.warning("could not remove the bytes of upload session %s", session.session_id)
+
+
+def session_service(
+    services: Services, publisher: Publisher | None = None
+) -> UploadSessionService | None:
+    """The deployment's upload session use case (None if it has no session store)."""
+    if services.upload_sessions is None:
+        return None
+    if publisher is None:
+        publisher = Publisher(
+            services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
+        )
+    return UploadSessionService(
+        services.upload_sessions,
+        services.storage,
+        services.catalog,
+        publisher,
+        services.settings,
+        completions=services.upload_completions,
+    )

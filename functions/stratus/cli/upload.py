@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 SESSIONS_PATH = "_/upload-sessions/"
 DEFAULT_LEGACY_MAX = 4_000_000  # under the Lambda deployment's legacy upload limit
-DEFAULT_PARALLEL = 4
+# Parts in flight: one connection to S3 carries some 50-100 MB/s, so several are needed to
+# fill a link (boto3's transfers use 10); 8 keeps 8 x 64 MiB parts' worth of URLs in hand.
+DEFAULT_PARALLEL = 8
 BLOCK = 1024 * 1024
 PART_ATTEMPTS = 4
 MAX_PART_URLS = 100
+SAY_EVERY = 30.0  # seconds between two "still checking" lines while the index checks
+RECOMPLETE_EVERY = 60.0  # seconds between two completions of a session still processing
 
 
 class UploadError(Exception):
@@ -236,10 +240,8 @@ def describe(path: Path) -> Distribution:
             meta = metadata.extract_from(fh, dist)
     except InvalidInput as exc:
         raise UploadError(str(exc)) from None
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(BLOCK):
-            digest.update(chunk)
+        digest = hashlib.file_digest(fh, "sha256")
     return Distribution(
         path=path,
         filename=path.name,
@@ -489,19 +491,32 @@ class Uploader:
         have = set(parts.get("uploaded", []))
         progress(sum(self._part_length(dist, parts, n) for n in have))
         missing = [n for n in range(1, parts["count"] + 1) if n not in have]
-        for start in range(0, len(missing), MAX_PART_URLS):
-            batch = missing[start : start + MAX_PART_URLS]
-            targets = self._part_urls(dist, doc, batch)
 
-            def send(target: dict[str, Any]) -> None:
-                number = int(target["number"])
-                offset = (number - 1) * int(parts["size"])
-                self._put(dist, target, offset, int(target["size"]), progress)
-                state.part_done(number)
+        def send(target: dict[str, Any]) -> None:
+            number = int(target["number"])
+            offset = (number - 1) * int(parts["size"])
+            self._put(dist, target, offset, int(target["size"]), progress)
+            state.part_done(number)
 
-            with ThreadPoolExecutor(self.parallel) as pool:
-                for future in [pool.submit(send, t) for t in targets]:
+        # One pool for every part: the URLs of the next batch are asked for while the last
+        # parts of this one are still in flight (never a pause between batches), and only
+        # then (URLs expire: none is fetched long before its part is sent).
+        pending: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.parallel) as pool:
+            try:
+                for start in range(0, len(missing), MAX_PART_URLS):
+                    while len(pending) > self.parallel:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # the first failure stops the upload
+                    targets = self._part_urls(dist, doc, missing[start : start + MAX_PART_URLS])
+                    pending |= {pool.submit(send, t) for t in targets}
+                for future in pending:
                     future.result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
 
     @staticmethod
     def _part_length(dist: Distribution, parts: dict[str, Any], number: int) -> int:
@@ -568,14 +583,32 @@ class Uploader:
         raise AssertionError("unreachable")
 
     def _wait(self, dist: Distribution, doc: dict[str, Any]) -> dict[str, Any]:
+        """Poll a ``processing`` session until it ends. Large files are checked in the
+        background (minutes for many GB): say so now and then. Every ``RECOMPLETE_EVERY``
+        seconds the session is completed again instead, which queues it anew if the
+        index's worker died (and is answered 202 while it is still at work)."""
+        started = last_said = last_completed = time.monotonic()
+        self.log(f"{dist.filename}: the index is checking the file")
         while doc.get("status") == "processing":
             time.sleep(self.poll_seconds)
-            response = self.http.json("GET", doc["urls"]["session"])
-            if response.status != 200:
-                raise UploadError(f"{dist.filename}: {_text(response)}")
+            now = time.monotonic()
+            if now - last_completed >= RECOMPLETE_EVERY:
+                last_completed = now
+                response = self.http.json("POST", doc["urls"]["complete"])
+                if response.status not in (200, 202):
+                    self._refused(dist, response)
+            else:
+                response = self.http.json("GET", doc["urls"]["session"])
+                if response.status != 200:
+                    raise UploadError(f"{dist.filename}: {_text(response)}")
             doc = _document(response)
+            if now - last_said >= SAY_EVERY and doc.get("status") == "processing":
+                last_said = now
+                self.log(f"{dist.filename}: still checking ({now - started:.0f} s)")
         if doc.get("status") == "error":
             raise UploadError(f"{dist.filename}: {doc.get('message') or 'the upload failed'}")
+        for notice in doc.get("notices") or []:
+            self.log(f"{dist.filename}: {notice}")
         return doc
 
 
@@ -647,7 +680,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cmd.add_argument("-r", "--repository", help="a section of the .pypirc file")
     credential_arguments(cmd)
     cmd.add_argument(
-        "--parallel", type=int, default=DEFAULT_PARALLEL, help="parts in flight (default 4)"
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help=f"parts in flight (default {DEFAULT_PARALLEL})",
     )
     cmd.add_argument(
         "--legacy-max-bytes",

@@ -11,8 +11,12 @@
 - ``POST <session>/part-urls/`` ``{"parts": [1, 2, ...]}`` (at most 100) → ``{"parts":
   [{"number", "size", "url", "method", "headers"}]}``: fresh URLs, asked for in batches.
 - ``POST <session>/complete/`` → 200 and the published document; 202 with
-  ``Retry-After`` while another request completes it; 400 (bytes missing, wrong size or
-  sha256, unreadable archive) or 409 (the file exists) as a legacy upload answers.
+  ``Retry-After`` and ``Location`` (the session's URL, to poll) while it is checked in
+  the background (files above ``upload_async_complete_bytes``) or another request
+  completes it; 400 (bytes missing, wrong size or sha256, unreadable archive) or 409
+  (the file exists) as a legacy upload answers. A background check records its answer
+  in the session: ``published``, or ``error`` with ``message`` and ``error-status``
+  (or ``pending`` again with a notice when bytes are missing).
 - ``DELETE`` the session URL → cancels it (its bytes are removed).
 - ``PUT /_/storage/upload/<token>`` (local mode only): where the local store's upload
   URLs point, standing in for S3's presigned URLs. No credentials: the signed token
@@ -34,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..app.publish import Publisher
 from ..app.services import Services
-from ..app.upload_sessions import UploadSessionService, part_count
+from ..app.upload_sessions import UploadSessionService, part_count, session_service
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.models import Identity
 from ..domain.names import validate
@@ -51,15 +55,7 @@ _WRITE_BUFFER = 1024 * 1024
 
 
 def build(services: Services, publisher: Publisher) -> UploadSessionService | None:
-    if services.upload_sessions is None:
-        return None
-    return UploadSessionService(
-        services.upload_sessions,
-        services.storage,
-        services.catalog,
-        publisher,
-        services.settings,
-    )
+    return session_service(services, publisher)
 
 
 def enabled(request: Request) -> UploadSessionService:
@@ -170,7 +166,7 @@ async def create_session(
     sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
     project = validate(name)
     request.state.audit = {"target": f"{project}/{filename}", "version": version}
-    may_upload(ctx, who, project)
+    await run_in_threadpool(may_upload, ctx, who, project)  # the policy may do I/O
     session = await run_in_threadpool(
         service.create,
         uploader=who.username,
@@ -229,7 +225,8 @@ def complete_session(
     may_upload(ctx, who, session.project)  # permissions may have changed since creation
     done = service.complete(session_id, who)
     if done.status == "processing":
-        return _json(document(request, service, done), 202, **{"Retry-After": str(RETRY_AFTER)})
+        doc = document(request, service, done)
+        return _json(doc, 202, Location=doc["urls"]["session"], **{"Retry-After": str(RETRY_AFTER)})
     request.state.audit["sha256"] = done.sha256
     return _json(document(request, service, done))
 
