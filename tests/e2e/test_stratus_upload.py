@@ -359,7 +359,7 @@ def test_a_multipart_upload_completes_in_the_background_through_the_lambda_path(
 
 def session_of(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
     """A session for ``wheel`` with its parts sent (by hand, as a client would)."""
-    created = httpx.post(
+    created = http.post(
         f"{index.url}/_/upload-sessions/",
         auth=ALICE,
         json={
@@ -373,26 +373,28 @@ def session_of(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
     assert created.status_code == 201, created.text
     doc = created.json()
     count = doc["parts"]["count"]
-    urls = httpx.post(
+    urls = http.post(
         doc["urls"]["part-urls"], auth=ALICE, json={"parts": list(range(1, count + 1))}
     )
     data = wheel.read_bytes()
     for part in urls.json()["parts"]:
         start = (part["number"] - 1) * doc["parts"]["size"]
         body = data[start : start + part["size"]]
-        assert httpx.put(part["url"], content=body, headers=part["headers"]).status_code == 200
+        assert http.put(part["url"], content=body, headers=part["headers"]).status_code == 200
     return doc
 
 
 def completed(doc: dict[str, Any]) -> dict[str, Any]:
     """POST complete (202: checked in the background), then poll the session to its end."""
-    response = httpx.post(doc["urls"]["complete"], auth=ALICE)
+    response = http.post(doc["urls"]["complete"], auth=ALICE)
     assert response.status_code == 202, response.text
     assert response.headers["location"] == doc["urls"]["session"]
     status = response.json()
+    deadline = time.monotonic() + 120
     while status["status"] == "processing":
+        assert time.monotonic() < deadline, f"still processing after 120 s: {status}"
         time.sleep(0.1)
-        status = httpx.get(response.headers["location"], auth=ALICE).json()
+        status = http.get(response.headers["location"], auth=ALICE).json()
     return status
 
 
@@ -405,8 +407,8 @@ def test_a_wrong_sha256_fails_in_the_background_through_the_lambda_path(
     status = completed(doc)
     assert (status["status"], status["error-status"]) == ("error", 400)
     assert "sha256 digest" in status["message"]
-    assert httpx.get(f"{index.url}/simple/tampered-big/", auth=ALICE).status_code == 404
-    again = httpx.post(doc["urls"]["complete"], auth=ALICE)  # the same answer, recorded
+    assert http.get(f"{index.url}/simple/tampered-big/", auth=ALICE).status_code == 404
+    again = http.post(doc["urls"]["complete"], auth=ALICE)  # the same answer, recorded
     assert again.status_code == 400 and "sha256 digest" in again.text
 
 
@@ -420,7 +422,7 @@ def test_a_background_completion_and_a_legacy_upload_give_one_success(
     doc = session_of(index, big, sha(big))
 
     def legacy() -> int:
-        return httpx.post(
+        return http.post(
             f"{index.url}/",
             auth=ALICE,
             data={":action": "file_upload", "name": "contested", "version": "1.0"},

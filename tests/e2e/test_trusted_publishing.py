@@ -16,6 +16,9 @@ from tests.support.oidc_issuer import OidcIssuer, github_claims
 from .conftest import SAMPLE_CONFIG, Index, running_serve
 from .test_clients import ALICE, BOB, twine_upload
 
+# Generous timeouts: under CI load a request may wait for a cold Lambda path and argon2.
+http = httpx.Client(timeout=60)
+
 pytestmark = pytest.mark.slow
 
 AUD = "stratus.test"
@@ -46,15 +49,15 @@ def index(request, tmp_path, issuer, monkeypatch) -> Index:
 
 def add_publisher(index: Index, project: str, auth=ALICE, **fields) -> httpx.Response:
     data = {"issuer": "github", "repository": REPO, "workflow": WORKFLOW, **fields}
-    return httpx.post(f"{index.url}/admin/package/{project}/publishers/", json=data, auth=auth)
+    return http.post(f"{index.url}/admin/package/{project}/publishers/", json=data, auth=auth)
 
 
 def mint(index: Index, token: str) -> httpx.Response:
-    return httpx.post(f"{index.url}/_/oidc/mint-token", json={"token": token}, timeout=30)
+    return http.post(f"{index.url}/_/oidc/mint-token", json={"token": token}, timeout=30)
 
 
 def test_publish_with_a_minted_token(index, issuer, tmp_path):
-    assert httpx.get(f"{index.url}/_/oidc/audience").json() == {"audience": AUD}
+    assert http.get(f"{index.url}/_/oidc/audience").json() == {"audience": AUD}
     added = add_publisher(index, "Widget", environment="release")
     assert added.status_code == 201, added.text
     assert added.json()["pending"] is True  # no such project yet
@@ -81,13 +84,13 @@ def test_publish_with_a_minted_token(index, issuer, tmp_path):
     filename = "widget-1.0-py3-none-any.whl"
     assert httpx.delete(f"{index.url}/api/package/widget/{filename}", auth=auth).status_code == 403
     assert (
-        httpx.post(f"{index.url}/api/package/widget/{filename}/yank", auth=auth).status_code == 403
+        http.post(f"{index.url}/api/package/widget/{filename}/yank", auth=auth).status_code == 403
     )
-    assert httpx.post(f"{index.url}/api/tokens/", json={"name": "x"}, auth=auth).status_code == 403
-    assert httpx.get(f"{index.url}/admin/user/", auth=auth).status_code == 403
+    assert http.post(f"{index.url}/api/tokens/", json={"name": "x"}, auth=auth).status_code == 403
+    assert http.get(f"{index.url}/admin/user/", auth=auth).status_code == 403
     assert add_publisher(index, "widget", auth=auth, workflow="other.yml").status_code == 403
     # The file is there, uploaded by the publisher.
-    files = httpx.get(f"{index.url}/api/package/widget/", auth=ALICE).json()["packages"]
+    files = http.get(f"{index.url}/api/package/widget/", auth=ALICE).json()["packages"]
     assert [f["filename"] for f in files] == [filename]
 
     # The same ID token again: refused.
@@ -103,7 +106,7 @@ def test_publish_with_a_minted_token(index, issuer, tmp_path):
         assert mints[0]["detail"]["claims"]["environment"] == "release"
 
     # uv's burn-token revokes it.
-    assert httpx.post(f"{index.url}/_/oidc/burn-token", json={"token": token}).status_code == 202
+    assert http.post(f"{index.url}/_/oidc/burn-token", json={"token": token}).status_code == 202
     again = twine_upload(
         index, [write(tmp_path / "d2", wheel_bytes("widget", "1.1"))], auth, tmp_path
     )
@@ -128,14 +131,14 @@ def test_refusals_say_little(index, issuer):
     assert mint(index, unsigned).json()["errors"][0]["code"] == "invalid-token"
     other_aud = issuer.sign(github_claims(issuer, REPO, WORKFLOW, aud="pypi"))
     assert mint(index, other_aud).json()["errors"][0]["code"] == "invalid-token"
-    garbage = httpx.post(f"{index.url}/_/oidc/mint-token", content=b"{not json")
+    garbage = http.post(f"{index.url}/_/oidc/mint-token", content=b"{not json")
     assert garbage.status_code == 422
     assert garbage.json()["errors"][0]["code"] == "invalid-payload"
-    huge = httpx.post(f"{index.url}/_/oidc/mint-token", json={"token": "x" * 40_000})
+    huge = http.post(f"{index.url}/_/oidc/mint-token", json={"token": "x" * 40_000})
     assert huge.status_code == 422
     # The legacy path older gh-action-pypi-publish releases call works too.
     good = issuer.sign(github_claims(issuer, REPO, WORKFLOW, aud=AUD))
-    legacy = httpx.post(f"{index.url}/_/oidc/github/mint-token", json={"token": good})
+    legacy = http.post(f"{index.url}/_/oidc/github/mint-token", json={"token": good})
     assert legacy.status_code == 200 and legacy.json()["token"].startswith("stratus_oidc")
 
 
@@ -145,9 +148,9 @@ def test_managing_publishers(index):
     assert add_publisher(index, "widget", repository="nope").status_code == 400
     created = add_publisher(index, "widget").json()
     assert add_publisher(index, "widget").status_code == 409
-    listed = httpx.get(f"{index.url}/admin/package/widget/publishers/", auth=ALICE).json()
+    listed = http.get(f"{index.url}/admin/package/widget/publishers/", auth=ALICE).json()
     assert [p["id"] for p in listed["publishers"]] == [created["id"]]
-    assert httpx.get(f"{index.url}/admin/package/widget/publishers", auth=BOB).status_code == 403
+    assert http.get(f"{index.url}/admin/package/widget/publishers", auth=BOB).status_code == 403
     url = f"{index.url}/admin/package/widget/publishers/{created['id']}/"
     assert httpx.delete(url, auth=BOB).status_code == 403
     assert httpx.delete(url, auth=ALICE).json() == {"deleted": created["id"]}
