@@ -15,19 +15,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..app import sync
 from .runtime import ContainerServices
-from .telemetry import metrics, tracer
+from .sqs_batch import sqs_batch_handler
+from .telemetry import metrics
 
 logger = Logger(service="stratus-sync")
-processor = BatchProcessor(event_type=EventType.SQS)
 container = ContainerServices()  # built here, at the Lambda init, in a deployment
 
 
@@ -49,10 +44,4 @@ def record_handler(record: SQSRecord) -> list[str]:
     return [outcome.value for outcome in outcomes]
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+handler = sqs_batch_handler(logger, record_handler)
