@@ -78,6 +78,11 @@ BUSINESS_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
 }
+# With an upstream fallback (redirect or cache) the API counts a failed upstream page fetch
+# too (app/upstream.py); its cache fills run in the fill function (queued), not here.
+API_FALLBACK_METRICS: dict[str, tuple[str, ...]] = {
+    "Upstream fallback (API)": ("UpstreamErrors",),
+}
 REPAIRS_METRIC = "ReconcileRepairs"  # handlers/reconcile.py: repairs of one reconcile page
 
 
@@ -411,6 +416,11 @@ class MonitoringStack(Stack):
             if function in self.functions
             for title, names in panels.items()
         ]
+        if self.settings.fallback != "none":
+            business += [
+                graph(title, [self.business_metric("Api", name) for name in names], width=6)
+                for title, names in API_FALLBACK_METRICS.items()
+            ]
         dashboard.add_widgets(*business)
         return dashboard
 

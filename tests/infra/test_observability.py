@@ -339,6 +339,25 @@ def test_dashboard_shows_every_alarm_and_the_operations_metrics(templates):
     } <= names
 
 
+def test_with_a_fallback_the_dashboard_graphs_the_apis_upstream_counts(synth, templates):
+    """In redirect mode there is no fill function: the API's own counts are graphed."""
+    from infra.monitoring import API_FALLBACK_METRICS
+
+    def api_counts(monitoring: dict[str, Any]) -> set[str]:
+        body, _ = dashboard_body(monitoring)
+        return {
+            m[1]
+            for m in dashboard_metrics(body)
+            if m[0] == "Stratus" and m[2]["service"] == "stratus-api"
+        }
+
+    wanted = {name for names in API_FALLBACK_METRICS.values() for name in names}
+    assert wanted == {"UpstreamErrors"}
+    assert not wanted & api_counts(templates["Monitoring"])  # fallback = none: not graphed
+    redirect = templates_of(synth(fallback="redirect"))["Monitoring"]
+    assert wanted <= api_counts(redirect)
+
+
 def api_metric_names() -> set[str]:
     """Every name the API's request observer counts, for every audited route and result."""
     from stratus.app.audit import Auditor
