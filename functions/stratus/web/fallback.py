@@ -64,6 +64,18 @@ def project_view(ctx: AppContext, who: Identity, project: str, path: str) -> Pro
     return view
 
 
+async def page_view(
+    ctx: AppContext, who: Identity, project: str, path: str
+) -> ProjectView | Response:
+    """``project_view`` for an async route: in a worker thread only when it may wait on
+    the upstream. Without a fallback it reads the catalog on the loop, as the other pages
+    do (a thread per request is most of a warm page's cost under Mangum)."""
+    fb = _fallback(ctx)
+    if fb is None or fb.pages is None:
+        return project_view(ctx, who, project, path)
+    return await run_in_threadpool(project_view, ctx, who, project, path)
+
+
 # --- downloads --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..app.upstream import ProjectView
@@ -25,7 +24,7 @@ from ..domain.upstream import UpstreamFile
 from ..domain.versions import version_key
 from . import negotiation
 from .deps import AppContext, Caller, Context
-from .fallback import project_view
+from .fallback import page_view
 from .files import file_path
 from .routes import route
 
@@ -263,8 +262,7 @@ async def simple_project(
     media = negotiation.choose(request.headers.get("accept"), format)
     if media is None:
         return _not_acceptable()
-    # The fallback decision may ask the upstream: off the event loop.
-    view = await run_in_threadpool(project_view, ctx, who, project, request.url.path)
+    view = await page_view(ctx, who, project, request.url.path)  # may ask the upstream
     if isinstance(view, Response):
         return view  # 302 to the upstream
     links = page_links(project, view)
