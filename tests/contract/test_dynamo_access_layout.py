@@ -100,3 +100,21 @@ def test_a_member_added_during_a_group_deletion_is_removed_too(access, monkeypat
     assert injected
     assert access.groups("donlan") == {"brotatos"}
     assert not {item for item in raw_items(access) if "sharkfest" in item[0] + item[1]}
+
+
+def test_backfill_writes_the_missing_acl_index_copies(access):
+    """A table from before the PKGACLS index: every grant comes back, without a Scan."""
+    from tests.contract.test_access import SAMPLE_PROJECTS
+
+    expected = access.package_acls(SAMPLE_PROJECTS)
+    index = {item for item in raw_items(access) if item[0] == dynamo_access.ACL_INDEX_PK}
+    assert len(index) >= 3  # users' and groups' (everyone's too) grants
+    client = boto3.client("dynamodb")
+    for pk, sk in index:  # as an older Stratus left the table
+        client.delete_item(TableName=access.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    assert access.package_acls(SAMPLE_PROJECTS) != expected  # grants hidden from listings
+
+    assert access.backfill_acl_index() == len(index)
+    assert access.package_acls(SAMPLE_PROJECTS) == expected
+    assert {i for i in raw_items(access) if i[0] == dynamo_access.ACL_INDEX_PK} == index
+    assert access.backfill_acl_index() == 0  # idempotent

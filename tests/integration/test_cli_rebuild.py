@@ -95,3 +95,37 @@ def test_aws_table_emptied_and_rebuilt(moto_endpoint, s3_bucket, dynamo_table, t
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["complete"] is True
     assert index_of(DynamoCatalog(dynamo_table)) == before
+
+
+def test_aws_rebuild_backfills_the_access_index(
+    moto_endpoint, s3_bucket, dynamo_table, tmp_path
+) -> None:
+    """With pypi.auth = dynamo, a table of an older release gets its PKGACLS copies."""
+    import boto3
+
+    from stratus.adapters.dynamo_access import ACL_INDEX_PK, DynamoAccess
+
+    access = DynamoAccess(dynamo_table)
+    access.create_user("dana", "x")
+    access.set_permission("alpha", "user", "dana", "r", True)
+    access.set_permission("beta", "group", "everyone", "r", True)
+    client = boto3.client("dynamodb")
+    for sk in ("alpha#U#dana", "beta#G#everyone"):  # as an older Stratus left the table
+        client.delete_item(TableName=dynamo_table, Key={"pk": {"S": ACL_INDEX_PK}, "sk": {"S": sk}})
+    assert access.package_acls(["alpha", "beta"]) != {
+        p: access.package_acl(p) for p in ("alpha", "beta")
+    }
+
+    env = {
+        **os.environ,
+        "STRATUS_TABLE_NAME": dynamo_table,
+        "STRATUS_BUCKET_NAME": s3_bucket,
+        "STRATUS_AUTH": "dynamo",
+    }
+    env.pop("STRATUS_CONFIG", None)
+    done = stratus("rebuild", "--aws", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "access index: 2 permission copies written" in done.stderr
+    assert access.package_acls(["alpha", "beta"]) == {
+        p: access.package_acl(p) for p in ("alpha", "beta")
+    }

@@ -63,7 +63,9 @@ from typing import Any
 from ..domain import passwords
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
 from ..domain.permissions import (
+    AUTHENTICATED,
     EMPTY_ACL,
+    EVERYONE,
     PackageAcl,
     acls_from_entries,
     check_permission_args,
@@ -274,6 +276,33 @@ class DynamoAccess(TableAdapter):
                 yield project, kind, principal[len(USER_PREFIX) :], item.perms
 
         return acls_from_entries(projects, entries())
+
+    def backfill_acl_index(self) -> int:
+        """Write the ``PKGACLS`` copy of every permission that lacks it; the number written.
+
+        Tables written before that index existed lack the copies, and non-admin listings
+        of ``/simple/`` (one Query of it) would then miss per-project grants. Idempotent,
+        and no Scan: each principal's mirror items name its projects; the permission item
+        itself is what is copied.
+        """
+        m = self.models
+        users = {user.username for user in self.list_users()} | set(self.pending_users())
+        principals = [USER_PREFIX + name for name in sorted(users)]
+        groups = {*self.list_groups(), EVERYONE, AUTHENTICATED}
+        principals += [GROUP_PREFIX + name for name in sorted(groups)]
+        written = 0
+        for principal in principals:
+            for item in self._query(m.perm, principal, PERMISSION_PREFIX):
+                project = item.sk[len(PERMISSION_PREFIX) :]
+                entry = self._get(m.perm, (acl_pk(project), principal), consistent=True)
+                if entry is None:
+                    continue
+                index_key = acl_index_key(project, principal)
+                copy = self._get(m.perm, index_key, consistent=True)
+                if copy is None or copy.perms != entry.perms:
+                    m.perm(*index_key, perms=entry.perms).save()
+                    written += 1
+        return written
 
     def health(self) -> None:
         """One GetItem (the same permission as the real reads)."""

@@ -137,7 +137,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    """Rebuild (or check) the index from storage alone: a reconcile run, with progress."""
+    """Rebuild (or check) the index from storage alone: a reconcile run, with progress;
+    with the DynamoDB access backend, also the permissions' listing index (a backfill)."""
     import json
     import os
     import time
@@ -175,6 +176,9 @@ def _rebuild(args: argparse.Namespace) -> int:
         f"{len(report.removed)} removed, {len(report.skipped)} skipped"
         + (" (dry run: nothing changed)" if args.dry_run else "")
     )
+    backfill = getattr(services.access, "backfill_acl_index", None)
+    if backfill is not None and not args.dry_run:  # DynamoDB access: tables of older releases
+        shown.say(f"access index: {backfill()} permission copies written")
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     return 0
