@@ -38,6 +38,11 @@ _STATUS = {
 }
 
 
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of a domain error (``StratusError``); 500 for anything else."""
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+
+
 class AuthRequired(Exception):
     """The caller must authenticate (anonymous and not allowed): 401 with a challenge."""
 
@@ -67,8 +72,7 @@ def install(app: FastAPI, realm: str) -> None:
     challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
 
     async def domain_error(_: Request, exc: Exception) -> Response:
-        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
-        return _text(status, str(exc))
+        return _text(status_of(exc), str(exc))
 
     async def bad_credentials(_: Request, exc: Exception) -> Response:
         return _text(401, str(exc), challenge)

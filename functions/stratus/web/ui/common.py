@@ -29,16 +29,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...app.policy import BadCredentials
 from ...app.throttle import TooManyAttempts
 from ...domain.errors import (
-    BackendUnavailable,
-    Conflict,
     InvalidInput,
-    NotFound,
-    PermissionDenied,
     StratusError,
 )
 from ...domain.models import ANONYMOUS, Identity
 from ..deps import AppContext, context_of
-from ..errors import AuthRequired, Forbidden, describe
+from ..errors import AuthRequired, Forbidden, describe, status_of
 from .sessions import COOKIE_NAME, Session, SessionCodec
 from .templating import StaticFile, environment, load_static
 
@@ -292,16 +288,27 @@ def field_text(form: FormData, name: str, *, max_length: int = 1000) -> str:
 
 # --- errors as pages ----------------------------------------------------------------------
 
-_STATUS = (
-    (NotFound, 404, "Not found"),
-    (InvalidInput, 400, "That did not work"),
-    (PermissionDenied, 403, "Not allowed"),
-    (Conflict, 409, "Already there"),
-    (BackendUnavailable, 503, "Unavailable"),
-    (StratusError, 500, "Something went wrong"),
-    (Forbidden, 403, "Not allowed"),
-    (BadCredentials, 401, "Not signed in"),
-)
+# The page's heading for each status (the statuses are the API's: ``errors.status_of``).
+_HEADINGS = {
+    400: "That did not work",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Already there",
+    502: "The upstream index did not answer",
+    503: "Unavailable",
+}
+
+
+def _status_and_heading(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, BadCredentials):
+        return 401, _HEADINGS[401]
+    if isinstance(exc, Forbidden):
+        return 403, _HEADINGS[403]
+    status = status_of(exc)
+    if status == 500:
+        return 500, "Something went wrong" if isinstance(exc, StratusError) else "Error"
+    return status, _HEADINGS[status]
 
 
 def error_page(request: Request, exc: Exception) -> Response:
@@ -330,9 +337,7 @@ def error_page(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, RequestValidationError):
         status, heading, detail = 400, "That did not work", describe(exc.errors())
     else:
-        status, heading = next(
-            ((s, h) for cls, s, h in _STATUS if isinstance(exc, cls)), (500, "Error")
-        )
+        status, heading = _status_and_heading(exc)
         detail = str(exc) or heading
     return render(
         request,
