@@ -102,6 +102,12 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _raise_if_exists(exc: Exception, key: str, if_absent: bool) -> None:
+    """``Conflict`` for a conditional write (``If-None-Match: *``) that found the key taken."""
+    if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
+        raise Conflict(f"Object {key!r} already exists.") from None
+
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -213,8 +219,7 @@ class S3Storage:
         try:
             self.client.put_object(**kwargs)
         except ClientError as exc:
-            if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
-                raise Conflict(f"Object {key!r} already exists.") from None
+            _raise_if_exists(exc, key, if_absent)
             raise
 
     def put_file(
@@ -231,7 +236,6 @@ class S3Storage:
         ``if_absent`` applies to the completion (``If-None-Match: *``), where S3 decides;
         any failure aborts the upload, so no parts linger.
         """
-        from botocore.exceptions import ClientError
 
         path = Path(path)
         if path.stat().st_size <= PART_BYTES:
@@ -252,7 +256,7 @@ class S3Storage:
         )
         upload_id = created["UploadId"]
         try:
-            parts = []
+            parts: list[tuple[int, str]] = []
             with open(path, "rb") as fh:
                 for number in range(1, MAX_PARTS + 1):
                     block = fh.read(PART_BYTES)
@@ -265,28 +269,14 @@ class S3Storage:
                         PartNumber=number,
                         Body=block,
                     )
-                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                    parts.append((number, done["ETag"]))
                     del block
                 if fh.read(1):
                     raise ValueError(f"{path} is larger than {MAX_PARTS} parts")
-            kwargs: dict[str, Any] = {}
-            if if_absent:
-                kwargs["IfNoneMatch"] = "*"
-            try:
-                self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                    **kwargs,
-                )
-            except ClientError as exc:
-                if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
-                    raise Conflict(f"Object {key!r} already exists.") from None
-                raise
+            self._complete(key, upload_id, parts, if_absent=if_absent)
         except BaseException:
             with contextlib.suppress(Exception):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                self.abort_multipart(key, upload_id)
             raise
 
     def read(self, key: str) -> bytes:
@@ -466,9 +456,8 @@ class S3Storage:
         try:
             self.client.complete_multipart_upload(**kwargs)
         except ClientError as exc:
+            _raise_if_exists(exc, key, if_absent)
             code = _error_code(exc)
-            if if_absent and (code in _CONFLICT_CODES or _status(exc) == 412):
-                raise Conflict(f"Object {key!r} already exists.") from None
             if code == "NoSuchUpload":
                 raise NotFound(f"No multipart upload {upload_id!r} of {key!r}.") from None
             if code in _BAD_PART_CODES:
@@ -595,8 +584,7 @@ class S3Storage:
         try:
             self.client.copy_object(**kwargs)
         except ClientError as exc:
-            if if_absent and (_error_code(exc) in _CONFLICT_CODES or _status(exc) == 412):
-                raise Conflict(f"Object {key!r} already exists.") from None
+            _raise_if_exists(exc, key, if_absent)
             if _error_code(exc) in _MISSING_CODES:
                 raise NotFound(f"No object {source!r}.") from None
             raise
