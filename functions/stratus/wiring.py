@@ -410,7 +410,7 @@ def fallback_from_env(
     queue ``STRATUS_FILL_QUEUE_URL`` (when set; inline otherwise)."""
     from .adapters.dynamo_origins import DynamoOrigins
     from .adapters.dynamo_page_cache import DynamoFillLocks, DynamoPageCache
-    from .adapters.sqs_fill_queue import SqsFillQueue
+    from .adapters.sqs_queue import SqsSender
     from .domain.fallback import mirror_name
 
     env = os.environ if environ is None else environ
@@ -421,5 +421,5 @@ def fallback_from_env(
         page_cache=DynamoPageCache(table, mirror=mirror_name(services.settings.fallback_base_url)),
         origin_store=DynamoOrigins(table),
         locks=DynamoFillLocks(table),
-        queue=SqsFillQueue(queue_url) if queue_url else None,
+        queue=SqsSender(queue_url) if queue_url else None,
     )

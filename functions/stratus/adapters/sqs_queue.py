@@ -1,10 +1,16 @@
-"""Sending JSON messages to an SQS queue (the reconcile function's continuation queue)."""
+"""Sending JSON messages to an SQS queue: the reconcile function's continuations, the
+upload completions, and the cache fills (the ``FillQueue`` port).
+
+The client is made when the sender is (at the Lambda init); the endpoint comes from
+botocore's environment (``AWS_ENDPOINT_URL_SQS`` on emulators).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..domain.upstream import FillJob
 from .aws_client import new_client
 
 
@@ -14,4 +20,11 @@ class SqsSender:
         self.client = client or new_client("sqs")
 
     def __call__(self, message: dict[str, Any]) -> None:
-        self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message))
+        self._send(json.dumps(message))
+
+    def enqueue(self, job: FillJob) -> None:
+        """``FillQueue``: one message per cache fill, read by the fill function."""
+        self._send(job.to_json())
+
+    def _send(self, body: str) -> None:
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
