@@ -26,6 +26,11 @@ authenticated case with every ``.pyc`` ignored and none written, as a Lambda ass
     .venv/bin/python benchmarks/bench_coldstart.py --scenarios anon --profile 40 \
         --profile-phase warm --warm 1000 --profile-sort tottime [--profile-dump FILE]
 
+By default the child runs in the main Lambda layer's layout (``--layouts layer``: no
+``pydantic.v1``, botocore's trimmed service models through ``AWS_DATA_PATH``, see
+``layers/build.py`` and ``tests/support/layer_layout.py``); ``--layouts venv`` runs it on
+this machine's virtualenv as it is, and ``--layouts layer,venv`` runs both in turns.
+
 Figures are in benchmarks/coldstart.md.
 """
 
@@ -278,9 +283,14 @@ def run_child(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def child_env(env: dict[str, str], config: Path, functions: Path = FUNCTIONS) -> dict[str, str]:
+LAYOUT_DIR = Path(tempfile.gettempdir()) / "stratus-coldstart-layer"
+
+
+def child_env(
+    env: dict[str, str], config: Path, functions: Path = FUNCTIONS, layout: str = "layer"
+) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return {
+    environment = {
         **keep,
         **env,
         "PYTHONPATH": str(functions),
@@ -293,6 +303,11 @@ def child_env(env: dict[str, str], config: Path, functions: Path = FUNCTIONS) ->
         # "segment not found" per call, which is not what it costs in Lambda.
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
+    if layout == "layer":
+        from tests.support.layer_layout import deployed_env
+
+        return deployed_env(environment, LAYOUT_DIR)
+    return environment
 
 
 def import_times(env: dict[str, str], args: list[str]) -> list[tuple[int, int, str]]:
@@ -388,8 +403,17 @@ def main() -> None:
     parser.add_argument(
         "--scenarios", default="auth,anon,nopyc", help="comma-separated: auth, anon, nopyc"
     )
+    parser.add_argument(
+        "--layouts",
+        default="layer",
+        help="comma-separated: layer (as the Lambda layer ships), venv (this virtualenv)",
+    )
     args = parser.parse_args()
+    layouts = args.layouts.split(",")
+    if not set(layouts) <= {"layer", "venv"}:
+        parser.error("--layouts takes layer, venv")
     trees = [path.resolve() for path in args.functions or [FUNCTIONS]]
+    combos = [(tree, layout) for tree in trees for layout in layouts]
 
     with tempfile.TemporaryDirectory(prefix="stratus-coldstart-") as tmp:
         work = Path(tmp)
@@ -412,16 +436,20 @@ def main() -> None:
                 files[name] = work / f"{name}.json"
                 files[name].write_text(json.dumps(event))
             if args.importtime:
-                importtime(child_env(env, SAMPLE_CONFIG, trees[0]), files["auth"], args.importtime)
+                importtime(
+                    child_env(env, SAMPLE_CONFIG, trees[0], layouts[0]),
+                    files["auth"],
+                    args.importtime,
+                )
                 return
             if args.breakdown:
-                breakdown(child_env(env, SAMPLE_CONFIG, trees[0]), args.processes)
+                breakdown(child_env(env, SAMPLE_CONFIG, trees[0], layouts[0]), args.processes)
                 return
             if args.profile:
                 # the first scenario named: anonymous or with a password
                 anonymous = args.scenarios.split(",")[0] == "anon"
                 config = anonymous_config if anonymous else SAMPLE_CONFIG
-                environment = child_env(env, config, trees[0])
+                environment = child_env(env, config, trees[0], layouts[0])
                 event = files["anon" if anonymous else "auth"]
                 run_child(environment, event, warm=0)  # write caches
                 run_child(
@@ -446,16 +474,20 @@ def main() -> None:
             rows = []
             for key in args.scenarios.split(","):
                 label, config, event, more_env = scenarios[key]
-                environments = [{**child_env(env, config, tree), **more_env} for tree in trees]
+                environments = [
+                    {**child_env(env, config, tree, layout), **more_env} for tree, layout in combos
+                ]
                 for environment in environments:
                     run_child(environment, files[event], warm=5)  # write caches
-                runs: list[list[dict]] = [[] for _ in trees]
+                runs: list[list[dict]] = [[] for _ in combos]
                 for _ in range(args.processes):
                     for i, environment in enumerate(environments):
                         runs[i].append(run_child(environment, files[event], warm=args.warm))
-                for tree, tree_runs in zip(trees, runs, strict=True):
-                    name = label if len(trees) == 1 else f"{label} [{tree.parent.name}]"
-                    rows.append((name, tree_runs))
+                for (tree, layout), combo_runs in zip(combos, runs, strict=True):
+                    tags = [tree.parent.name] if len(trees) > 1 else []
+                    tags += [layout] if len(layouts) > 1 else []
+                    name = f"{label} [{', '.join(tags)}]" if tags else label
+                    rows.append((name, combo_runs))
     report(rows, args)
 
 

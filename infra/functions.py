@@ -252,7 +252,12 @@ class StratusFunction(Construct):
             description=description,
             memory_size=memory_mb,
             timeout=Duration.seconds(timeout_seconds),
-            environment={**environment, **telemetry_environment(settings, self.service)},
+            environment={
+                **environment,
+                **telemetry_environment(settings, self.service),
+                # botocore reads the trimmed service models of the main layer first
+                "AWS_DATA_PATH": layer_build.LAMBDA_DATA_PATH,
+            },
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency or None,
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,

@@ -25,6 +25,21 @@ Each ``.pyc`` names its source where Lambda mounts it (``/opt/python/...``), so
 tracebacks show the right lines. The function code gets the same treatment at synth
 (``infra/functions.py``).
 
+Two things a cold start does not need are left out or trimmed:
+
+* ``pydantic/v1``, pydantic's bundled copy of its first version. Nothing in Stratus uses
+  it, but FastAPI probes every route's types for v1 models by importing it when it is
+  there (~40 ms of every init); without it the probe answers "no" at once.
+* botocore's service models: the runtime's botocore parses the JSON models of every
+  client a function makes, and ``endpoints.json`` (all of AWS, 1.2 MB) for the first one,
+  about 55 ms here. ``botocore-data/`` (mounted at ``/opt/botocore-data``, named by
+  ``AWS_DATA_PATH`` in every function) holds the models of the services the functions
+  use (``LAMBDA_AWS_SERVICES``), without their documentation strings, and an
+  ``endpoints.json`` listing only those services. botocore searches ``AWS_DATA_PATH``
+  before its own data; anything not there (paginators, rule sets, other services) still
+  comes from the runtime's copy. The models are those of the botocore the tests run
+  against (this script's interpreter's).
+
 The output is git-ignored. ``build/STAMP`` records the lock (and this layout) it was built
 from; the CDK app refuses to synthesize with a missing or stale layer.
 """
@@ -32,7 +47,9 @@ from; the CDK app refuses to synthesize with a missing or stale layer.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -53,7 +70,7 @@ LAMBDA_TASK_ROOT = "/var/task"  # where the function code lands
 # Packages that live in an extra layer, with what only they need: {layer folder: roots}.
 EXTRA_LAYERS = {LDAP: ("ldap3",)}
 # Bump when the layout or the bytecode changes, so an older build counts as stale.
-LAYOUT = "main+ldap, unchecked-hash pyc for cp312, v2"
+LAYOUT = "main+ldap, unchecked-hash pyc for cp312, no pydantic.v1, botocore-data, v3"
 
 PYTHON_VERSION = "3.12"
 # Lambda python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and _2_28 wheels fit.
@@ -62,6 +79,13 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six")
 # Only tests and the CDK app use these; a layer holding one of them is a packaging mistake.
 NEVER_IN_A_LAYER = ("pytest", "moto", "aws_cdk", "constructs", "jsii", "cdk_nag", "cfnlint")
+# Shipped by a dependency but never imported by Stratus, and costly to have around (above).
+PRUNED = ("pydantic/v1",)
+PRUNED_MODULES = tuple(path.replace("/", ".") for path in PRUNED)
+# The AWS services the functions' clients call (adapters/aws_client.py and pynamodb's).
+LAMBDA_AWS_SERVICES = ("dynamodb", "logs", "s3", "secretsmanager", "sqs")
+BOTOCORE_DATA = "botocore-data"  # in the main layer, next to python/
+LAMBDA_DATA_PATH = f"/opt/{BOTOCORE_DATA}"
 
 
 def lock_digest() -> str:
@@ -174,6 +198,58 @@ def compile_for_lambda(tree: Path, lambda_path: str) -> None:
     )
 
 
+# --- botocore's service models, trimmed ------------------------------------------------
+
+
+def _read_model(stem: Path) -> dict:
+    """A botocore data file, plain (``name.json``) or compressed (``name.json.gz``)."""
+    plain, packed = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".json.gz")
+    if plain.is_file():
+        return json.loads(plain.read_bytes())
+    return json.loads(gzip.decompress(packed.read_bytes()))
+
+
+def _without_docs(node: object) -> object:
+    if isinstance(node, dict):
+        return {
+            key: _without_docs(value)
+            for key, value in node.items()
+            if not (key in ("documentation", "documentationUrl") and isinstance(value, str))
+        }
+    if isinstance(node, list):
+        return [_without_docs(value) for value in node]
+    return node
+
+
+def write_botocore_models(target: Path, services: tuple[str, ...] = LAMBDA_AWS_SERVICES) -> Path:
+    """Write the trimmed models of ``services`` into ``target`` (an ``AWS_DATA_PATH``
+    folder): each one's newest ``service-2.json`` without its operations' and shapes'
+    documentation, and an
+    ``endpoints.json`` naming only these services."""
+    import botocore
+
+    data = Path(botocore.__file__).parent / "data"
+    for service in services:
+        versions = sorted(p.name for p in (data / service).iterdir() if p.is_dir())
+        if not versions:
+            raise SystemExit(f"botocore has no model for {service!r}")
+        model = _read_model(data / service / versions[-1] / "service-2")
+        # The operations' and shapes' docs are the bulk, and botocore reads them only for
+        # help texts (``.get("documentation", "")``); the rest stays whole.
+        for part in ("operations", "shapes"):
+            model[part] = _without_docs(model[part])
+        folder = target / service / versions[-1]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "service-2.json").write_text(json.dumps(model, separators=(",", ":")))
+    endpoints = _read_model(data / "endpoints")
+    for partition in endpoints["partitions"]:
+        partition["services"] = {
+            name: value for name, value in partition["services"].items() if name in services
+        }
+    (target / "endpoints.json").write_text(json.dumps(endpoints, separators=(",", ":")))
+    return target
+
+
 def relock() -> None:
     """Resolve requirements.in for the Lambda's Python and platform, with hashes."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
@@ -215,6 +291,8 @@ def install(requirements: str, target: Path) -> None:
     for leaked in RUNTIME_PROVIDED + NEVER_IN_A_LAYER:
         if (target / leaked.replace("-", "_")).exists():
             sys.exit(f"{leaked} ended up in {target}; it must not be in a Lambda layer")
+    for pruned in PRUNED:
+        shutil.rmtree(target / pruned, ignore_errors=True)
     # Nothing here runs as a script; bytecode is compiled below for the runtime's Python.
     shutil.rmtree(target / "bin", ignore_errors=True)
     for cache in list(target.rglob("__pycache__")):
@@ -231,6 +309,7 @@ def build(force: bool = False) -> None:
         shutil.rmtree(BUILD)
     for folder, requirements in split_lock().items():
         install(requirements, folder / "python")
+    write_botocore_models(MAIN / BOTOCORE_DATA)
     STAMP.write_text(lock_digest() + "\n")
     print(f"layers built: {BUILD.relative_to(HERE.parent)} (main, ldap)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import marshal
 import re
 import tomllib
@@ -200,3 +201,85 @@ def test_function_code_is_the_package_with_bytecode_and_nothing_else():
         if path.suffix == ".pyc":  # ours only: no stale cache of this checkout came along
             assert path.parent.name == "__pycache__" and ".cpython-312." in path.name
     assert staged_code() == staged  # named by content: the next synth reuses it
+
+
+# --- what the layer leaves out or trims -------------------------------------------------
+
+
+def test_the_layer_has_no_pydantic_v1_and_trimmed_botocore_models(built_layer):
+    from layers import build
+
+    main = LAYERS / "build" / "main"
+    assert (main / "python" / "pydantic" / "main.py").is_file()
+    assert not (main / "python" / "pydantic" / "v1").exists()
+    data = main / build.BOTOCORE_DATA
+    models = sorted(p.relative_to(data).parts[0] for p in data.glob("*/*/service-2.json"))
+    assert models == sorted(build.LAMBDA_AWS_SERVICES)
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    for partition in endpoints["partitions"]:
+        assert set(partition["services"]) <= set(build.LAMBDA_AWS_SERVICES)
+    assert "dynamodb" in endpoints["partitions"][0]["services"]
+    assert sum(p.stat().st_size for p in data.rglob("*.json")) < 1_000_000
+
+
+def test_trimmed_models_are_botocores_minus_docs_and_come_first(tmp_path, monkeypatch):
+    """botocore reads ``AWS_DATA_PATH`` before its own data: the proof is a model whose
+    copy there lost an operation. Otherwise the trimmed model is the original without its
+    operations' and shapes' documentation."""
+    import botocore.session
+
+    from layers import build
+
+    build.write_botocore_models(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    for service in build.LAMBDA_AWS_SERVICES:
+        trimmed = botocore.session.Session().get_service_model(service)
+        monkeypatch.delenv("AWS_DATA_PATH")
+        original = botocore.session.Session().get_service_model(service)
+        monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+        assert trimmed.operation_names == original.operation_names, service
+        assert trimmed.client_context_parameters == original.client_context_parameters
+        for name in original.operation_names:
+            op, orig = trimmed.operation_model(name), original.operation_model(name)
+            assert op.documentation == "" and op.http == orig.http, (service, name)
+            for ours, theirs in (
+                (op.input_shape, orig.input_shape),
+                (op.output_shape, orig.output_shape),
+            ):
+                assert (ours is None) == (theirs is None), (service, name)
+                if ours is not None:
+                    assert list(getattr(ours, "members", {})) == list(
+                        getattr(theirs, "members", {})
+                    ), (service, name)
+    (model_file,) = (tmp_path / "dynamodb").glob("*/service-2.json")
+    model = json.loads(model_file.read_text())
+    del model["operations"]["Query"]
+    model_file.write_text(json.dumps(model))
+    assert "Query" not in botocore.session.Session().get_service_model("dynamodb").operation_names
+
+
+def test_every_aws_service_the_functions_call_has_its_trimmed_model():
+    from layers import build
+
+    called = {"dynamodb"}  # pynamodb's own client
+    for source in (REPO_ROOT / "functions" / "stratus").rglob("*.py"):
+        text = source.read_text()
+        called |= set(re.findall(r"""(?:new_client|\.client)\(\s*["']([a-z0-9-]+)["']""", text))
+    assert called <= set(build.LAMBDA_AWS_SERVICES), called - set(build.LAMBDA_AWS_SERVICES)
+    assert {"s3", "secretsmanager", "sqs", "logs"} <= called
+
+
+def test_every_function_reads_the_trimmed_models(templates):
+    from layers import build
+
+    functions = [
+        resource
+        for template in templates.values()
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and "stratus.handlers" in str(resource["Properties"].get("Handler", ""))
+    ]
+    assert len(functions) >= 4  # api, sync, reconcile, upload completion
+    for fn in functions:
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env["AWS_DATA_PATH"] == build.LAMBDA_DATA_PATH == "/opt/botocore-data"

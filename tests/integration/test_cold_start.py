@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.apigw import captured_event
+from tests.support.layer_layout import deployed_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENT = ROOT / "tests" / "support" / "lambda_environment.py"
@@ -73,8 +74,8 @@ def test_importing_the_handler_without_a_deployment_builds_nothing_and_fails_not
 
 
 def deployment_env(table: str, bucket: str, config: Path) -> dict[str, str]:
-    return {
-        **base_env(),
+    """The API function's environment, in the main layer's layout (``layer_layout``)."""
+    return deployed_env(base_env(), config.parent / "layer") | {
         **{k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")},
         "STRATUS_TABLE_NAME": table,
         "STRATUS_BUCKET_NAME": bucket,
@@ -192,3 +193,21 @@ def test_a_restored_environment_gets_a_new_key_connections_and_seed(lambda_env, 
     assert before["connections"] == 2 and after["connections"] == 1
     assert after["random_reseeded"]
     assert after["status"] == [200, 200]  # and the environment serves on
+
+
+def test_as_deployed_the_apis_pages_and_clients_work(lambda_env, tmp_path):
+    """In the layer's layout (no ``pydantic.v1``, trimmed botocore models) every kind of
+    answer still comes: a login, the JSON packages API (FastAPI's encoder probes for v1
+    models), a web UI page, a health check that calls DynamoDB and S3."""
+    alice = {"Authorization": "Basic " + base64.b64encode(b"alice:alice-secret").decode()}
+    events = [
+        event_file(tmp_path, alice),
+        event_file(tmp_path, {**alice, "Accept": "application/json"}, "/api/package/"),
+        event_file(tmp_path, {**alice, "Accept": "text/html"}, "/"),
+        event_file(tmp_path, {}, "/health"),
+    ]
+    assert lambda_env["AWS_DATA_PATH"] and "site" in lambda_env["PYTHONPATH"]
+    dynamodb_port = str(urlsplit(lambda_env["AWS_ENDPOINT_URL_DYNAMODB"]).port)
+    report = run_environment(lambda_env, "restore", dynamodb_port, *events)
+    assert report["before"]["status"] == [200, 200, 200, 200]
+    assert report["after"]["status"] == [200, 200, 200, 200]
