@@ -157,7 +157,9 @@ def child_breakdown() -> None:
     step("S3 client")
     services.access.connect()
     step("access backend (config: password hashing)")
-    mangum.Mangum(create_app(services), lifespan="off", api_gateway_base_path="/")
+    # as handlers/api.build does for an on-demand init (the benchmark's): rare routes deferred
+    app = create_app(services, defer_rare_routes=True)
+    mangum.Mangum(app, lifespan="off", api_gateway_base_path="/")
     step("create the app, Mangum")
     print(json.dumps(steps))
 

@@ -25,18 +25,25 @@ from .telemetry import metrics, tracer
 logger = Logger(service="stratus-api")
 
 
+# Lambda's name for an init that no request waits for: the SnapStart snapshot's (paid once
+# per published version) or a provisioned environment's (paid before traffic).
+INIT_PAID_AHEAD = ("snap-start", "provisioned-concurrency")
+
+
+def init_paid_ahead() -> bool:
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in INIT_PAID_AHEAD
+
+
 def build() -> Any:
-    """The Mangum handler of a new app on the services the environment describes."""
+    """The Mangum handler of a new app on the services the environment describes. Unless
+    the init is paid ahead, the routes no install or upload uses are added on their first
+    request (``web.deferred``)."""
     from mangum import Mangum
 
     from ..web.app import create_app
 
-    return Mangum(create_app(build_services()), lifespan="off", api_gateway_base_path="/")
-
-
-# Lambda's name for an init that no request waits for: the SnapStart snapshot's (paid once
-# per published version) or a provisioned environment's (paid before traffic).
-INIT_PAID_AHEAD = ("snap-start", "provisioned-concurrency")
+    app = create_app(build_services(), defer_rare_routes=not init_paid_ahead())
+    return Mangum(app, lifespan="off", api_gateway_base_path="/")
 
 
 def preload() -> None:
@@ -59,9 +66,7 @@ def preload() -> None:
 
 
 _asgi_handler: Any = build() if in_deployment() else None
-if _asgi_handler is not None and os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in (
-    INIT_PAID_AHEAD
-):
+if _asgi_handler is not None and init_paid_ahead():
     preload()
 
 

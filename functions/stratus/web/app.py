@@ -9,27 +9,20 @@ from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
 from ..app.publish import Publisher
 from ..app.services import Services
-from . import (
-    admin,
-    docs,
-    errors,
-    fallback,
-    files,
-    health,
-    oidc,
-    packages_api,
-    simple,
-    upload,
-    upload_sessions,
-    users,
-)
+from . import docs, errors, fallback, files, health, simple, upload
+from .deferred import DeferredRoutes
 from .deps import AppContext
 from .observe import RequestObserver
 
 
-def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
+def create_app(
+    services: Services, *, access_log: bool = False, defer_rare_routes: bool = False
+) -> FastAPI:
     """The app on ``services`` (built once by ``stratus.wiring`` or a test);
-    ``access_log`` writes a line per request (the local server turns it on)."""
+    ``access_log`` writes a line per request (the local server turns it on);
+    ``defer_rare_routes`` leaves every route but those of installs and twine uploads (the
+    simple pages, file downloads, the legacy upload, fetch, health) to the first request
+    that needs one (``web.deferred``: an on-demand Lambda init)."""
     api_docs = services.settings.api_docs
     app = FastAPI(
         title="Stratus",
@@ -40,21 +33,7 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
         docs_url=None,  # web.docs serves Swagger UI without a CDN
         redoc_url=None,
     )
-    modules = [
-        simple,
-        files,
-        upload,
-        upload_sessions,
-        packages_api,
-        fallback,
-        users,
-        oidc,
-        admin,
-        health,
-    ]
-    if api_docs:
-        modules.append(docs)
-    for module in modules:
+    for module in (simple, files, upload, fallback, health):
         # Each module's routes are complete (prefix and router dependencies applied when
         # they were declared): added as they are, FastAPI does not build them again on the
         # first request as it does for an include_router().
@@ -77,12 +56,39 @@ def create_app(services: Services, *, access_log: bool = False) -> FastAPI:
             guard=services.fallback.origins.check_publish if services.fallback else None,
         ),
     )
-    app.state.trusted_publishing = oidc.build(services)
     if services.settings.web_ui:
         from . import ui
 
         ui.install(app, app.state.ctx)
-    app.state.upload_sessions = upload_sessions.build(services, app.state.ctx.publisher)
+
+    def add_rare_routes() -> None:
+        """The surfaces no install or twine upload uses; importing their modules builds
+        their routes."""
+        from . import admin, oidc, packages_api, upload_sessions, users
+
+        app.state.trusted_publishing = oidc.build(services)
+        app.state.upload_sessions = upload_sessions.build(services, app.state.ctx.publisher)
+        for module in (upload_sessions, packages_api, users, oidc, admin):
+            app.router.routes.extend(module.router.routes)
+        if api_docs:
+            app.router.routes.extend(docs.router.routes)
+        if services.settings.web_ui:
+            from . import ui
+
+            ui.add_pages(app)
+
+    if defer_rare_routes:
+        deferred = DeferredRoutes(app.router, add_rare_routes)
+        app.router.routes.append(deferred)
+        describe = app.openapi
+
+        def openapi() -> dict:
+            deferred.ensure_added()  # the description covers every route
+            return describe()
+
+        app.openapi = openapi  # type: ignore[method-assign]
+    else:
+        add_rare_routes()
     errors.install(app, services.settings.realm)
     app.add_middleware(
         RequestObserver,

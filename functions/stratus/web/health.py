@@ -8,14 +8,25 @@ paths, tables and hosts) goes to the log, and to admins in ``checks``.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
 from .deps import Caller, Context
-from .schemas import Health
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
+
+
+class Health(BaseModel):
+    """Here, not in ``web.schemas``: the health check is built at every init, the API
+    bodies there only with the routes that use them (``web.deferred``)."""
+
+    status: Literal["ok", "error"]
+    checks: dict[str, str] | None = Field(
+        None, description="Per backend: ok, or the error (admins only)."
+    )
 
 
 @router.get(

@@ -251,10 +251,3 @@ class RebuildStatus(BaseModel):
     skipped: int
     repairs: int
     error: str | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok", "error"]
-    checks: dict[str, str] | None = Field(
-        None, description="Per backend: ok, or the error (admins only)."
-    )

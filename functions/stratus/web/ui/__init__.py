@@ -6,14 +6,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ..deps import AppContext
-from . import account_pages, browse_pages, manage_pages
 from .common import build_web_ui
 
 
 def install(app: FastAPI, ctx: AppContext) -> None:
-    """Add the UI's routes; compile its templates and read its static files now."""
+    """Set up what every route needs of the UI (its session cookies, which identify a
+    signed-in visitor to the APIs too) and read its static files now."""
     web_ui = build_web_ui(ctx.services.signing_key)
     app.state.web_ui = web_ui
     ctx.sessions = web_ui.sessions
+
+
+def add_pages(app: FastAPI) -> None:
+    """Add the UI's pages (importing their modules builds their routes)."""
+    from . import account_pages, browse_pages, manage_pages
+
     for module in (browse_pages, account_pages, manage_pages):
         app.include_router(module.router)
