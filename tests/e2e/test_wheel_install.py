@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.parser
 import shutil
+import os
 import subprocess
 import sys
 import zipfile
@@ -24,8 +25,11 @@ AWS_ONLY = ("boto3", "botocore", "pynamodb", "aws_lambda_powertools", "mangum", 
 
 
 def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # Without PYTHONPATH: a checkout on it (and its editable install's egg-info) would make
+    # the fresh venv's pip think the wheel is installed already.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, check=check, timeout=300
+        [str(a) for a in argv], capture_output=True, text=True, check=check, timeout=300, env=env
     )
 
 
