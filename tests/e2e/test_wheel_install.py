@@ -5,8 +5,8 @@ what needs AWS says which extra to install. Its metadata is complete."""
 from __future__ import annotations
 
 import email.parser
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
