@@ -224,8 +224,7 @@ def _without_docs(node: object) -> object:
 def write_botocore_models(target: Path, services: tuple[str, ...] = LAMBDA_AWS_SERVICES) -> Path:
     """Write the trimmed models of ``services`` into ``target`` (an ``AWS_DATA_PATH``
     folder): each one's newest ``service-2.json`` without its operations' and shapes'
-    documentation, and an
-    ``endpoints.json`` naming only these services."""
+    documentation, and an ``endpoints.json`` naming only these services."""
     import botocore
 
     data = Path(botocore.__file__).parent / "data"
