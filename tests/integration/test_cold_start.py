@@ -71,6 +71,7 @@ def test_importing_the_handler_without_a_deployment_builds_nothing_and_fails_not
     report = run_environment(base_env(), "init")
     assert report["built"] is False
     assert not top_level(report["at_init"]) & {*NEVER, *PASSWORD_HASHING}
+    assert report["gc_enabled"] and report["gc_frozen"] == 0  # nothing to keep
 
 
 def deployment_env(table: str, bucket: str, config: Path) -> dict[str, str]:
@@ -111,6 +112,8 @@ def test_the_app_and_its_clients_are_built_at_init(lambda_env, tmp_path):
     assert report["status"] == 200
     first_request = set(report["after"]) - set(report["at_init"])
     assert not [name for name in first_request if name.split(".")[0] in BUILT_AT_INIT]
+    # the collector, paused for the init, runs again; the init's objects are frozen
+    assert report["gc_enabled"] and report["gc_frozen"] > 100_000
 
 
 def test_without_passwords_to_check_no_hashing_ldap_or_cdk_is_imported(

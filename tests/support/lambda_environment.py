@@ -54,9 +54,17 @@ def established(ports: set[int]) -> int:
 
 
 def init(event_file: str | None) -> dict:
+    import gc
+
+    frozen_before = gc.get_freeze_count()  # the interpreter's own (a few hundred on 3.12)
     import stratus.handlers.api as api
 
-    report: dict = {"at_init": sorted(sys.modules), "built": api._asgi_handler is not None}
+    report: dict = {
+        "at_init": sorted(sys.modules),
+        "built": api._asgi_handler is not None,
+        "gc_enabled": gc.isenabled(),
+        "gc_frozen": gc.get_freeze_count() - frozen_before,
+    }
     if event_file is not None:
         with open(event_file) as fh:
             report["status"] = api.handler(json.load(fh), lambda_context())["statusCode"]
