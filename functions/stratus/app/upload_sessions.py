@@ -19,14 +19,34 @@
    (``app/upload_completion``: a thread locally, a queue and a worker function on AWS):
    ``complete`` answers at once with the session ``processing``, the client polls it.
 
+Where the bytes go. A one-target session on a store that ``supports_in_place_uploads``
+(S3), with ``allow_overwrite`` off and nothing at the file's key yet, is *in place*
+(``is_in_place``: its ``staging_key`` is the file's own ``file_key``): the client PUTs
+straight to ``packages/<project>/<file>``, write-once (``If-None-Match: *``: a second
+session, or a twine upload that landed first, gets 412), with the uploader, the
+session's creation time and its id as object metadata (``objectmeta.provenance_metadata``,
+``SESSION_MARKER``) and the store's pending mark (S3: the tag ``stratus-upload=pending``).
+Nothing unchecked is ever indexed: sync and reconcile skip pending objects
+(``sync.is_pending_upload``). Completion checks the object where it lies, then
+``Publisher.publish_in_place`` removes the mark under the key's lease *before* it adds the
+catalog entry (a crash in between leaves a checked orphan that reconcile indexes, never a
+listed file still pending, which the lifecycle rule would delete); no server-side copy, so
+completing costs the same for 1 MB or 5 GB. An object a concurrent upload replaced is
+never published nor removed by the session (its marker and SHA-256 are checked under the
+lease): the session answers 409. A failed or canceled session removes its object only
+while it is still its own pending one; an abandoned one is expired by the bucket's
+``expire-pending-uploads`` lifecycle rule. Every other session (multipart, overwrites
+allowed, the local store, a key already occupied) stages under ``uploads/<session>/`` and
+publishes a server-side copy.
+
 States: ``pending`` → ``processing`` (one completer holds a lease; a crashed one's lease
 runs out and another may take over; a queued completion's lease covers its wait in the
 queue and the worker's run) → ``published`` or ``error`` (terminal, with the
 message and HTTP status of the failure) ; ``pending``/``error`` → ``canceled``. A
 completion that finds the upload unfinished (missing parts, nothing sent) leaves the
 session ``pending`` so the client can send the rest. A session's bytes are removed when
-it ends; abandoned ones by the bucket's lifecycle rules (``uploads/`` prefix, incomplete
-multipart uploads) and the session record by its TTL.
+it ends; abandoned ones by the bucket's lifecycle rules (``uploads/`` prefix, pending
+in-place objects, incomplete multipart uploads) and the session record by its TTL.
 """
 
 from __future__ import annotations
