@@ -549,6 +549,8 @@ class UploadSession:
     The bytes go to ``staging_key`` outside the app (one-time whole-object target when
     ``part_size`` is 0, else a multipart upload ``multipart_id`` of parts of
     ``part_size`` bytes, the last shorter); completion checks them and publishes them.
+    ``staging_key`` is ``uploads/<session>/<file>``, or the file's own key for a session
+    that publishes in place (``app.upload_sessions.is_in_place``).
     """
 
     session_id: str
