@@ -7,7 +7,9 @@ Prints two tables:
    (boto3's ``upload_file``: 8 MB parts, 10 threads), one presigned PUT, and
    ``stratus upload`` through the app (upload session: one presigned PUT whose SHA-256
    the emulator checks, or parts in parallel), end to end (hashing the file, creating the
-   session, sending, completing: the check in place and the server-side copy), with its
+   session, sending, completing: the check in place, then for a one-PUT session, which
+   S3 stores at the file's final key, the removal of its pending tag, for a multipart
+   one the server-side copy out of ``uploads/``), with its
    phases: hashing, sending (what ``aws s3 cp`` does) and completing. Target: the session
    path at 0.8 times the direct put or better.
 2. The Python heap peak (tracemalloc) of ``complete`` for 50 MB and 200 MB files: one-PUT
@@ -166,7 +168,8 @@ def direct_presigned_put(path: Path, bucket: str) -> float:
 def stratus_upload(path: Path, workdir: Path, **settings: str) -> dict[str, float]:
     """Seconds of the whole command and of its phases: ``hash`` (the client reads the
     file for its sha256 and metadata), ``send`` (the bytes to storage: what ``aws s3 cp``
-    does), ``complete`` (the index checks the object in place and copies it into
+    does), ``complete`` (the index checks the object in place; then a one-PUT session's
+    object, already at its final key, is untagged; a multipart one's is copied into
     ``packages/``: server-side copies, which the emulator does in Python)."""
     from stratus.cli import upload as client
 

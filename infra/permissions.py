@@ -93,7 +93,8 @@ def allow_indexing(fn: StratusFunction, files: PackageFiles, table: dynamodb.ITa
     files.allow_objects(
         fn,
         "ReadPackageFiles",
-        ["s3:GetObject"],
+        # GetObjectTagging: an upload session's object still pending is not indexed.
+        ["s3:GetObject", "s3:GetObjectTagging"],
         "*",
         "Reads distributions under packages/ (one object per file); the prefix is the scope",
     )

@@ -30,7 +30,11 @@ from .cdn import PackageCdn
 from .functions import ack
 from .notifications import notification_filters
 from .settings import DeploySettings
-from .uploads import staging_lifecycle_rule
+from .uploads import (
+    pending_upload_days,
+    pending_upload_lifecycle_rule,
+    staging_lifecycle_rule,
+)
 
 # Must match infra.notifications.EVENTS (tests/infra checks the template against it).
 NOTIFIED_EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
@@ -107,6 +111,7 @@ class StorageStack(Stack):
                     id="remove-expired-delete-markers", expired_object_delete_marker=True
                 ),
                 staging_lifecycle_rule(),
+                pending_upload_lifecycle_rule(pending_upload_days(settings.options)),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

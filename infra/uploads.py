@@ -3,7 +3,11 @@
 The API function presigns uploads into ``uploads/`` (so its role must be allowed to
 write there: a presigned URL carries the signer's permissions), reads and removes what
 lands there, completes multipart uploads, and copies checked files into ``packages/``
-(a multipart copy: UploadPartCopy reads ``uploads/``, writes ``packages/``).
+(a multipart copy: UploadPartCopy reads ``uploads/``, writes ``packages/``). One-PUT
+sessions go straight to ``packages/<project>/<file>`` tagged ``stratus-upload=pending``
+(presigning that PUT needs ``s3:PutObjectTagging``); completion removes the tag
+(``s3:DeleteObjectTagging``); sync and reconcile read it (``s3:GetObjectTagging``) and
+skip pending objects, and a lifecycle rule expires the ones never completed.
 
 Abandoned uploads are cleaned up by the bucket: staged objects expire, incomplete
 multipart uploads are aborted, and the noncurrent versions that deleting staged objects
@@ -16,6 +20,8 @@ the staged object and publishes it (``UploadsStack``).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aws_cdk import CfnOutput, Duration, Stack
@@ -23,7 +29,8 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stratus.domain.keys import UPLOAD_PREFIX
+from stratus.domain.keys import PACKAGE_PREFIX, PENDING_UPLOAD_TAG, UPLOAD_PREFIX
+from stratus.settings import Settings
 
 from .functions import StratusFunction, ack, dependency_layer
 from .permissions import PackageFiles, allow_index, nag_resource_text
@@ -54,6 +61,29 @@ def staging_lifecycle_rule() -> s3.LifecycleRule:
     )
 
 
+def pending_upload_days(options: Mapping[str, str]) -> int:
+    """Days an in-place session's pending object may stay: its session's life
+    (``upload_session_ttl``, an ``options`` value or its default), then a day more."""
+    ttl = Settings.from_mapping(
+        {k: v for k, v in options.items() if k == "upload_session_ttl"}
+    ).upload_session_ttl
+    return math.ceil(ttl / (24 * 3600)) + 1
+
+
+def pending_upload_lifecycle_rule(days: int) -> s3.LifecycleRule:
+    """Objects under ``packages/`` still tagged pending (an in-place session's bytes that no
+    completion published) expire; so do their noncurrent versions (a pending object deleted
+    or replaced), a day later."""
+    tag, value = PENDING_UPLOAD_TAG
+    return s3.LifecycleRule(
+        id="expire-pending-uploads",
+        prefix=PACKAGE_PREFIX,
+        tag_filters={tag: value},
+        expiration=Duration.days(days),
+        noncurrent_version_expiration=Duration.days(1),
+    )
+
+
 def allow_staging(fn: StratusFunction, files: PackageFiles) -> None:
     staged = f"{files.bucket_arn}/{UPLOAD_PREFIX}*"
     fn.allow("StageUploads", STAGING_ACTIONS, [staged])
@@ -65,10 +95,18 @@ def allow_staging(fn: StratusFunction, files: PackageFiles) -> None:
     )
 
 
+# In-place sessions (one PUT straight to packages/<project>/<file>): presigning a PUT
+# with x-amz-tagging needs PutObjectTagging; the check of the pending tag GetObjectTagging;
+# the completion removes it (DeleteObjectTagging).
+IN_PLACE_ACTIONS = ["s3:DeleteObjectTagging", "s3:GetObjectTagging", "s3:PutObjectTagging"]
+COMPLETION_IN_PLACE_ACTIONS = ["s3:DeleteObjectTagging", "s3:GetObjectTagging"]
+
+
 def allow_upload_sessions(fn: StratusFunction, files: PackageFiles) -> None:
     allow_staging(fn, files)
     # A failed copy into packages/ aborts its multipart upload (PutObject covers the rest).
     fn.allow("AbortPackageCopies", ["s3:AbortMultipartUpload"], [files.objects("*")])
+    fn.allow("TagInPlaceUploads", IN_PLACE_ACTIONS, [files.objects("*")])
 
 
 # --- completing large uploads in the background ----------------------------------------------
@@ -151,14 +189,21 @@ class UploadsStack(Stack):
         )
         # Staged bytes: read (ranges), join the parts, checksum in place, remove.
         allow_staging(fn, files)
-        # Publishing: the distribution (a copy), its core metadata and description files;
-        # a failed publish removes them again; a failed multipart copy is aborted.
+        # Publishing: the distribution (a copy, or the in-place session's own object:
+        # read in ranges to check it, then untagged), its core metadata and description
+        # files; a failed publish removes them again; a failed multipart copy is aborted.
         files.allow_objects(
             fn,
             "PublishPackageFiles",
-            ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+            [
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:GetObject",
+                "s3:PutObject",
+                *COMPLETION_IN_PLACE_ACTIONS,
+            ],
             "*",
-            "Publishes checked uploads under packages/ (no reads); the prefix is the scope",
+            "Checks and publishes uploads under packages/; the prefix is the scope",
         )
         files.allow_listing(fn)  # HEAD of a missing staged object: 404, not 403
         allow_index(fn, storage.table)  # catalog entries, key leases, the session records

@@ -128,6 +128,12 @@ class Download:
 class Storage(Protocol):
     """File bytes: distributions and their core metadata files."""
 
+    # Whether an upload session may send its bytes straight to the distribution's key,
+    # marked pending (``presign_put(pending=True)``, ``upload_pending``,
+    # ``clear_upload_pending``): S3 yes (a tag, expired by a lifecycle rule); the local
+    # store no (its sessions stage their bytes and publish a copy).
+    supports_in_place_uploads: bool
+
     def put(
         self,
         key: str,
@@ -175,10 +181,29 @@ class Storage(Protocol):
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """Up to ``length`` bytes from offset ``start`` (fewer at the end); ``NotFound``."""
 
-    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        expires: int,
+        metadata: dict[str, str] | None = None,
+        pending: bool = False,
+    ) -> UploadTarget:
         """A one-time write of ``key``: exactly ``size`` bytes whose SHA-256 (hex) is
         ``sha256``, refused if the key exists. The store rejects other bytes, so ``head``
-        then reports ``sha256``. Valid ``expires`` seconds; does not check anything now."""
+        then reports ``sha256``. Valid ``expires`` seconds; does not check anything now.
+        The object gets ``metadata``; with ``pending`` it is marked pending
+        (``upload_pending``) — only where ``supports_in_place_uploads``, else ``ValueError``."""
+
+    def upload_pending(self, key: str) -> bool:
+        """Whether the object at ``key`` is marked pending (False if absent, or never on a
+        store without in-place uploads)."""
+
+    def clear_upload_pending(self, key: str) -> None:
+        """Remove the object's pending mark (nothing if it has none); ``NotFound`` if the
+        object is missing."""
 
     def create_multipart(self, key: str) -> str:
         """Start a multipart upload of ``key``; return its upload id."""
@@ -524,6 +549,8 @@ class UploadSession:
     The bytes go to ``staging_key`` outside the app (one-time whole-object target when
     ``part_size`` is 0, else a multipart upload ``multipart_id`` of parts of
     ``part_size`` bytes, the last shorter); completion checks them and publishes them.
+    ``staging_key`` is ``uploads/<session>/<file>``, or the file's own key for a session
+    that publishes in place (``app.upload_sessions.is_in_place``).
     """
 
     session_id: str

@@ -78,7 +78,61 @@ def test_presigned_put_signs_what_it_asks_for() -> None:
     signed = httpx.URL(target.url).params["X-Amz-SignedHeaders"].split(";")
     assert {"content-length", "if-none-match", "x-amz-checksum-sha256"} <= set(signed)
     assert target.headers["If-None-Match"] == "*"
+
+
+def test_an_in_place_target_signs_its_tag_and_metadata() -> None:
+    target = S3Storage("bucket").presign_put(
+        KEY, size=10, sha256="ab" * 32, expires=60, metadata={"stratus-session": "s1"}, pending=True
+    )
+    signed = httpx.URL(target.url).params["X-Amz-SignedHeaders"].split(";")
+    assert {"x-amz-tagging", "x-amz-meta-stratus-session", "if-none-match"} <= set(signed)
+    assert target.headers["x-amz-tagging"] == "stratus-upload=pending"
+    assert target.headers["x-amz-meta-stratus-session"] == "s1"
+    # Every signed header the client must send is in the target's headers.
+    sent = {name.lower() for name in target.headers} | {"host", "content-length"}
+    assert set(signed) <= sent
     assert httpx.URL(target.url).params["X-Amz-Expires"] == "60"
+
+
+def test_presigned_put_stores_its_metadata(storage: Storage) -> None:  # noqa: F811
+    data = b"in place " * 100
+    meta = {"stratus-uploader": "alice", "stratus-session": "s1"}
+    target = storage.presign_put(KEY, size=len(data), sha256=sha(data), expires=300, metadata=meta)
+    assert send(storage, target, data) == 200
+    info = storage.head(KEY)
+    assert info is not None and info.metadata == meta
+    assert not storage.upload_pending(KEY)  # not asked for
+
+
+def test_in_place_uploads_are_marked_pending_until_cleared(storage: Storage) -> None:  # noqa: F811
+    key = "packages/demo/demo-1.0-py3-none-any.whl"
+    data = b"pending " * 100
+    assert not storage.upload_pending(key)  # absent
+    with pytest.raises(NotFound):
+        storage.clear_upload_pending(key)
+    if not storage.supports_in_place_uploads:
+        with pytest.raises(ValueError):
+            storage.presign_put(key, size=len(data), sha256=sha(data), expires=300, pending=True)
+        storage.put(key, data)
+        assert not storage.upload_pending(key)
+        storage.clear_upload_pending(key)  # nothing to clear
+        return
+    target = storage.presign_put(key, size=len(data), sha256=sha(data), expires=300, pending=True)
+    assert send(storage, target, data) == 200
+    assert storage.upload_pending(key)
+    before = storage.head(key)
+    storage.clear_upload_pending(key)
+    assert not storage.upload_pending(key)
+    after = storage.head(key)
+    assert before is not None and after is not None
+    assert (after.sha256, after.last_modified) == (before.sha256, before.last_modified)
+    storage.clear_upload_pending(key)  # again: nothing to clear
+    # A pending object replaced by a plain write is not pending any more.
+    again = storage.presign_put(key, size=len(data), sha256=sha(data), expires=300, pending=True)
+    storage.delete(key)
+    assert send(storage, again, data) == 200 and storage.upload_pending(key)
+    storage.put(key, b"replaced")
+    assert not storage.upload_pending(key)
 
 
 def test_objects_written_otherwise_report_no_sha256(storage: Storage) -> None:  # noqa: F811

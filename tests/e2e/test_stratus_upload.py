@@ -197,6 +197,85 @@ def test_a_wrong_sha256_publishes_nothing_through_the_lambda_path(
     assert http.get(f"{index.url}/simple/tampered/", auth=ALICE).status_code == 404
 
 
+def test_one_put_sessions_publish_in_place_through_the_lambda_path(
+    start_lambda, s3_bucket: str, tmp_path: Path
+) -> None:
+    """On S3 a one-PUT session sends its bytes straight to ``packages/`` (tagged pending)
+    and the completion only removes the tag: no ``uploads/`` object, no copy. Two sessions
+    for one file: the one whose PUT lands first wins; the other's PUT gets S3's 412 and
+    ``stratus upload`` reports the file exists."""
+    import boto3
+
+    from stratus.cli.upload import UploadError
+
+    index = start_lambda()
+    first = write_wheel_with_payload(tmp_path / "first", "in-place", "1.0", 5 * MIB, seed=21)
+    second = write_wheel_with_payload(tmp_path / "second", "in-place", "1.0", 5 * MIB, seed=22)
+    assert first.name == second.name and sha(first) != sha(second)
+    key = f"packages/in-place/{first.name}"
+    created = http.post(
+        f"{index.url}/_/upload-sessions/",
+        auth=ALICE,
+        json={
+            "name": "in-place",
+            "version": "1.0",
+            "filename": first.name,
+            "size": first.stat().st_size,
+            "hashes": {"sha256": sha(first)},
+        },
+    )
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    target = doc["upload"]
+    assert f"/{s3_bucket}/{key}?" in target["url"]
+    assert target["headers"]["x-amz-tagging"] == "stratus-upload=pending"
+
+    client = uploader(index, tmp_path)
+    puts = count_puts(client)
+    real_put = client.http.put_bytes
+
+    def first_lands_first(url: str, *args: Any, **kwargs: Any) -> Any:
+        landed = http.put(target["url"], content=first.read_bytes(), headers=target["headers"])
+        assert landed.status_code == 200, landed.text
+        return real_put(url, *args, **kwargs)
+
+    client.http.put_bytes = first_lands_first  # type: ignore[method-assign]
+    with pytest.raises(UploadError, match="already exists"):
+        client.upload(second)
+    assert len(puts) == 1 and f"/{s3_bucket}/{key}?" in puts[0]  # in place too: refused
+    assert listed(index, "in-place") == {}  # nothing checked yet, nothing listed
+
+    done = http.post(doc["urls"]["complete"], auth=ALICE)
+    assert done.status_code == 200 and done.json()["status"] == "published", done.text
+    assert listed(index, "in-place") == {first.name: sha(first)}
+    s3 = boto3.client("s3")
+    assert s3.get_object_tagging(Bucket=s3_bucket, Key=key)["TagSet"] == []
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix="uploads/").get("KeyCount") == 0
+    target_dir = tmp_path / "site"
+    installed = pip(
+        [
+            "install",
+            "--index-url",
+            index.simple(*ALICE),
+            "--no-cache-dir",
+            "--target",
+            str(target_dir),
+            "in-place",
+        ],
+        cache=tmp_path / "cache",
+    )
+    assert installed.returncode == 0, installed.stderr
+    payload = target_dir / "in_place" / "payload.bin"
+    assert payload.read_bytes() == zipped_payload(first)
+
+
+def zipped_payload(wheel: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read("in_place/payload.bin")
+
+
 @pytest.mark.slow
 def test_twine_over_the_limit_is_told_about_stratus_upload(start_lambda, tmp_path: Path) -> None:
     index = start_lambda()

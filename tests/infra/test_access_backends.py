@@ -176,6 +176,7 @@ def test_api_role_statements(synth, backend, kms):
         "ReadSigningKey",
         "StageUploads",  # upload sessions (tests/infra/test_cdn_and_uploads.py)
         "AbortPackageCopies",
+        "TagInPlaceUploads",
         *(["ReadWriteUserDatabase"] if backend == "aws_secrets_manager" else []),
         *(["DecryptAccessSecrets"] if kms else []),
         *(["EncryptUserDatabase"] if kms and backend == "aws_secrets_manager" else []),

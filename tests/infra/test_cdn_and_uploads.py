@@ -74,6 +74,27 @@ def test_staged_uploads_expire_and_abandoned_multipart_uploads_are_aborted(templ
     }
 
 
+def test_pending_in_place_uploads_expire_a_day_after_their_session(templates):
+    bucket = by_prefix(templates["Storage"], "AWS::S3::Bucket", "Packages")["Properties"]
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-pending-uploads"] == {
+        "Id": "expire-pending-uploads",
+        "Prefix": "packages/",
+        "TagFilters": [{"Key": "stratus-upload", "Value": "pending"}],
+        "ExpirationInDays": 2,  # sessions live a day (upload_session_ttl), then a day more
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        "Status": "Enabled",
+    }
+
+
+@pytest.mark.parametrize(("ttl", "days"), [("3600", 2), ("86400", 2), ("86401", 3)])
+def test_the_pending_upload_rule_follows_the_session_ttl(ttl, days):
+    from infra.uploads import pending_upload_days
+
+    assert pending_upload_days({"upload_session_ttl": ttl, "realm": "x"}) == days
+    assert pending_upload_days({}) == 2
+
+
 def test_the_index_table_expires_short_lived_items(templates):
     from stratus.adapters.table_schema import TTL_ATTRIBUTE
 
@@ -95,6 +116,11 @@ def test_the_api_may_stage_uploads_and_copy_them_into_packages(templates):
     }
     assert got["AbortPackageCopies"] == {
         "actions": ["s3:AbortMultipartUpload"],
+        "resource": objects("*"),
+    }
+    # In-place sessions: presign a tagged PUT, read the pending tag, remove it.
+    assert got["TagInPlaceUploads"] == {
+        "actions": ["s3:DeleteObjectTagging", "s3:GetObjectTagging", "s3:PutObjectTagging"],
         "resource": objects("*"),
     }
     assert "ReadCloudFrontSigningKey" not in got  # no CloudFront by default
@@ -364,9 +390,17 @@ def test_the_completion_function_has_least_privilege(templates):
     api = statements(templates["Api"], "ApiRole")
     assert got == {
         "StageUploads": api["StageUploads"],  # as the API's: only under uploads/
-        # writes only: no s3:GetObject on packages/
+        # reads an in-place session's object to check it, then removes its pending tag;
+        # never tags (PutObjectTagging) anything
         "PublishPackageFiles": {
-            "actions": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
+            "actions": [
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:DeleteObjectTagging",
+                "s3:GetObject",
+                "s3:GetObjectTagging",
+                "s3:PutObject",
+            ],
             "resource": objects("*"),
         },
         "ListPackageFiles": {"actions": ["s3:ListBucket"], "resource": BUCKET},

@@ -396,6 +396,7 @@ def test_api_role(templates):
         "ReadSigningKey",  # tests/infra/test_access_backends.py checks it per backend
         "StageUploads",  # upload sessions: tests/infra/test_cdn_and_uploads.py
         "AbortPackageCopies",
+        "TagInPlaceUploads",  # in-place sessions' pending tag
         "QueueUploadCompletions",
         "WriteTraces",
     }
@@ -450,7 +451,11 @@ def test_indexing_roles(templates, stack):
     assert set(got) == expected
     assert got["WriteOwnLogs"]["resource"] == log_group_arn(templates[stack], f"{stack}Logs")
     assert got["WriteTraces"] == {"actions": TRACE_ACTIONS, "resource": "*"}
-    assert got["ReadPackageFiles"] == {"actions": ["s3:GetObject"], "resource": objects("*")}
+    # GetObjectTagging: an upload session's object still tagged pending is not indexed.
+    assert got["ReadPackageFiles"] == {
+        "actions": ["s3:GetObject", "s3:GetObjectTagging"],
+        "resource": objects("*"),
+    }
     # Only core metadata files may be written; no distribution can be changed or deleted.
     assert got["WriteCoreMetadata"] == {
         "actions": ["s3:PutObject"],

@@ -14,7 +14,7 @@ import pytest
 
 from stratus.app.publish import Publisher
 from stratus.app.ranged_reads import RangedReader, stream_sha256
-from stratus.app.upload_sessions import UploadIncomplete, UploadSessionService
+from stratus.app.upload_sessions import UploadIncomplete, UploadSessionService, is_in_place
 from stratus.domain.errors import Conflict, InvalidInput, NotFound
 from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import Identity
@@ -151,7 +151,11 @@ def test_one_target_upload_is_published(deployment: Deployment, tmp_path: Path) 
         service, data, filename=filename, name="Demo-Pkg", version="2.0", sha256=sha(data).upper()
     )
     assert session.part_size == 0 and session.multipart_id is None
-    assert session.staging_key.startswith("uploads/")
+    key = file_key("demo-pkg", filename)
+    # S3: one PUT straight to the file's key (in place); locally: staged, then copied.
+    in_place = deployment.kind == "aws"
+    assert is_in_place(session) is in_place
+    assert session.staging_key == key if in_place else session.staging_key.startswith("uploads/")
     upload_all(service, session, data)
     assert deployment.catalog.get_file("demo-pkg", filename) is None  # not before completion
 
@@ -169,9 +173,16 @@ def test_one_target_upload_is_published(deployment: Deployment, tmp_path: Path) 
     stored_meta = deployment.storage.read(metadata_key("demo-pkg", filename))
     assert record.metadata_sha256 == sha(stored_meta)
     assert b"Requires-Python: >=3.10" in stored_meta
-    info = deployment.storage.head(file_key("demo-pkg", filename))
-    assert info is not None and info.metadata["stratus-sha256"] == sha(data)
-    assert deployment.staged() == []  # the staged bytes are gone
+    info = deployment.storage.head(key)
+    assert info is not None
+    if in_place:  # the PUT's provenance and marker; the pending tag is gone
+        assert info.metadata["stratus-uploader"] == "alice"
+        assert info.metadata["stratus-session"] == session.session_id
+        assert float(info.metadata["stratus-upload-time"]) == session.created
+        assert not deployment.storage.upload_pending(key)
+    else:
+        assert info.metadata["stratus-sha256"] == sha(data)
+    assert deployment.staged() == []  # the staged bytes are gone (in place: never there)
     assert service.complete(session.session_id, ALICE).status == "published"  # idempotent
 
 
@@ -553,7 +564,10 @@ def test_a_staged_upload_waits_for_no_lease_held_by_another_writer(
     with pytest.raises(Conflict, match="in progress"):
         service.complete(session.session_id, ALICE)
     assert deployment.catalog.get_file("demo-pkg", filename) is None
-    assert deployment.storage.head(key) is None
+    if is_in_place(session):  # still pending (not indexed): left to the lifecycle rule
+        assert deployment.storage.upload_pending(key)
+    else:
+        assert deployment.storage.head(key) is None
 
 
 def test_a_staged_upload_that_cannot_commit_is_rolled_back(
@@ -574,12 +588,16 @@ def test_a_staged_upload_that_cannot_commit_is_rolled_back(
     monkeypatch.setattr(deployment.catalog, "add_file", broken)
     with pytest.raises(RuntimeError):
         service.complete(session.session_id, ALICE)
-    for key in (
-        file_key("demo-pkg", filename),
-        metadata_key("demo-pkg", filename),
-        description_key("demo-pkg", filename),
-    ):
+    for key in (metadata_key("demo-pkg", filename), description_key("demo-pkg", filename)):
         assert deployment.storage.head(key) is None, key
+    key = file_key("demo-pkg", filename)
+    if is_in_place(session):
+        # Unmarked before the entry failed: a checked orphan (reconcile would index it),
+        # never deleted once unmarked, never a listed file still pending.
+        assert deployment.storage.read(key) == data
+        assert not deployment.storage.upload_pending(key)
+    else:
+        assert deployment.storage.head(key) is None
     monkeypatch.undo()
     # the staged bytes stayed: the session is completed by a retry
     assert service.get(session.session_id, ALICE).status == "pending"

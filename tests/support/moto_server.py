@@ -21,6 +21,11 @@ atomically with ``If-None-Match``), which restores S3's guarantee without slowin
 or SQS long polls (POST). Request bodies are read before the lock is taken, so parallel
 uploads (multipart parts) stream in at once and only moto's bookkeeping is serialized.
 
+A CopyObject onto an existing key keeps that key's tags in moto 5.2.5 (unversioned
+buckets); on S3 the copy is a new object with the source's tags, so the child drops the
+target's tags first (an upload session's pending tag must not survive a copy over it).
+And a DeleteObjectTagging of a missing key gets S3's 404 NoSuchKey (moto: a 500).
+
 S3 also honours ``If-None-Match: *`` on CopyObject (the copy is refused with 412 when
 the target key exists); moto 5.2.5 ignores it, so the child checks it under the same
 lock, making a conditional copy atomic against conditional puts as on AWS.
@@ -84,6 +89,9 @@ def _serve(port_file: Path) -> None:
         with write_lock:
             if _copy_onto_an_existing_key(environ):
                 return _s3_error(start_response, "412 Precondition Failed", "PreconditionFailed")
+            _drop_tags_a_copy_replaces(environ)
+            if _untags_a_missing_key(environ):
+                return _s3_error(start_response, "404 Not Found", "NoSuchKey")
             response = app(environ, start_response)
             try:
                 return [b"".join(response)]
@@ -128,6 +136,46 @@ def _copy_onto_an_existing_key(environ) -> bool:  # type: ignore[no-untyped-def]
         return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key) is not None
     except Exception:  # no such bucket: let moto answer
         return False
+
+
+def _target_of(environ):  # type: ignore[no-untyped-def]
+    """``(backend, object or None)`` of a path-style object request; None: no bucket."""
+    from urllib.parse import unquote
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+    try:
+        return backend, backend.get_object(bucket, key)
+    except Exception:  # no such bucket: let moto answer
+        return None
+
+
+def _untags_a_missing_key(environ) -> bool:  # type: ignore[no-untyped-def]
+    """A DeleteObjectTagging of a key that does not exist: S3 answers 404 NoSuchKey,
+    moto 5.2.5 a 500."""
+    if environ.get("REQUEST_METHOD") != "DELETE":
+        return False
+    if "tagging" not in environ.get("QUERY_STRING", "").split("&"):
+        return False
+    found = _target_of(environ)
+    return found is not None and found[1] is None
+
+
+def _drop_tags_a_copy_replaces(environ) -> None:  # type: ignore[no-untyped-def]
+    """A CopyObject makes a new object whose tags are the source's (or the request's):
+    moto 5.2.5 adds them to the tags the target key had (in an unversioned bucket), so
+    a tag of the object it replaced survives. Drop those first, as S3 does."""
+    if environ.get("REQUEST_METHOD") != "PUT" or not environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+        return
+    if "uploadId=" in environ.get("QUERY_STRING", ""):
+        return
+    found = _target_of(environ)
+    if found is not None and found[1] is not None:
+        backend, target = found
+        backend.tagger.delete_all_tags_for_resource(target.arn)
 
 
 def _read_and_check_body(environ, start_response):  # type: ignore[no-untyped-def]

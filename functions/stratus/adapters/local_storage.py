@@ -134,6 +134,8 @@ def _etag(st: os.stat_result) -> str:
 class LocalStorage:
     """Objects as files under ``root`` (created if missing)."""
 
+    supports_in_place_uploads = False  # upload sessions stage their bytes (``uploads/``)
+
     def __init__(self, root: Path | str, *, upload_path: str = LOCAL_UPLOAD_PATH) -> None:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -423,9 +425,30 @@ class LocalStorage:
         mac = hmac.new(self._signing_key(), payload.encode(), hashlib.sha256).digest()
         return UploadTarget(url=f"{self.upload_path}{payload}.{_b64(mac)}", method="PUT")
 
-    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        expires: int,
+        metadata: dict[str, str] | None = None,
+        pending: bool = False,
+    ) -> UploadTarget:
+        if pending:
+            raise ValueError("the local store has no in-place uploads (nothing marks them)")
         self._path(key)
-        return self._target({"k": key, "s": size, "h": sha256.lower()}, expires)
+        claims: dict[str, object] = {"k": key, "s": size, "h": sha256.lower()}
+        if metadata:
+            claims["m"] = check_user_metadata(metadata)
+        return self._target(claims, expires)
+
+    def upload_pending(self, key: str) -> bool:
+        return False  # nothing is ever stored pending here
+
+    def clear_upload_pending(self, key: str) -> None:
+        if self.head(key) is None:
+            raise NotFound(f"No object {key!r}.")
 
     def _upload_dir(self, key: str, upload_id: str) -> Path:
         """The folder of an upload of ``key``; ``NotFound`` unless it exists for that key."""
@@ -536,7 +559,8 @@ class LocalStorage:
         key = str(claims["k"])
         size = int(claims["s"])
         if claims.get("u") is None:
-            return _Sink(self, size, key=key, sha256=str(claims["h"]))
+            meta = claims.get("m") or {}
+            return _Sink(self, size, key=key, sha256=str(claims["h"]), metadata=dict(meta))
         folder = self._upload_dir(key, str(claims["u"]))
         return _Sink(self, size, part=folder / f"part-{int(claims['n'])}")
 
@@ -563,11 +587,13 @@ class _Sink:
         key: str | None = None,
         sha256: str | None = None,
         part: Path | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.limit = limit
         self._storage = storage
         self._key = key
         self._sha256 = sha256
+        self._metadata = metadata or {}
         self._part = part
         self._received = 0
         self._hash = hashlib.sha256()
@@ -613,7 +639,7 @@ class _Sink:
             self._storage._store(
                 self._key,
                 take,
-                metadata={},
+                metadata=self._metadata,
                 content_type="application/octet-stream",
                 if_absent=True,
                 sha256=self._sha256,

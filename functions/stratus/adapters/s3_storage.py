@@ -20,9 +20,12 @@
 - Upload targets are presigned URLs. A whole-object target signs its size, its SHA-256
   (``x-amz-checksum-sha256``: S3 refuses other bytes, and ``head`` reports the checksum
   afterwards) and ``If-None-Match: *`` (the object can be written once, so nothing can
-  change it between its verification and its publication). ``copy`` is one CopyObject up
-  to 5 GiB and a multipart copy above (parts copied in parallel inside S3), either with
-  ``If-None-Match: *`` when ``if_absent``: S3 decides atomically, as for ``put``.
+  change it between its verification and its publication); an upload session's target
+  at the distribution's key itself also signs its metadata and ``x-amz-tagging:
+  stratus-upload=pending`` (``upload_pending`` / ``clear_upload_pending``). ``copy`` is
+  one CopyObject up to 5 GiB and a multipart copy above (parts copied in parallel inside
+  S3), either with ``If-None-Match: *`` when ``if_absent``: S3 decides atomically, as
+  for ``put``.
 - Downloads are presigned S3 URLs, or CloudFront signed URLs when a ``url_signer`` is
   given (``stratus.adapters.cloudfront``).
 """
@@ -38,9 +41,10 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from ..domain.errors import BackendUnavailable, Conflict, NotFound
+from ..domain.keys import PENDING_UPLOAD_TAG
 from ..domain.objectmeta import MAX_OBJECT_METADATA_BYTES
 from ..ports import Download, ObjectInfo, PartInfo, UploadTarget
 from .aws_client import new_client
@@ -66,6 +70,7 @@ MAX_COPY_PART_BYTES = 5 * 1024**3  # S3's limits for UploadPartCopy
 # put_file: multipart parts (S3: 5 MB to 5 GB each, at most 10,000 parts); memory holds one.
 PART_BYTES = 8 * 1024 * 1024
 MAX_PARTS = 10_000
+_PENDING_TAGGING = urlencode([PENDING_UPLOAD_TAG])  # x-amz-tagging: a URL-encoded query
 
 
 def check_user_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -154,6 +159,8 @@ def _full_object_sha256(response: Mapping[str, Any]) -> str | None:
 class S3Storage:
     """Files in ``bucket``; downloads are presigned GET URLs valid ``presign_expiry`` seconds,
     or the URLs ``url_signer(key, filename)`` makes (CloudFront)."""
+
+    supports_in_place_uploads = True  # the pending mark is a tag; a lifecycle rule expires it
 
     def __init__(
         self,
@@ -369,26 +376,63 @@ class S3Storage:
         finally:
             body.close()
 
-    def presign_put(self, key: str, *, size: int, sha256: str, expires: int) -> UploadTarget:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        expires: int,
+        metadata: dict[str, str] | None = None,
+        pending: bool = False,
+    ) -> UploadTarget:
         checksum = sha256_hex_to_b64(sha256)
-        url = self.client.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ContentLength": size,
-                "ChecksumSHA256": checksum,
-                "IfNoneMatch": "*",
-                "ServerSideEncryption": "AES256",
-            },
-            ExpiresIn=expires,
-        )
+        meta = check_user_metadata(metadata)
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentLength": size,
+            "ChecksumSHA256": checksum,
+            "IfNoneMatch": "*",
+            "ServerSideEncryption": "AES256",
+        }
         headers = {
             "x-amz-checksum-sha256": checksum,
             "If-None-Match": "*",
             "x-amz-server-side-encryption": "AES256",
         }
+        if meta:
+            params["Metadata"] = meta
+            headers.update({f"x-amz-meta-{name}": value for name, value in meta.items()})
+        if pending:
+            params["Tagging"] = headers["x-amz-tagging"] = _PENDING_TAGGING
+        url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
         return UploadTarget(url=url, method="PUT", headers=headers)
+
+    def upload_pending(self, key: str) -> bool:
+        """One GetObjectTagging: the object carries ``PENDING_UPLOAD_TAG``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404 or _error_code(exc) in _MISSING_CODES:
+                return False
+            raise
+        tag, value = PENDING_UPLOAD_TAG
+        return any(t.get("Key") == tag and t.get("Value") == value for t in response["TagSet"])
+
+    def clear_upload_pending(self, key: str) -> None:
+        """DeleteObjectTagging (the object's only tag is the mark): no copy, and the
+        object's LastModified stays the PUT's."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object_tagging(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404 or _error_code(exc) in _MISSING_CODES:
+                raise NotFound(f"No object {key!r}.") from None
+            raise
 
     def create_multipart(self, key: str) -> str:
         response = self.client.create_multipart_upload(

@@ -18,7 +18,8 @@ metadata are missing:
 A legacy upload stores the bytes it received (``upload``); an upload session publishes
 the object it staged and checked in place (``publish_staged``): the same validation,
 lease, order and rollback, with a server-side copy of the staged object as the
-distribution's step 3.
+distribution's step 3 — or, for a session that sent its bytes straight to the
+distribution's key (``publish_in_place``), the removal of the object's pending mark.
 
 A delete goes the other way: the catalog entry first (leaving a tombstone with its
 sha256, so neither sync nor reconcile lists a surviving object again), then the
@@ -55,6 +56,8 @@ FILL_LEASE_SECONDS = 900.0
 
 # Writes the distribution's bytes: ``write(key, object metadata)``.
 Write = Callable[[str, dict[str, str]], None]
+# Takes the distribution at a key away again (a rollback).
+Remove = Callable[[str], None]
 
 _DIGESTS = {
     "sha256_digest": (64, lambda data: hashlib.sha256(data).hexdigest()),
@@ -130,6 +133,31 @@ class Publisher:
 
         return self._upload(described, write)
 
+    def publish_in_place(self, described: Described, *, ours: Callable[[], bool]) -> FileRecord:
+        """Publish the object an upload session stored at the distribution's key itself,
+        marked pending (checked by the caller, strictly, as an upload is), without a copy:
+        the write step removes the pending mark, then the catalog entry is added. In that
+        order: a crash in between leaves an unmarked, checked orphan that reconcile
+        indexes, never a published file still marked pending (which the bucket's lifecycle
+        rule would delete). The object keeps its provenance metadata (the record is not in
+        it: sync and reconcile describe it from its bytes).
+
+        ``ours()`` says whether the object at the key is still the session's (its bytes):
+        another upload may have replaced it before the lease was taken (``Conflict``). A
+        rollback removes the object only while it is ours and still pending."""
+        exists = f"File {described.record.filename!r} already exists."
+
+        def write(key: str, metadata: dict[str, str]) -> None:
+            if not ours():
+                raise Conflict(exists)
+            self.storage.clear_upload_pending(key)
+
+        def remove(key: str) -> None:
+            if self.storage.upload_pending(key) and ours():
+                self.storage.delete(key)
+
+        return self._upload(described, write, remove=remove)
+
     def import_file(self, described: Described, path: Path) -> FileRecord:
         """Publish a distribution from a local file (a cache fill) like an upload: under
         the key's lease, metadata → description → distribution (streamed) → catalog, rolled
@@ -149,7 +177,9 @@ class Publisher:
             lease_seconds=FILL_LEASE_SECONDS,
         )
 
-    def _upload(self, described: Described, write: Write) -> FileRecord:
+    def _upload(
+        self, described: Described, write: Write, *, remove: Remove | None = None
+    ) -> FileRecord:
         """An upload (twine's or a session's): the origin guard, then the steps below."""
         if self.guard is not None:
             self.guard(described.record.project)
@@ -159,6 +189,7 @@ class Publisher:
             write,
             overwrite=overwrite,
             wait=LEASE_WAIT_SECONDS if overwrite else 0.0,
+            remove=remove,
         )
 
     def _publish(
@@ -169,8 +200,10 @@ class Publisher:
         overwrite: bool,
         wait: float,
         lease_seconds: float = LEASE_SECONDS,
+        remove: Remove | None = None,
     ) -> FileRecord:
-        """Steps 2 to 4 of an upload (and of a cache fill): take the key's lease, store."""
+        """Steps 2 to 4 of an upload (and of a cache fill): take the key's lease, store.
+        ``remove`` takes the distribution away on a rollback (default: delete it)."""
         project, filename = described.record.project, described.record.filename
         exists = Conflict(f"File {filename!r} already exists.")
         if not overwrite and self.catalog.get_file(project, filename) is not None:
@@ -180,7 +213,9 @@ class Publisher:
         with holding(self.catalog, key, wait=wait, busy=busy, seconds=lease_seconds) as lease:
             if not overwrite and self.catalog.get_file(project, filename) is not None:
                 raise exists
-            return self._store(described, write, lease, overwrite=overwrite)
+            return self._store(
+                described, write, lease, overwrite=overwrite, remove=remove or self.storage.delete
+            )
 
     def _store(
         self,
@@ -189,6 +224,7 @@ class Publisher:
         lease: KeyLease,
         *,
         overwrite: bool,
+        remove: Remove,
     ) -> FileRecord:
         """Steps 3 and 4 of an upload, the key's lease held."""
         record = described.record
@@ -216,16 +252,16 @@ class Publisher:
                 self.catalog.add_file(record, overwrite=True)
         except BaseException:
             if roll_back:
-                self._roll_back(record, key, meta_key)
+                self._roll_back(record, key, meta_key, remove)
             raise
         return record
 
-    def _roll_back(self, record: FileRecord, key: str, meta_key: str) -> None:
+    def _roll_back(self, record: FileRecord, key: str, meta_key: str, remove: Remove) -> None:
         """Remove what a failed upload stored, unless its entry exists after all."""
         try:
             if self.catalog.get_file(record.project, record.filename) is not None:
                 return
-            self.storage.delete(key)
+            remove(key)
             self.storage.delete(meta_key)
             self.storage.delete(description_key(record.project, record.filename))
         except Exception:
@@ -261,7 +297,7 @@ class Publisher:
         digest = (
             left.sha256
             if left is not None
-            else hashlib.sha256(self.storage.read(info.key)).hexdigest()
+            else info.sha256 or hashlib.sha256(self.storage.read(info.key)).hexdigest()
         )
         if not tombstone.hides(digest, info.last_modified or None):
             return None

@@ -9,7 +9,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from ..domain import distributions, metadata
 from ..ports import Storage
+from .indexing import Described, build_record
 
 DEFAULT_BLOCK = 256 * 1024
 HASH_CHUNK = 16 * 1024 * 1024  # S3 serves ranges of 8-16 MB best
@@ -129,3 +131,34 @@ def stream_sha256(
         if read != size:
             raise ValueError(f"object {key!r} has {read} bytes, not {size}")
     return digest.hexdigest()
+
+
+def describe_ranged(
+    storage: Storage,
+    key: str,
+    filename: str,
+    *,
+    size: int,
+    sha256: str,
+    strict: bool = True,
+    uploader: str | None = None,
+    upload_time: float | None = None,
+    display_name: str | None = None,
+) -> Described:
+    """The record of a stored distribution whose size and SHA-256 are known (checked by
+    the store), its core metadata read with a few ranged reads (a zip's central directory,
+    a tar.gz's start): the object is never held whole. ``InvalidInput`` as
+    ``indexing.describe_distribution``; ``strict`` likewise."""
+    dist = distributions.parse(filename, strict=strict)
+    with RangedReader(storage, key, size) as reader:
+        meta = metadata.extract_from(reader, dist, strict=strict)
+    record = build_record(
+        dist,
+        meta,
+        sha256=sha256,
+        size=size,
+        uploader=uploader,
+        upload_time=upload_time,
+        display_name=display_name,
+    )
+    return Described(record, meta.core_metadata_bytes, meta.source)

@@ -25,6 +25,10 @@ key's lease (``leases``), as uploads and deletes do, so an upload still in progr
 left alone; an orphan is indexed by the first run after its upload's lease expired
 (``LEASE_SECONDS`` after the crash).
 
+An upload session's object stored in place and still pending (``sync.is_pending_upload``)
+is left alone (reported in ``skipped``): its completion checks and publishes it, and the
+bucket's lifecycle rule removes it if the session is abandoned.
+
 Every repair re-reads the key just before acting, so an upload or delete racing with the
 run is not undone. The returned report says what was fixed.
 """
@@ -50,7 +54,7 @@ from ..domain.models import FileRecord
 from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
 from .leases import KeyLease
-from .sync import describe_object, store_core_metadata
+from .sync import PENDING, describe_object, is_pending_upload, store_core_metadata
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +266,9 @@ def _repair_key(
     info = storage.head(key)  # current state, with the object metadata
     if info is None:
         return  # deleted since the listing; its event will settle it
+    if is_pending_upload(storage, info):
+        report.skipped[key] = PENDING
+        return
     try:
         current, core_metadata = describe_object(storage, info)
     except InvalidInput as exc:

@@ -28,11 +28,17 @@ from urllib.parse import unquote_plus
 from ..domain.errors import InvalidInput
 from ..domain.keys import file_key, metadata_key, split_key
 from ..domain.models import FileRecord
-from ..domain.objectmeta import from_object_metadata, provenance
+from ..domain.objectmeta import from_object_metadata, provenance, session_of
 from ..ports import Catalog, ObjectInfo, Storage
 from .indexing import describe_distribution
+from .ranged_reads import describe_ranged
 
 log = logging.getLogger(__name__)
+
+# Objects larger than this whose SHA-256 the store gives (S3's checksum of a checked
+# upload) are described with ranged reads, never read whole into memory.
+RANGED_DESCRIBE_BYTES = 8 * 1024 * 1024
+PENDING = "an upload session's file, not checked yet (its completion publishes it)"
 
 
 class Outcome(StrEnum):
@@ -123,8 +129,10 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
     Objects uploaded through the API carry their record in object metadata (the HEAD
     already done; their core metadata file was stored by the API). Anything else
     (``aws s3 cp``, replication, an API object whose record did not fit in S3's 2 KB of
-    metadata) is read and described, leniently: what is in the bucket already is not held
-    to the upload rules (see ``domain.metadata``), only to the archive caps. Writes
+    metadata, an upload session's object published in place) is read and described
+    (with ranged reads when it is large and the store gives its SHA-256), leniently:
+    what is in the bucket already is not held to the upload rules (see
+    ``domain.metadata``), only to the archive caps. Writes
     nothing. Raises ``InvalidInput`` for an object that is not a readable distribution
     stored under its project's prefix.
     """
@@ -136,13 +144,22 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
     record = from_object_metadata(filename, info.size, info.metadata)
     if record is None:
         uploader, upload_time = provenance(info.metadata)
-        described = describe_distribution(
-            filename,
-            storage.read(info.key),
-            uploader=uploader,
-            upload_time=upload_time or info.last_modified or None,
-            strict=False,
-        )
+        when = upload_time or info.last_modified or None
+        if info.sha256 is not None and info.size > RANGED_DESCRIBE_BYTES:
+            described = describe_ranged(
+                storage,
+                info.key,
+                filename,
+                size=info.size,
+                sha256=info.sha256,
+                strict=False,
+                uploader=uploader,
+                upload_time=when,
+            )
+        else:
+            described = describe_distribution(
+                filename, storage.read(info.key), uploader=uploader, upload_time=when, strict=False
+            )
         record, core_metadata = described.record, described.core_metadata
     if record.project != project:
         raise InvalidInput(
@@ -150,6 +167,13 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
             f"is stored under {project!r} (expected {file_key(record.project, filename)!r})"
         )
     return record, core_metadata
+
+
+def is_pending_upload(storage: Storage, info: ObjectInfo) -> bool:
+    """Whether the object is an upload session's, stored in place and not checked yet:
+    never indexed (its completion publishes it; the lifecycle rule expires it if the
+    session is abandoned). Only objects with the session marker cost a tag lookup."""
+    return session_of(info.metadata) is not None and storage.upload_pending(info.key)
 
 
 def store_core_metadata(
@@ -186,6 +210,9 @@ def apply_change(catalog: Catalog, storage: Storage, change: S3Change) -> Outcom
             "entry deleted" if removed else "nothing to delete",
         )
         return Outcome.DELETED if removed else Outcome.UNCHANGED
+    if is_pending_upload(storage, info):
+        log.info("skipping %r (sequencer %s): %s", change.key, change.sequencer, PENDING)
+        return Outcome.SKIPPED
     try:
         record, core_metadata = describe_object(storage, info)
     except InvalidInput as exc:

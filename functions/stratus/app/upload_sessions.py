@@ -19,14 +19,34 @@
    (``app/upload_completion``: a thread locally, a queue and a worker function on AWS):
    ``complete`` answers at once with the session ``processing``, the client polls it.
 
+Where the bytes go. A one-target session on a store that ``supports_in_place_uploads``
+(S3), with ``allow_overwrite`` off and nothing at the file's key yet, is *in place*
+(``is_in_place``: its ``staging_key`` is the file's own ``file_key``): the client PUTs
+straight to ``packages/<project>/<file>``, write-once (``If-None-Match: *``: a second
+session, or a twine upload that landed first, gets 412), with the uploader, the
+session's creation time and its id as object metadata (``objectmeta.provenance_metadata``,
+``SESSION_MARKER``) and the store's pending mark (S3: the tag ``stratus-upload=pending``).
+Nothing unchecked is ever indexed: sync and reconcile skip pending objects
+(``sync.is_pending_upload``). Completion checks the object where it lies, then
+``Publisher.publish_in_place`` removes the mark under the key's lease *before* it adds the
+catalog entry (a crash in between leaves a checked orphan that reconcile indexes, never a
+listed file still pending, which the lifecycle rule would delete); no server-side copy, so
+completing costs the same for 1 MB or 5 GB. An object a concurrent upload replaced is
+never published nor removed by the session (its marker and SHA-256 are checked under the
+lease): the session answers 409. A failed or canceled session removes its object only
+while it is still its own pending one; an abandoned one is expired by the bucket's
+``expire-pending-uploads`` lifecycle rule. Every other session (multipart, overwrites
+allowed, the local store, a key already occupied) stages under ``uploads/<session>/`` and
+publishes a server-side copy.
+
 States: ``pending`` → ``processing`` (one completer holds a lease; a crashed one's lease
 runs out and another may take over; a queued completion's lease covers its wait in the
 queue and the worker's run) → ``published`` or ``error`` (terminal, with the
 message and HTTP status of the failure) ; ``pending``/``error`` → ``canceled``. A
 completion that finds the upload unfinished (missing parts, nothing sent) leaves the
 session ``pending`` so the client can send the rest. A session's bytes are removed when
-it ends; abandoned ones by the bucket's lifecycle rules (``uploads/`` prefix, incomplete
-multipart uploads) and the session record by its TTL.
+it ends; abandoned ones by the bucket's lifecycle rules (``uploads/`` prefix, pending
+in-place objects, incomplete multipart uploads) and the session record by its TTL.
 """
 
 from __future__ import annotations
@@ -41,10 +61,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..domain import distributions, metadata, names
+from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound, StratusError
-from ..domain.keys import staging_key
+from ..domain.keys import file_key, staging_key
 from ..domain.models import Identity
+from ..domain.objectmeta import SESSION_MARKER, provenance_metadata, session_of
 from ..ports import (
     Catalog,
     PartInfo,
@@ -55,9 +76,10 @@ from ..ports import (
     UploadTarget,
 )
 from ..settings import Settings
-from .indexing import Described, build_record
+from .indexing import Described
+from .leases import holding
 from .publish import Publisher
-from .ranged_reads import RangedReader, stream_sha256
+from .ranged_reads import describe_ranged, stream_sha256
 from .upload_completion import CompletionRunner
 
 if TYPE_CHECKING:
@@ -72,6 +94,10 @@ SWEEP_EVERY = 3600.0  # seconds between two sweeps of a store without lifecycle 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MIB = 1024 * 1024
 STOPPED = "The check of the upload stopped unexpectedly; complete the session again."
+_TAKEN = (
+    "File {filename!r} already exists, or another upload of it is in progress: its bytes "
+    "were stored first."
+)
 RETRYING = "An earlier attempt to complete this session stopped; the file is checked again."
 
 
@@ -88,6 +114,12 @@ def part_size_of(session: UploadSession, number: int) -> int:
     if not session.part_size:
         return session.size
     return min(session.part_size, session.size - (number - 1) * session.part_size)
+
+
+def is_in_place(session: UploadSession) -> bool:
+    """Whether the session sends its bytes straight to the distribution's key (no staging
+    copy): its "staging" key is the file's own key."""
+    return session.staging_key == file_key(session.project, session.filename)
 
 
 def _recorded_error(session: UploadSession) -> StratusError:
@@ -149,6 +181,16 @@ class UploadSessionService:
         now = self.clock()
         self._sweep(now)
         session_id = secrets.token_hex(16)
+        multipart = size > min(self.settings.upload_multipart_threshold, MAX_SINGLE_PUT)
+        final_key = file_key(dist.project, filename)
+        in_place = (
+            not multipart
+            and self.storage.supports_in_place_uploads
+            and not self.publisher.allow_overwrite
+            # Something at the key (an abandoned session's pending object, an orphan):
+            # stage instead; the publication's copy replaces it if the file may go there.
+            and self.storage.head(final_key) is None
+        )
         session = UploadSession(
             session_id=session_id,
             owner=uploader,
@@ -158,11 +200,11 @@ class UploadSessionService:
             filename=filename,
             size=size,
             sha256=sha256.lower(),
-            staging_key=staging_key(session_id, filename),
+            staging_key=final_key if in_place else staging_key(session_id, filename),
             created=now,
             expires=now + self.settings.upload_session_ttl,
         )
-        if size > min(self.settings.upload_multipart_threshold, MAX_SINGLE_PUT):
+        if multipart:
             part = max(self.settings.upload_part_size, math.ceil(size / MAX_PARTS))
             if part >= _MIB:
                 part = math.ceil(part / _MIB) * _MIB
@@ -206,8 +248,20 @@ class UploadSessionService:
             raise Conflict(f"The upload session is {session.status}; it takes no more bytes.")
         expires = self.settings.upload_url_expiry
         if not session.multipart_id:
+            in_place = is_in_place(session)
+            extra = (
+                provenance_metadata(session.owner, session.created)
+                | {SESSION_MARKER: session.session_id}
+                if in_place
+                else None
+            )
             target = self.storage.presign_put(
-                session.staging_key, size=session.size, sha256=session.sha256, expires=expires
+                session.staging_key,
+                size=session.size,
+                sha256=session.sha256,
+                expires=expires,
+                metadata=extra,
+                pending=in_place,
             )
             return [(0, target)]
         count = part_count(session)
@@ -327,12 +381,20 @@ class UploadSessionService:
             return self.sessions.get(session_id)
 
     def _process(self, session: UploadSession, *, retry: bool = False) -> UploadSession:
+        in_place = is_in_place(session)
         try:
             described = self._verify(session)
             try:
-                self.publisher.publish_staged(described, session.staging_key)
+                if in_place:
+                    self.publisher.publish_in_place(
+                        described, ours=lambda: self._holds_own_object(session)
+                    )
+                else:
+                    self.publisher.publish_staged(described, session.staging_key)
             except Conflict:
-                if not (retry and self._published_by(session)):
+                # An earlier attempt may have published it (or, in place, unmarked our
+                # object, which reconcile then indexed) before it could say so.
+                if not ((retry or in_place) and self._published_by(session)):
                     raise
         except UploadIncomplete as exc:
             self._settle(session, status="pending", message=str(exc))
@@ -346,17 +408,34 @@ class UploadSessionService:
             self._settle(session, status="pending", message=STOPPED)  # a retry may take over
             raise
         published = self._settle(session, status="published", message=None)
-        self._discard_bytes(session)
+        if not in_place:  # in place, the bytes are the published file
+            self._discard_bytes(session)
         return published or self.sessions.get(session.session_id) or session
 
     def _published_by(self, session: UploadSession) -> bool:
         """Whether the index lists the session's file as its own: published by an earlier
-        attempt that stopped before it could record it (same bytes, same uploader)."""
+        attempt that stopped before it could record it (same bytes, same uploader; in
+        place: the object at the key is still the one the session stored)."""
         record = self.catalog.get_file(session.project, session.filename)
+        if (
+            record is None
+            or not hmac.compare_digest(record.sha256, session.sha256)
+            or record.uploader != session.owner
+        ):
+            return False
+        if not is_in_place(session):
+            return True
+        info = self.storage.head(session.staging_key)
+        return info is not None and session_of(info.metadata) == session.session_id
+
+    def _holds_own_object(self, session: UploadSession) -> bool:
+        """Whether the object at an in-place session's key is still its own: its marker and
+        its bytes (a concurrent upload may have replaced it)."""
+        info = self.storage.head(session.staging_key)
         return (
-            record is not None
-            and hmac.compare_digest(record.sha256, session.sha256)
-            and record.uploader == session.owner
+            info is not None
+            and session_of(info.metadata) == session.session_id
+            and info.sha256 == session.sha256
         )
 
     def _settle(self, session: UploadSession, **changes: object) -> UploadSession | None:
@@ -368,12 +447,27 @@ class UploadSessionService:
             return None
 
     def _verify(self, session: UploadSession) -> Described:
-        dist = distributions.parse(session.filename)
+        try:
+            return self._check(session)
+        except UploadIncomplete:
+            raise
+        except InvalidInput:
+            # In place, another upload may have replaced the object while it was read.
+            if is_in_place(session) and not self._holds_own_object(session):
+                raise Conflict(_TAKEN.format(filename=session.filename)) from None
+            raise
+
+    def _check(self, session: UploadSession) -> Described:
         if session.multipart_id:
             self._join_parts(session)
         info = self.storage.head(session.staging_key)
         if info is None:
             raise UploadIncomplete("Nothing has been uploaded for this session yet.")
+        in_place = is_in_place(session)
+        if in_place and session_of(info.metadata) != session.session_id:
+            # Its PUT was refused (412): another session's object, or a file uploaded
+            # meanwhile, holds the key.
+            raise Conflict(_TAKEN.format(filename=session.filename))
         if info.size != session.size:
             raise InvalidInput(
                 f"The uploaded file has {info.size} bytes; the session declared {session.size}."
@@ -382,7 +476,7 @@ class UploadSessionService:
         # inside the store (S3, up to 5 GiB); else the object is read once, in chunks.
         digest = (
             info.sha256
-            or self.storage.checksum_sha256(session.staging_key)
+            or (None if in_place else self.storage.checksum_sha256(session.staging_key))
             or stream_sha256(
                 self.storage, session.staging_key, session.size, parallel=self.hash_parallel
             )
@@ -392,17 +486,15 @@ class UploadSessionService:
                 "The sha256 digest of the uploaded file does not match the digest sent with "
                 "it; the file was corrupted in transit."
             )
-        with RangedReader(self.storage, session.staging_key, session.size) as reader:
-            meta = metadata.extract_from(reader, dist)
-        record = build_record(
-            dist,
-            meta,
-            sha256=session.sha256,
+        return describe_ranged(
+            self.storage,
+            session.staging_key,
+            session.filename,
             size=session.size,
+            sha256=session.sha256,
             uploader=session.owner,
             display_name=session.display_name,
         )
-        return Described(record, meta.core_metadata_bytes, meta.source)
 
     def _join_parts(self, session: UploadSession) -> None:
         assert session.multipart_id is not None
@@ -448,11 +540,24 @@ class UploadSessionService:
         return canceled
 
     def _discard_bytes(self, session: UploadSession) -> None:
-        """Remove what the session stored (best effort: lifecycle rules are the backstop)."""
+        """Remove what the session stored (best effort: lifecycle rules are the backstop).
+        In place, only under the key's lease and only while the object is the session's
+        own pending one: the key may hold a file another upload published."""
         try:
             if session.multipart_id:
                 self.storage.abort_multipart(session.staging_key, session.multipart_id)
-            self.storage.delete(session.staging_key)
+            if not is_in_place(session):
+                self.storage.delete(session.staging_key)
+                return
+            # A writer holding the key replaces the object anyway (the lifecycle rule
+            # removes it otherwise): no wait.
+            busy = f"{session.staging_key!r} is being written"
+            with holding(self.catalog, session.staging_key, wait=0.0, busy=busy):
+                # Never a published file: a published object is not pending.
+                if self.storage.upload_pending(session.staging_key) and self._holds_own_object(
+                    session
+                ):
+                    self.storage.delete(session.staging_key)
         except Exception:
             logger.warning("could not remove the bytes of upload session %s", session.session_id)
 

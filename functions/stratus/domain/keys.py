@@ -46,3 +46,10 @@ UPLOAD_PREFIX = "uploads/"  # upload sessions' bytes before publication (never i
 def staging_key(session_id: str, filename: str) -> str:
     """Where an upload session's bytes wait for completion: ``uploads/<session>/<file>``."""
     return f"{UPLOAD_PREFIX}{session_id}/{filename}"
+
+
+# An upload session that publishes in place (one PUT straight to ``file_key``) stores its
+# object tagged ``stratus-upload=pending`` until the completion has checked it: sync and
+# reconcile leave such an object alone, and the bucket's lifecycle rule expires it if the
+# session is abandoned. The completion removes the tag before it adds the catalog entry.
+PENDING_UPLOAD_TAG = ("stratus-upload", "pending")

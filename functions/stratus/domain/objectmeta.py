@@ -34,6 +34,9 @@ _FIELDS = (
 )
 _PROVENANCE = ("uploader", "upload_time")
 _REQUIRED = frozenset({"project", "version", "sha256"})
+# Written with an upload session's object stored in place (``domain.keys.PENDING_UPLOAD_TAG``):
+# the session's id, so its completion knows the object at the key is its own.
+SESSION_MARKER = "stratus-session"
 
 
 def _name(field: str) -> str:
@@ -41,13 +44,15 @@ def _name(field: str) -> str:
 
 
 def _encode(record: FileRecord, fields: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for field in fields:
-        value = getattr(record, field)
-        if value is None or value == "":
-            continue
-        out[_name(field)] = quote(str(value), safe="")
-    return out
+    return _encode_values({field: getattr(record, field) for field in fields})
+
+
+def _encode_values(values: dict[str, object]) -> dict[str, str]:
+    return {
+        _name(field): quote(str(value), safe="")
+        for field, value in values.items()
+        if value is not None and value != ""
+    }
 
 
 def _size(metadata: dict[str, str]) -> int:
@@ -61,6 +66,17 @@ def to_object_metadata(record: FileRecord) -> dict[str, str]:
         return out
     out = _encode(record, _PROVENANCE)
     return out if _size(out) <= MAX_OBJECT_METADATA_BYTES else _encode(record, ("upload_time",))
+
+
+def provenance_metadata(uploader: str | None, upload_time: float) -> dict[str, str]:
+    """Only the provenance (uploader, upload time), encoded as ``to_object_metadata`` does:
+    what an object carries when its record is not known yet (an upload session's bytes)."""
+    return _encode_values({"uploader": uploader, "upload_time": upload_time})
+
+
+def session_of(metadata: dict[str, str]) -> str | None:
+    """The upload session that stored an object in place (its marker), if one did."""
+    return metadata.get(SESSION_MARKER) or None
 
 
 def _decoded(metadata: dict[str, str]) -> dict[str, str]:
