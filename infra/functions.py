@@ -257,6 +257,9 @@ class StratusFunction(Construct):
                 **telemetry_environment(settings, self.service),
                 # botocore reads the trimmed service models of the main layer first
                 "AWS_DATA_PATH": layer_build.LAMBDA_DATA_PATH,
+                # no pydantic plugins here: skip scanning every package's entry points
+                # for them on the first model (a cold start's few ms)
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
             },
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=reserved_concurrency or None,

@@ -269,7 +269,7 @@ def test_every_aws_service_the_functions_call_has_its_trimmed_model():
     assert {"s3", "secretsmanager", "sqs", "logs"} <= called
 
 
-def test_every_function_reads_the_trimmed_models(templates):
+def test_every_function_reads_the_trimmed_models_and_skips_pydantic_plugins(templates):
     from layers import build
 
     functions = [
@@ -283,3 +283,4 @@ def test_every_function_reads_the_trimmed_models(templates):
     for fn in functions:
         env = fn["Properties"]["Environment"]["Variables"]
         assert env["AWS_DATA_PATH"] == build.LAMBDA_DATA_PATH == "/opt/botocore-data"
+        assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"

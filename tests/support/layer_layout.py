@@ -52,11 +52,13 @@ def layer_layout(workdir: Path) -> tuple[Path, Path]:
 
 
 def deployed_env(env: dict[str, str], workdir: Path) -> dict[str, str]:
-    """``env`` plus the layer's layout (``PYTHONPATH`` extended, ``AWS_DATA_PATH`` set)."""
+    """``env`` plus the layer's layout (``PYTHONPATH`` extended, ``AWS_DATA_PATH`` set) and
+    what every function's environment adds for it (``infra/functions.py``)."""
     data, site = layer_layout(workdir)
     path = env.get("PYTHONPATH", "")
     return {
         **env,
         "PYTHONPATH": os.pathsep.join(p for p in (path, str(site)) if p),
         "AWS_DATA_PATH": str(data),
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
