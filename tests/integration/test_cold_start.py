@@ -151,6 +151,8 @@ def test_rarely_used_modules_load_at_init_only_when_no_request_waits_for_it(lamb
     )
     assert on_demand["status"] == 200
     assert not top_level(on_demand["after"]) & RARELY_USED
+    # core metadata parsing (uploads, reindexing): not for an install
+    assert "packaging.metadata" not in on_demand["after"]
     snapshot = run_environment(
         {**lambda_env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}, "init", event
     )

@@ -20,7 +20,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -72,6 +71,10 @@ def _check_field(attribute: str, value: object) -> str | None:
 
 def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
     """Parse a METADATA / PKG-INFO file; ``source`` names it in error messages."""
+    # Here, not at the top: only uploads (and reindexing) parse core metadata, and
+    # packaging.metadata with what it imports is ~10 ms of a cold start that serves pip.
+    from packaging.metadata import InvalidMetadata, Metadata, parse_email
+
     fields, unparsed = parse_email(raw)
     loose = Metadata.from_raw(fields, validate=False)
     values: dict[str, str | None] = {}
