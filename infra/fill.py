@@ -12,12 +12,11 @@ letters (alarmed in the monitoring stack).
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
 from .functions import StratusFunction, dependency_layer
 from .permissions import PackageFiles, allow_index
-from .queues import job_queues
+from .queues import allow_queueing_to, job_queues, work_off
 from .settings import DeploySettings
 from .storage import StorageStack
 
@@ -75,14 +74,7 @@ class FillStack(Stack):
             "Stores filled distributions and their core metadata under packages/ only",
         )
         allow_index(fn, storage.table)  # catalog entry, origin claim, fill lock
-        fn.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=1,
-                report_batch_item_failures=True,
-                max_concurrency=settings.fill_max_concurrency,
-            )
-        )
+        work_off(fn, self.queue, max_concurrency=settings.fill_max_concurrency)
         CfnOutput(self, "FillQueueUrl", value=self.queue.queue_url)
         CfnOutput(self, "FillDeadLetterQueueUrl", value=self.dead_letters.queue_url)
         CfnOutput(
@@ -94,5 +86,4 @@ class FillStack(Stack):
 
     def allow_queueing(self, fn: StratusFunction) -> None:
         """Let ``fn`` (the API) queue fills: send to the queue, and know its URL."""
-        fn.allow("QueueCacheFills", ["sqs:SendMessage"], [self.queue.queue_arn])
-        fn.function.add_environment("STRATUS_FILL_QUEUE_URL", self.queue.queue_url)
+        allow_queueing_to(fn, "QueueCacheFills", self.queue, "STRATUS_FILL_QUEUE_URL")

@@ -135,22 +135,16 @@ class MonitoringStack(Stack):
                 label=label,
             )
 
-        self.alarm(
+        self.queue_alarm(
             "SyncDeadLetters",
-            dead_letters.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            1,
+            dead_letters,
             "S3 events the sync could not apply are in the dead-letter queue; "
             "fix the cause, then run the reconcile (README: Deploy to AWS)",
         )
         if fill_dead_letters is not None:
-            self.alarm(
+            self.queue_alarm(
                 "FillDeadLetters",
-                fill_dead_letters.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
-                1,
+                fill_dead_letters,
                 "Cache fills failed repeatedly (upstream down, sha256 mismatch): see the fill "
                 "function's log; clients are still sent to the upstream for those files",
             )
@@ -172,22 +166,16 @@ class MonitoringStack(Stack):
             f"S3 events wait {settings.sync_backlog_alarm_seconds}+ s: the sync function is "
             "failing or throttled",
         )
-        self.alarm(
+        self.queue_alarm(
             "ReconcileFailures",
-            reconcile_failures.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            1,
+            reconcile_failures,
             "A reconcile run failed (its event is in the reconcile failure queue); read the "
             "reconcile log, fix the cause, invoke the reconcile again",
         )
         if completion_failures is not None:
-            self.alarm(
+            self.queue_alarm(
                 "UploadCompletionFailures",
-                completion_failures.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
-                1,
+                completion_failures,
                 "Background completions of large uploads failed repeatedly (in the completion "
                 "dead-letter queue); read the completion log; the uploader completes again",
             )
@@ -294,6 +282,17 @@ class MonitoringStack(Stack):
         created.add_alarm_action(self._action)
         created.add_ok_action(self._action)
         self.alarms.append(created)
+
+    def queue_alarm(self, construct_id: str, queue: sqs.IQueue, description: str) -> None:
+        """Alarm as soon as ``queue`` (a dead-letter or failure queue) holds any message."""
+        self.alarm(
+            construct_id,
+            queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            1,
+            description,
+        )
 
     def business_metric(
         self, function: str, name: str, period: Duration = FIVE_MINUTES

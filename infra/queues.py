@@ -10,10 +10,11 @@ alarms on.
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .functions import ack
+from .functions import StratusFunction, ack
 
 
 def job_queues(
@@ -48,3 +49,22 @@ def job_queues(
         removal_policy=RemovalPolicy.DESTROY,
     )
     return jobs, dead_letters
+
+
+def work_off(fn: StratusFunction, jobs: sqs.IQueue, *, max_concurrency: int) -> None:
+    """``fn`` takes the jobs one at a time, failing only the job that failed (partial
+    batch responses), at most ``max_concurrency`` at once."""
+    fn.function.add_event_source(
+        event_sources.SqsEventSource(
+            jobs,
+            batch_size=1,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
+        )
+    )
+
+
+def allow_queueing_to(fn: StratusFunction, sid: str, jobs: sqs.IQueue, url_variable: str) -> None:
+    """``fn`` may send to ``jobs`` and finds its URL in ``url_variable``."""
+    fn.allow(sid, ["sqs:SendMessage"], [jobs.queue_arn])
+    fn.function.add_environment(url_variable, jobs.queue_url)

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aws_cdk import CfnOutput, Duration, Stack
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -34,7 +33,7 @@ from stratus.settings import Settings
 
 from .functions import StratusFunction, ack, dependency_layer
 from .permissions import PackageFiles, allow_index, nag_resource_text
-from .queues import job_queues
+from .queues import allow_queueing_to, job_queues, work_off
 from .settings import DeploySettings
 
 if TYPE_CHECKING:
@@ -179,14 +178,7 @@ class UploadsStack(Stack):
             layers=[dependency_layer(self)],
         )
         fn = self.completion_function
-        fn.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=1,
-                max_concurrency=COMPLETION_CONCURRENCY,
-                report_batch_item_failures=True,
-            )
-        )
+        work_off(fn, self.queue, max_concurrency=COMPLETION_CONCURRENCY)
         # Staged bytes: read (ranges), join the parts, checksum in place, remove.
         allow_staging(fn, files)
         # Publishing: the distribution (a copy, or the in-place session's own object:
@@ -211,8 +203,9 @@ class UploadsStack(Stack):
 
     def allow_queueing(self, fn: StratusFunction) -> None:
         """The API function queues completions (and must agree on their lease)."""
-        fn.function.add_environment("STRATUS_UPLOAD_COMPLETION_QUEUE_URL", self.queue.queue_url)
+        allow_queueing_to(
+            fn, "QueueUploadCompletions", self.queue, "STRATUS_UPLOAD_COMPLETION_QUEUE_URL"
+        )
         fn.function.add_environment(
             "STRATUS_UPLOAD_ASYNC_COMPLETION_LEASE", str(COMPLETION_LEASE_SECONDS)
         )
-        fn.allow("QueueUploadCompletions", ["sqs:SendMessage"], [self.queue.queue_arn])
