@@ -35,6 +35,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
@@ -45,6 +46,9 @@ from ..ports import Catalog, Storage
 from .descriptions import store_description
 from .indexing import Described, describe_distribution
 from .leases import LEASE_SECONDS, KeyLease, holding
+
+if TYPE_CHECKING:
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -312,3 +316,16 @@ class Publisher:
 
     def yank(self, project: str, filename: str, reason: str | None) -> FileRecord:
         return self.catalog.set_yanked(project, filename, reason)
+
+
+def upload_publisher(services: Services) -> Publisher:
+    """The deployment's ``Publisher`` of uploads (twine's and upload sessions', in the
+    request or in the completion worker): ``allow_overwrite`` from the settings, and the
+    origin controls as its guard (a name locked to the upstream refuses uploads, 403)."""
+    fallback = services.fallback
+    return Publisher(
+        services.catalog,
+        services.storage,
+        allow_overwrite=services.settings.allow_overwrite,
+        guard=fallback.origins.check_publish if fallback is not None else None,
+    )
