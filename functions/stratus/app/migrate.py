@@ -194,11 +194,12 @@ class Migration:
             (metadata_key(project, filename), METADATA_CONTENT_TYPE),
             (description_key(project, filename), DESCRIPTION_CONTENT_TYPE),
         ):
-            if self.source.storage.head(key) is not None:  # small files: read whole
+            try:  # small files: read whole (one GET, no HEAD first)
                 data = self.source.storage.read(key)
-                self.dest.storage.put(key, data, content_type=content_type)
-            else:  # what the destination's file of that name had (an overwrite) goes
+            except NotFound:  # what the destination's file of that name had (an overwrite) goes
                 self.dest.storage.delete(key)
+            else:
+                self.dest.storage.put(key, data, content_type=content_type)
 
     @contextmanager
     def _downloaded(self, record: FileRecord, key: str) -> Iterator[Path]:
