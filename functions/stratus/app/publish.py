@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.keys import description_key, file_key, metadata_key
+from ..domain.keys import METADATA_CONTENT_TYPE, description_key, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
@@ -238,7 +238,7 @@ class Publisher:
         try:
             if described.core_metadata is not None:
                 self.storage.put(
-                    meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
+                    meta_key, described.core_metadata, content_type=METADATA_CONTENT_TYPE
                 )
             store_description(self.storage, record, described.source_metadata)  # the web UI's
             write(key, to_object_metadata(record))
