@@ -82,7 +82,7 @@ def check_digests(data: bytes | Digests, sent: Mapping[str, str | None]) -> None
             continue
         if len(value) != length or not _HEX.fullmatch(value):
             raise InvalidInput(f"The {field} field is not a {length}-digit hex digest.")
-        if not hmac.compare_digest(value, getattr(computed, attribute)):
+        if not hmac.compare_digest(value, getattr(computed, attribute) or ""):
             raise InvalidInput(
                 f"The {field.removesuffix('_digest')} digest of the uploaded file does not "
                 "match the digest sent with it; the file was corrupted in transit."
