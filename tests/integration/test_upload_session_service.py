@@ -830,3 +830,39 @@ def test_a_worker_that_died_after_publishing_is_published_on_redelivery(
     redelivered = service.finish_queued(*runner.queued[0])
     assert redelivered is not None and redelivered.status == "published"
     assert deployment.staged() == []
+
+
+def test_the_completion_workers_service_keeps_the_origin_controls(tmp_path: Path) -> None:
+    """``session_service`` without the API's publisher (the completion worker's) refuses a
+    name whose origin controls block publishing, as the API's does."""
+    from stratus.adapters.config_access import ConfigAccess
+    from stratus.adapters.local_storage import LocalStorage
+    from stratus.adapters.sqlite_catalog import SqliteCatalog
+    from stratus.adapters.sqlite_origins import SqliteOrigins
+    from stratus.adapters.sqlite_page_cache import SqlitePageCache
+    from stratus.adapters.sqlite_upload_sessions import SqliteUploadSessions
+    from stratus.app.upload_sessions import session_service
+    from stratus.domain.errors import PermissionDenied
+    from stratus.domain.origins import BLOCK, OriginControls
+    from stratus.wiring import Services, build_fallback
+
+    services = Services(
+        SqliteCatalog(tmp_path / "index.sqlite3"),
+        LocalStorage(tmp_path / "files"),
+        ConfigAccess.from_options({}),
+        Settings.from_mapping({}),
+        upload_sessions=SqliteUploadSessions(tmp_path / "uploads.sqlite3"),
+    )
+    services.fallback = build_fallback(
+        services,
+        page_cache=SqlitePageCache(tmp_path / "upstream.sqlite3", mirror="m"),
+        origin_store=SqliteOrigins(tmp_path / "index.sqlite3"),
+    )
+    services.fallback.origins.set_controls("demo-pkg", OriginControls(publish=BLOCK))
+    service = session_service(services)
+    assert service is not None
+    filename, data, session = create_demo(service)
+    upload_all(service, session, data)
+    with pytest.raises(PermissionDenied, match="origin controls"):
+        service.complete(session.session_id, ALICE)
+    assert services.catalog.get_file("demo-pkg", filename) is None

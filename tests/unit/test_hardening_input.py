@@ -221,6 +221,22 @@ def test_h12_digest_fields_must_be_hex(bad: str) -> None:
     check_digests(b"data", {"sha256_digest": hashlib.sha256(b"data").hexdigest().upper()})
 
 
+def test_each_digest_field_is_checked_against_its_own_hash() -> None:
+    from stratus.app.indexing import Digests
+
+    right = {
+        "sha256_digest": hashlib.sha256(b"data").hexdigest(),
+        "md5_digest": hashlib.md5(b"data").hexdigest(),
+        "blake2_256_digest": hashlib.blake2b(b"data", digest_size=32).hexdigest(),
+    }
+    for data in (b"data", Digests.of(b"data")):
+        check_digests(data, right)
+        for field in right:
+            wrong = {**right, field: hashlib.sha256(b"other").hexdigest()[: len(right[field])]}
+            with pytest.raises(InvalidInput, match="does not match"):
+                check_digests(data, wrong)
+
+
 # --- 16: filenames ---------------------------------------------------------------------------
 
 

@@ -254,14 +254,7 @@ class S3Storage:
                 if_absent=if_absent,
             )
             return
-        created = self.client.create_multipart_upload(
-            Bucket=self.bucket,
-            Key=key,
-            ContentType=content_type,
-            Metadata=check_user_metadata(metadata),
-            ServerSideEncryption="AES256",
-        )
-        upload_id = created["UploadId"]
+        upload_id = self._start_multipart(key, content_type, check_user_metadata(metadata))
         try:
             parts: list[tuple[int, str]] = []
             with open(path, "rb") as fh:
@@ -435,11 +428,19 @@ class S3Storage:
             raise
 
     def create_multipart(self, key: str) -> str:
+        return self._start_multipart(key, "application/octet-stream")
+
+    def _start_multipart(
+        self, key: str, content_type: str, metadata: dict[str, str] | None = None
+    ) -> str:
+        """CreateMultipartUpload (encrypted, as every write); the upload id."""
+        extra = {} if metadata is None else {"Metadata": metadata}
         response = self.client.create_multipart_upload(
             Bucket=self.bucket,
             Key=key,
-            ContentType="application/octet-stream",
+            ContentType=content_type,
             ServerSideEncryption="AES256",
+            **extra,
         )
         return str(response["UploadId"])
 
@@ -540,15 +541,7 @@ class S3Storage:
             (start, min(start + part_size, info.size) - 1)
             for start in range(0, max(info.size, 1), part_size)
         ]
-        upload_id = str(
-            self.client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                ContentType=content_type,
-                Metadata=meta,
-                ServerSideEncryption="AES256",
-            )["UploadId"]
-        )
+        upload_id = self._start_multipart(key, content_type, meta)
 
         def copy_part(numbered: tuple[int, tuple[int, int]]) -> tuple[int, str]:
             number, (first, last) = numbered

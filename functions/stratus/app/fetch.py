@@ -152,7 +152,7 @@ def fetch_requirements(
                 elif filler.queued:
                     status = "queued" if filler.dispatch(job) else "in progress"
                 else:
-                    filler.fill(job)
+                    filler.transfer(job)  # checked just above
                     status = "fetched"
             except StratusError as exc:  # blocked, local file of the name, upstream failed...
                 failed(f"{file.filename}: {exc}")

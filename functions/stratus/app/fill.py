@@ -155,8 +155,10 @@ class Filler:
     def fill(self, job: FillJob) -> FileRecord:
         """Fetch, check and store ``job``'s file (idempotent: a stored file is returned)."""
         existing = self.check(job)
-        if existing is not None:
-            return existing
+        return existing if existing is not None else self.transfer(job)
+
+    def transfer(self, job: FillJob) -> FileRecord:
+        """``fill`` of a job that just passed ``check`` (found nothing stored)."""
         result: list[FileRecord] = []
         for _ in self.stream(job, result):
             pass

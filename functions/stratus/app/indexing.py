@@ -49,12 +49,13 @@ def describe_distribution(
 
 @dataclass(frozen=True, slots=True)
 class Digests:
-    """A distribution's size and hashes (computed whole, or while streaming it)."""
+    """A distribution's size and hashes (computed whole, or while streaming it; only the
+    SHA-256 when the store checked it and the bytes are not read whole)."""
 
     size: int
     sha256: str
-    md5: str
-    blake2_256: str
+    md5: str | None = None
+    blake2_256: str | None = None
 
     @classmethod
     def of(cls, data: bytes) -> Digests:

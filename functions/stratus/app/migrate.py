@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..domain.errors import Conflict, NotFound, StratusError
-from ..domain.keys import description_key, file_key, metadata_key
+from ..domain.keys import METADATA_CONTENT_TYPE, description_key, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, ObjectInfo, Storage
@@ -37,7 +37,6 @@ from .leases import holding
 from .publish import FILL_LEASE_SECONDS, LEASE_WAIT_SECONDS
 from .ranged_reads import stream_sha256
 
-METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"
 # Ranged reads in flight per file copied (each up to ranged_reads.HASH_CHUNK bytes).
 COPY_READS = 2
 
@@ -194,11 +193,12 @@ class Migration:
             (metadata_key(project, filename), METADATA_CONTENT_TYPE),
             (description_key(project, filename), DESCRIPTION_CONTENT_TYPE),
         ):
-            if self.source.storage.head(key) is not None:  # small files: read whole
+            try:  # small files: read whole (one GET, no HEAD first)
                 data = self.source.storage.read(key)
-                self.dest.storage.put(key, data, content_type=content_type)
-            else:  # what the destination's file of that name had (an overwrite) goes
+            except NotFound:  # what the destination's file of that name had (an overwrite) goes
                 self.dest.storage.delete(key)
+            else:
+                self.dest.storage.put(key, data, content_type=content_type)
 
     @contextmanager
     def _downloaded(self, record: FileRecord, key: str) -> Iterator[Path]:

@@ -35,16 +35,20 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..domain import distributions, names
 from ..domain.errors import Conflict, InvalidInput, NotFound
-from ..domain.keys import description_key, file_key, metadata_key
+from ..domain.keys import METADATA_CONTENT_TYPE, description_key, file_key, metadata_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, to_object_metadata
 from ..ports import Catalog, Storage
 from .descriptions import store_description
-from .indexing import Described, describe_distribution
+from .indexing import Described, Digests, describe_archive
 from .leases import LEASE_SECONDS, KeyLease, holding
+
+if TYPE_CHECKING:
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +63,26 @@ Write = Callable[[str, dict[str, str]], None]
 # Takes the distribution at a key away again (a rollback).
 Remove = Callable[[str], None]
 
+# The upload form's digest fields: the ``Digests`` attribute each names, its length.
 _DIGESTS = {
-    "sha256_digest": (64, lambda data: hashlib.sha256(data).hexdigest()),
-    "md5_digest": (32, lambda data: hashlib.md5(data, usedforsecurity=False).hexdigest()),
-    "blake2_256_digest": (64, lambda data: hashlib.blake2b(data, digest_size=32).hexdigest()),
+    "sha256_digest": ("sha256", 64),
+    "md5_digest": ("md5", 32),
+    "blake2_256_digest": ("blake2_256", 64),
 }
 _HEX = re.compile(r"[0-9a-f]+", re.ASCII)
 
 
-def check_digests(data: bytes, sent: Mapping[str, str | None]) -> None:
-    """Every digest the client sent must match the bytes (constant-time comparison)."""
-    for field, (length, compute) in _DIGESTS.items():
+def check_digests(data: bytes | Digests, sent: Mapping[str, str | None]) -> None:
+    """Every digest the client sent must match the bytes, or the ``Digests`` computed of
+    them (constant-time comparison)."""
+    computed = data if isinstance(data, Digests) else Digests.of(data)
+    for field, (attribute, length) in _DIGESTS.items():
         value = (sent.get(field) or "").strip().lower()
         if not value:
             continue
         if len(value) != length or not _HEX.fullmatch(value):
             raise InvalidInput(f"The {field} field is not a {length}-digit hex digest.")
-        if not hmac.compare_digest(value, compute(data)):
+        if not hmac.compare_digest(value, getattr(computed, attribute) or ""):
             raise InvalidInput(
                 f"The {field.removesuffix('_digest')} digest of the uploaded file does not "
                 "match the digest sent with it; the file was corrupted in transit."
@@ -113,8 +120,9 @@ class Publisher:
         distributions.check_matches_form(dist, name, version)
         if not data:
             raise InvalidInput(f"The uploaded file {filename!r} is empty.")
-        check_digests(data, digests)
-        described = describe_distribution(filename, data, uploader=uploader, display_name=name)
+        computed = Digests.of(data)  # each hash once, for the check and the record
+        check_digests(computed, digests)
+        described = describe_archive(filename, data, computed, uploader=uploader, display_name=name)
 
         def write(key: str, metadata: dict[str, str]) -> None:
             self.storage.put(key, data, metadata=metadata, content_type="application/octet-stream")
@@ -234,7 +242,7 @@ class Publisher:
         try:
             if described.core_metadata is not None:
                 self.storage.put(
-                    meta_key, described.core_metadata, content_type="text/plain; charset=utf-8"
+                    meta_key, described.core_metadata, content_type=METADATA_CONTENT_TYPE
                 )
             store_description(self.storage, record, described.source_metadata)  # the web UI's
             write(key, to_object_metadata(record))
@@ -312,3 +320,16 @@ class Publisher:
 
     def yank(self, project: str, filename: str, reason: str | None) -> FileRecord:
         return self.catalog.set_yanked(project, filename, reason)
+
+
+def upload_publisher(services: Services) -> Publisher:
+    """The deployment's ``Publisher`` of uploads (twine's and upload sessions', in the
+    request or in the completion worker): ``allow_overwrite`` from the settings, and the
+    origin controls as its guard (a name locked to the upstream refuses uploads, 403)."""
+    fallback = services.fallback
+    return Publisher(
+        services.catalog,
+        services.storage,
+        allow_overwrite=services.settings.allow_overwrite,
+        guard=fallback.origins.check_publish if fallback is not None else None,
+    )

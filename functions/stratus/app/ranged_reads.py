@@ -9,9 +9,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ..domain import distributions, metadata
 from ..ports import Storage
-from .indexing import Described, build_record
+from .indexing import Described, Digests, describe_archive
 
 DEFAULT_BLOCK = 256 * 1024
 HASH_CHUNK = 16 * 1024 * 1024  # S3 serves ranges of 8-16 MB best
@@ -149,16 +148,13 @@ def describe_ranged(
     the store), its core metadata read with a few ranged reads (a zip's central directory,
     a tar.gz's start): the object is never held whole. ``InvalidInput`` as
     ``indexing.describe_distribution``; ``strict`` likewise."""
-    dist = distributions.parse(filename, strict=strict)
     with RangedReader(storage, key, size) as reader:
-        meta = metadata.extract_from(reader, dist, strict=strict)
-    record = build_record(
-        dist,
-        meta,
-        sha256=sha256,
-        size=size,
-        uploader=uploader,
-        upload_time=upload_time,
-        display_name=display_name,
-    )
-    return Described(record, meta.core_metadata_bytes, meta.source)
+        return describe_archive(
+            filename,
+            reader,
+            Digests(size, sha256),
+            strict=strict,
+            uploader=uploader,
+            upload_time=upload_time,
+            display_name=display_name,
+        )

@@ -44,6 +44,7 @@ from typing import Any
 from ..domain.errors import Conflict, InvalidInput
 from ..domain.keys import (
     DESCRIPTION_SUFFIX,
+    METADATA_CONTENT_TYPE,
     METADATA_SUFFIX,
     PACKAGE_PREFIX,
     file_key,
@@ -356,6 +357,6 @@ def _ensure_metadata(
         return
     if described.core_metadata is None:
         return
-    storage.put(meta_key, described.core_metadata, content_type="text/plain; charset=utf-8")
+    storage.put(meta_key, described.core_metadata, content_type=METADATA_CONTENT_TYPE)
     report.metadata_written.append(meta_key)
     log.info("reconcile: wrote missing core metadata %r", meta_key)

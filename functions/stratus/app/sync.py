@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from ..domain.errors import InvalidInput
-from ..domain.keys import file_key, metadata_key, split_key
+from ..domain.keys import METADATA_CONTENT_TYPE, file_key, metadata_key, split_key
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, provenance, session_of
 from ..ports import Catalog, ObjectInfo, Storage
@@ -183,7 +183,7 @@ def store_core_metadata(
     key = metadata_key(record.project, record.filename)
     if not replace and storage.head(key) is not None:
         return None
-    storage.put(key, core_metadata, content_type="text/plain; charset=utf-8")
+    storage.put(key, core_metadata, content_type=METADATA_CONTENT_TYPE)
     return key
 
 

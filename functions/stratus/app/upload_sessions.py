@@ -78,7 +78,7 @@ from ..ports import (
 from ..settings import Settings
 from .indexing import Described
 from .leases import holding
-from .publish import Publisher
+from .publish import Publisher, upload_publisher
 from .ranged_reads import describe_ranged, stream_sha256
 from .upload_completion import CompletionRunner
 
@@ -568,10 +568,8 @@ def session_service(
     """The deployment's upload session use case (None if it has no session store)."""
     if services.upload_sessions is None:
         return None
-    if publisher is None:
-        publisher = Publisher(
-            services.catalog, services.storage, allow_overwrite=services.settings.allow_overwrite
-        )
+    if publisher is None:  # the completion worker's: guarded as the API's is
+        publisher = upload_publisher(services)
     return UploadSessionService(
         services.upload_sessions,
         services.storage,

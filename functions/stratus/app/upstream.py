@@ -125,7 +125,7 @@ class Fallback:
         self.pages = pages if self.mode is not Mode.NONE else None
 
     def _mode_for(self, project: str) -> Mode:
-        if self.pages is None or self.mode is Mode.NONE:
+        if self.pages is None:  # fallback = none (see __init__), or no upstream
             return Mode.NONE
         return fallback.effective_mode(self.mode, self.origins.upstream_allowed(project))
 

@@ -18,6 +18,9 @@ def metadata_key(project: str, filename: str) -> str:
     return file_key(project, filename) + METADATA_SUFFIX
 
 
+METADATA_CONTENT_TYPE = "text/plain; charset=utf-8"  # of the PEP 658 file at metadata_key
+
+
 def description_key(project: str, filename: str) -> str:
     """The rendered long description of a distribution, next to it."""
     return file_key(project, filename) + DESCRIPTION_SUFFIX

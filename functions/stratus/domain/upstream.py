@@ -63,16 +63,19 @@ class UpstreamPage:
     etag: str | None = None
     checked_at: float = 0.0  # epoch seconds when the upstream last confirmed this page
     exists: bool = True
-    by_name: dict[str, UpstreamFile] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.by_name.update((f.filename, f) for f in self.files)
+    # Filled by the first ``file`` lookup (a download): a page request lists ``files``
+    # and never needs it. Not copied by ``replace``.
+    _by_name: dict[str, UpstreamFile] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def file(self, filename: str) -> UpstreamFile | None:
-        return self.by_name.get(filename)
+        if not self._by_name and self.files:
+            self._by_name.update((f.filename, f) for f in self.files)
+        return self._by_name.get(filename)
 
     def checked(self, when: float) -> UpstreamPage:
-        return replace(self, checked_at=when, by_name={})
+        return replace(self, checked_at=when)
 
 
 class Revalidated(Enum):
