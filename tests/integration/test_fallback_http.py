@@ -300,6 +300,39 @@ def test_fetch_refusals(tmp_path, upstream) -> None:
     assert client.services.catalog.list_projects() == []
 
 
+def test_fetch_bodies_are_bounded_however_sent(tmp_path, upstream) -> None:
+    """Over the limit as a multipart file, chunked (no Content-Length) or as too many
+    requirements or parts: a 400 before anything is fetched."""
+    client = make_client(tmp_path, upstream, fallback="cache")
+    big = b"demo\n" * 20_000  # 100 KB
+    as_file = client.post(
+        "/requirements.txt",
+        files={"requirements": ("requirements.txt", big, "text/plain")},
+        headers=auth("bob"),
+    )
+    assert as_file.status_code == 400 and "larger than" in as_file.text
+
+    def chunks():
+        for _ in range(20):
+            yield b"requirements=" + b"x" * 5000
+
+    chunked = client.post(
+        "/api/fetch",
+        content=chunks(),
+        headers={**auth("bob"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status_code == 400 and "larger than" in chunked.text
+    many = client.post("/api/fetch", data={"requirements": "demo\n" * 201}, headers=auth("bob"))
+    assert many.status_code == 400 and "at most 200" in many.text
+    two_files = client.post(
+        "/requirements.txt",
+        files=[("requirements", ("a.txt", b"demo\n")), ("requirements", ("b.txt", b"demo\n"))],
+        headers=auth("bob"),
+    )
+    assert two_files.status_code == 400
+    assert client.services.catalog.list_projects() == []
+
+
 # --- origin controls --------------------------------------------------------------------------
 
 
