@@ -27,7 +27,7 @@ from ..domain.keys import METADATA_SUFFIX
 from ..domain.models import Identity
 from ..domain.names import normalize
 from ..domain.upstream import FillJob
-from .bodies import body, documented, parse_fields
+from .bodies import BodyTooLarge, body, bounded, documented, parse_fields
 from .deps import AppContext, Caller, Context, may_read, require_admin
 from .errors import AuthRequired, Forbidden
 from .routes import both_slashes
@@ -161,17 +161,13 @@ async def _bounded_fields(request: Request) -> dict[str, object]:
     from ..app.fetch import MAX_TEXT  # packaging.requirements: off the cold start
 
     limit = MAX_TEXT + 4096
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise InvalidInput(f"The request body is larger than {limit} bytes.")
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise InvalidInput(f"The request body is larger than {limit} bytes.")
-    request._body = bytes(received)  # Starlette parses form/JSON from this copy
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await parse_fields(request)  # from the copy read above (no second read)
-    form = await request.form(max_files=1, max_fields=10)
+    try:
+        request = bounded(request, limit)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await parse_fields(request)
+        form = await request.form(max_files=1, max_fields=10)
+    except BodyTooLarge:
+        raise InvalidInput(f"The request body is larger than {limit} bytes.") from None
     fields: dict[str, object] = {}
     for key, value in form.items():
         if isinstance(value, str):
