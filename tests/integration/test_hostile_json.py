@@ -69,3 +69,31 @@ def test_deeply_nested_json_is_refused_not_a_500(
     services = client.services  # type: ignore[attr-defined]
     assert services.catalog.list_projects() == []
     assert services.fallback.origins.controls("demo") is None
+
+
+# (method, path, user, a size over the route's limit, status)
+OVERSIZED = [
+    ("POST", "/api/fetch", "alice", 80_000, 400),  # app.fetch.MAX_TEXT + 4 KB
+    ("PUT", "/admin/package/demo/origin/", "alice", 70_000, 413),  # bodies.MAX_FIELDS_BYTES
+    ("POST", "/_/upload-sessions/", "carol", 10_000, 400),  # upload_sessions.MAX_BODY
+    ("POST", "/_/oidc/mint-token", "", 20_000, 422),  # oidc.MAX_TOKEN_BODY
+    ("POST", "/_/oidc/burn-token", "", 20_000, 202),
+    ("POST", "/admin/package/carol-lib/publishers/", "carol", 5_000, 400),  # MAX_PUBLISHER_BODY
+    ("POST", "/api/tokens/", "carol", 70_000, 413),  # bodies.MAX_FIELDS_BYTES
+]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(("method", "path", "user", "size", "status"), OVERSIZED)
+def test_oversized_json_is_refused_however_sent(
+    client: TestClient, method: str, path: str, user: str, size: int, status: int, chunked: bool
+) -> None:
+    data = b'{"requirements": "' + b"x" * size + b'"}'
+    content = iter([data[: size // 2], data[size // 2 :]]) if chunked else data
+    headers = {"Content-Type": "application/json", **(auth(user) if user else {})}
+    response = client.request(method, path, content=content, headers=headers)
+    assert response.status_code == status, (response.status_code, response.text[:200])
+    services = client.services  # type: ignore[attr-defined]
+    assert services.catalog.list_projects() == []
+    assert services.fallback.origins.controls("demo") is None
+    assert services.tokens.list_tokens("carol") == []
