@@ -24,7 +24,7 @@ from ..domain import origins
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.fallback import Answer, DownloadAnswer, Mode
 from ..domain.keys import METADATA_SUFFIX
-from ..domain.models import Identity
+from ..domain.models import FileRecord, Identity
 from ..domain.names import normalize
 from ..domain.upstream import FillJob
 from .bodies import BodyTooLarge, body, bounded, documented, parse_fields
@@ -79,11 +79,13 @@ async def page_view(
 # --- downloads --------------------------------------------------------------------------------
 
 
-def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) -> Response | None:
+def missing_file(
+    ctx: AppContext, who: Identity, project: str, filename: str
+) -> Response | FileRecord:
     """A download of a file the catalog does not hold (the caller may read the project).
 
-    Returns the response, or None once the file is stored (an inline fill): the caller
-    then serves it as any stored file.
+    Returns the response, or the file's record once it is stored (meanwhile, or by an
+    inline fill): the caller then serves it as any stored file.
     """
     not_found = f"No file {filename!r} in project {project!r}."
     fb = _fallback(ctx)
@@ -108,8 +110,9 @@ def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) ->
     assert fb.filler is not None
     filler = fb.filler
     job = FillJob.for_file(project, file, who.username)
-    if filler.check(job) is not None:
-        return None  # stored meanwhile
+    stored = filler.check(job)
+    if stored is not None:
+        return stored  # stored meanwhile
     if not filler.queued:  # local: stream to the client while storing
         # dist_name passed distributions.parse: plain ASCII, nothing to escape
         headers = {"Content-Disposition": f'attachment; filename="{dist_name}"'}
@@ -119,8 +122,9 @@ def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) ->
             filler.stream(job), media_type="application/octet-stream", headers=headers
         )
     if file.size is not None and file.size <= INLINE_FILL_MAX_BYTES:
-        if filler.fill_locked(job) is not None:
-            return None
+        stored = filler.fill_locked(job)
+        if stored is not None:
+            return stored
     else:
         filler.dispatch(job)  # one fill per file; the others find the lock taken
     # This request goes to the upstream's copy (a Lambda response carries at most 6 MB).

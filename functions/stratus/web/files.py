@@ -65,9 +65,9 @@ def download(ctx: Context, who: Reader, project: str, filename: str) -> Response
     record = ctx.services.catalog.get_file(project, dist_name)
     if record is None:  # not stored: the upstream fallback decides (fill, 401/403/404)
         answered = missing_file(ctx, who, project, filename)
-        if answered is not None:
+        if isinstance(answered, Response):
             return answered
-        record = ctx.services.catalog.get_file(project, dist_name)  # filled just now
+        record = answered  # stored meanwhile or filled just now
     if record is None or (is_metadata and not record.metadata_sha256):
         raise NotFound(missing)
     key = metadata_key(project, dist_name) if is_metadata else file_key(project, dist_name)
