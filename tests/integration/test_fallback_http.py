@@ -178,6 +178,16 @@ def test_every_cell_over_http(apps, mode, asu, row, expected) -> None:
     assert all(f'href="{url}#sha256=' in html for url in expected_links.values())
 
 
+def test_json_api_links_upstream_files_through_this_index(tmp_path, upstream) -> None:
+    client = make_client(tmp_path, upstream, fallback="cache")
+    doc = client.get("/pypi/demo/json", headers=auth("bob")).json()
+    urls = {f["filename"]: f["url"] for files in doc["releases"].values() for f in files}
+    assert urls == {
+        f"demo-{v}-py3-none-any.whl": f"http://testserver/files/demo/demo-{v}-py3-none-any.whl"
+        for v in ("1.0", "2.0")
+    }
+
+
 # --- downloads of files that are not stored ---------------------------------------------------
 
 
