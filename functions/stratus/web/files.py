@@ -35,12 +35,18 @@ class LargeFileResponse(FileResponse):
 
 
 def file_path(record: FileRecord) -> str:
-    """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash).
+    """``files/<project>/<filename>`` of a stored file (:func:`download_path`)."""
+    return download_path(record.project, record.filename)
+
+
+def download_path(project: str, filename: str) -> str:
+    """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash):
+    a stored file, or an upstream file downloaded through this index (cache fill).
 
     Uploads only accept safe filenames, but entries indexed from the bucket or from older
     versions may hold any character; a ``#`` or ``?`` must not cut the URL short.
     """
-    return f"files/{quote(record.project, safe='')}/{quote(record.filename, safe='')}"
+    return f"files/{quote(project, safe='')}/{quote(filename, safe='')}"
 
 
 DOWNLOAD = {
