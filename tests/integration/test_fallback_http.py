@@ -226,6 +226,15 @@ def test_download_refusals(tmp_path, upstream) -> None:
     assert redirect.get(f"/files/demo/{name}", headers=auth("bob")).status_code == 404
 
 
+def test_a_file_larger_than_the_cache_takes_is_refused_before_any_byte(tmp_path, upstream) -> None:
+    client = make_client(tmp_path, upstream, fallback="cache")
+    client.services.fallback.filler.max_bytes = 100  # the wheels here are ~1 KB
+    got = client.get("/files/demo/demo-2.0-py3-none-any.whl", headers=auth("carol"))
+    assert got.status_code == 502 and "larger than this index caches" in got.text
+    assert upstream.count("/files/") == 0  # refused on the size the page announced
+    assert client.services.catalog.list_projects() == []
+
+
 def test_upstream_metadata_is_served_for_cache_links(tmp_path, upstream) -> None:
     client = make_client(tmp_path, upstream, fallback="cache")
     page = client.get(
