@@ -178,6 +178,16 @@ def test_every_cell_over_http(apps, mode, asu, row, expected) -> None:
     assert all(f'href="{url}#sha256=' in html for url in expected_links.values())
 
 
+def test_json_api_links_upstream_files_through_this_index(tmp_path, upstream) -> None:
+    client = make_client(tmp_path, upstream, fallback="cache")
+    doc = client.get("/pypi/demo/json", headers=auth("bob")).json()
+    urls = {f["filename"]: f["url"] for files in doc["releases"].values() for f in files}
+    assert urls == {
+        f"demo-{v}-py3-none-any.whl": f"http://testserver/files/demo/demo-{v}-py3-none-any.whl"
+        for v in ("1.0", "2.0")
+    }
+
+
 # --- downloads of files that are not stored ---------------------------------------------------
 
 
@@ -214,6 +224,15 @@ def test_download_refusals(tmp_path, upstream) -> None:
     assert client.get(f"/files/demo/{name}", headers=auth("carol")).status_code == 200
     redirect = make_client(tmp_path, upstream, fallback="redirect")
     assert redirect.get(f"/files/demo/{name}", headers=auth("bob")).status_code == 404
+
+
+def test_a_file_larger_than_the_cache_takes_is_refused_before_any_byte(tmp_path, upstream) -> None:
+    client = make_client(tmp_path, upstream, fallback="cache")
+    client.services.fallback.filler.max_bytes = 100  # the wheels here are ~1 KB
+    got = client.get("/files/demo/demo-2.0-py3-none-any.whl", headers=auth("carol"))
+    assert got.status_code == 502 and "larger than this index caches" in got.text
+    assert upstream.count("/files/") == 0  # refused on the size the page announced
+    assert client.services.catalog.list_projects() == []
 
 
 def test_upstream_metadata_is_served_for_cache_links(tmp_path, upstream) -> None:
@@ -297,6 +316,39 @@ def test_fetch_refusals(tmp_path, upstream) -> None:
         none.post("/api/fetch", data={"requirements": "demo"}, headers=auth("bob")).status_code
         == 400
     )
+    assert client.services.catalog.list_projects() == []
+
+
+def test_fetch_bodies_are_bounded_however_sent(tmp_path, upstream) -> None:
+    """Over the limit as a multipart file, chunked (no Content-Length) or as too many
+    requirements or parts: a 400 before anything is fetched."""
+    client = make_client(tmp_path, upstream, fallback="cache")
+    big = b"demo\n" * 20_000  # 100 KB
+    as_file = client.post(
+        "/requirements.txt",
+        files={"requirements": ("requirements.txt", big, "text/plain")},
+        headers=auth("bob"),
+    )
+    assert as_file.status_code == 400 and "larger than" in as_file.text
+
+    def chunks():
+        for _ in range(20):
+            yield b"requirements=" + b"x" * 5000
+
+    chunked = client.post(
+        "/api/fetch",
+        content=chunks(),
+        headers={**auth("bob"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert chunked.status_code == 400 and "larger than" in chunked.text
+    many = client.post("/api/fetch", data={"requirements": "demo\n" * 201}, headers=auth("bob"))
+    assert many.status_code == 400 and "at most 200" in many.text
+    two_files = client.post(
+        "/requirements.txt",
+        files=[("requirements", ("a.txt", b"demo\n")), ("requirements", ("b.txt", b"demo\n"))],
+        headers=auth("bob"),
+    )
+    assert two_files.status_code == 400
     assert client.services.catalog.list_projects() == []
 
 

@@ -356,3 +356,29 @@ def test_create_checks_permission_off_the_event_loop(
     monkeypatch.setattr(AccessPolicy, "can_upload", spy)
     assert create(api, b"x" * 1000).status_code == 201
     assert where and set(where) == {"worker"}, where
+
+
+# --- hostile bodies (each bound proven over HTTP) ------------------------------------------
+
+
+def test_at_most_100_part_urls_a_request(api: TestClient, tmp_path: Path) -> None:
+    doc = create(api, big(tmp_path)).json()
+    many = api.post(
+        doc["urls"]["part-urls"], json={"parts": list(range(1, 102))}, headers=auth("carol")
+    )
+    assert many.status_code == 400 and "at most 100" in many.text
+
+
+def test_a_local_upload_url_cuts_a_chunked_body_at_its_size(api: TestClient) -> None:
+    if api.kind == "aws":  # type: ignore[attr-defined]
+        pytest.skip("S3's presigned URLs: S3 bounds them")
+    filename, data = wheel_bytes("carol-lib", "3.1")
+    doc = create(api, data, filename=filename, version="3.1").json()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield data
+        yield b"!" * 1024
+
+    assert api.put(doc["upload"]["url"], content=chunks()).status_code == 400
+    assert api.put(doc["upload"]["url"], content=data).status_code == 200  # still usable
+    assert api.post(doc["urls"]["complete"], headers=auth("carol")).status_code == 200

@@ -13,6 +13,7 @@ it streams and refused as soon as it passes the limit. Such bodies are small
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,6 +60,28 @@ def bounded(request: Request, limit: int, hint: str = "") -> Request:
     return Request(request.scope, counting_receive)
 
 
+def parse_json(data: bytes) -> Any:
+    """``json.loads``; a ValueError for any body that is not JSON, including one nested
+    deeper than the parser recurses (a few KB of ``[``: a RecursionError, else a 500)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+async def bounded_json(request: Request, limit: int) -> Any:
+    """The JSON body, read no further than ``limit`` bytes; ValueError if not JSON or larger."""
+    length = request.headers.get("content-length")
+    if length and (not length.isdigit() or int(length) > limit):
+        raise ValueError("body too large")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise ValueError("body too large")
+    return parse_json(data)
+
+
 async def read_fields(request: Request) -> dict[str, Any]:
     return await parse_fields(bounded(request, MAX_FIELDS_BYTES))
 
@@ -69,7 +92,7 @@ async def parse_fields(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         try:
-            data = await request.json()
+            data = parse_json(await request.body())
         except ValueError:
             raise InvalidInput("The request body is not valid JSON.") from None
         if not isinstance(data, dict):

@@ -24,10 +24,10 @@ from ..domain import origins
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.fallback import Answer, DownloadAnswer, Mode
 from ..domain.keys import METADATA_SUFFIX
-from ..domain.models import Identity
+from ..domain.models import FileRecord, Identity
 from ..domain.names import normalize
 from ..domain.upstream import FillJob
-from .bodies import body, documented, parse_fields
+from .bodies import BodyTooLarge, body, bounded, documented, parse_fields
 from .deps import AppContext, Caller, Context, may_read, require_admin
 from .errors import AuthRequired, Forbidden
 from .routes import both_slashes
@@ -79,11 +79,13 @@ async def page_view(
 # --- downloads --------------------------------------------------------------------------------
 
 
-def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) -> Response | None:
+def missing_file(
+    ctx: AppContext, who: Identity, project: str, filename: str
+) -> Response | FileRecord:
     """A download of a file the catalog does not hold (the caller may read the project).
 
-    Returns the response, or None once the file is stored (an inline fill): the caller
-    then serves it as any stored file.
+    Returns the response, or the file's record once it is stored (meanwhile, or by an
+    inline fill): the caller then serves it as any stored file.
     """
     not_found = f"No file {filename!r} in project {project!r}."
     fb = _fallback(ctx)
@@ -108,8 +110,9 @@ def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) ->
     assert fb.filler is not None
     filler = fb.filler
     job = FillJob.for_file(project, file, who.username)
-    if filler.check(job) is not None:
-        return None  # stored meanwhile
+    stored = filler.check(job)
+    if stored is not None:
+        return stored  # stored meanwhile
     if not filler.queued:  # local: stream to the client while storing
         # dist_name passed distributions.parse: plain ASCII, nothing to escape
         headers = {"Content-Disposition": f'attachment; filename="{dist_name}"'}
@@ -119,8 +122,9 @@ def missing_file(ctx: AppContext, who: Identity, project: str, filename: str) ->
             filler.stream(job), media_type="application/octet-stream", headers=headers
         )
     if file.size is not None and file.size <= INLINE_FILL_MAX_BYTES:
-        if filler.fill_locked(job) is not None:
-            return None
+        stored = filler.fill_locked(job)
+        if stored is not None:
+            return stored
     else:
         filler.dispatch(job)  # one fill per file; the others find the lock taken
     # This request goes to the upstream's copy (a Lambda response carries at most 6 MB).
@@ -161,17 +165,13 @@ async def _bounded_fields(request: Request) -> dict[str, object]:
     from ..app.fetch import MAX_TEXT  # packaging.requirements: off the cold start
 
     limit = MAX_TEXT + 4096
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise InvalidInput(f"The request body is larger than {limit} bytes.")
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise InvalidInput(f"The request body is larger than {limit} bytes.")
-    request._body = bytes(received)  # Starlette parses form/JSON from this copy
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await parse_fields(request)  # from the copy read above (no second read)
-    form = await request.form(max_files=1, max_fields=10)
+    try:
+        request = bounded(request, limit)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await parse_fields(request)
+        form = await request.form(max_files=1, max_fields=10)
+    except BodyTooLarge:
+        raise InvalidInput(f"The request body is larger than {limit} bytes.") from None
     fields: dict[str, object] = {}
     for key, value in form.items():
         if isinstance(value, str):

@@ -35,12 +35,18 @@ class LargeFileResponse(FileResponse):
 
 
 def file_path(record: FileRecord) -> str:
-    """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash).
+    """``files/<project>/<filename>`` of a stored file (:func:`download_path`)."""
+    return download_path(record.project, record.filename)
+
+
+def download_path(project: str, filename: str) -> str:
+    """``files/<project>/<filename>``, each segment percent-encoded (relative: no slash):
+    a stored file, or an upstream file downloaded through this index (cache fill).
 
     Uploads only accept safe filenames, but entries indexed from the bucket or from older
     versions may hold any character; a ``#`` or ``?`` must not cut the URL short.
     """
-    return f"files/{quote(record.project, safe='')}/{quote(record.filename, safe='')}"
+    return f"files/{quote(project, safe='')}/{quote(filename, safe='')}"
 
 
 DOWNLOAD = {
@@ -65,9 +71,9 @@ def download(ctx: Context, who: Reader, project: str, filename: str) -> Response
     record = ctx.services.catalog.get_file(project, dist_name)
     if record is None:  # not stored: the upstream fallback decides (fill, 401/403/404)
         answered = missing_file(ctx, who, project, filename)
-        if answered is not None:
+        if isinstance(answered, Response):
             return answered
-        record = ctx.services.catalog.get_file(project, dist_name)  # filled just now
+        record = answered  # stored meanwhile or filled just now
     if record is None or (is_metadata and not record.metadata_sha256):
         raise NotFound(missing)
     key = metadata_key(project, dist_name) if is_metadata else file_key(project, dist_name)

@@ -14,8 +14,7 @@ work unchanged, and the publishers of a project for its admins and writers.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +30,7 @@ from ..app.trusted_publishing import (
 )
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.names import validate
+from .bodies import bounded_json
 from .deps import Context, User
 from .errors import Forbidden
 from .routes import both_slashes
@@ -74,19 +74,6 @@ Publishing = Annotated[TrustedPublishing, Depends(enabled)]
 
 def own_host(request: Request) -> str:
     return (request.url.hostname or "").lower()
-
-
-async def bounded_json(request: Request, limit: int) -> Any:
-    """The JSON body, read no further than ``limit`` bytes; ValueError if not JSON or larger."""
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > limit):
-        raise ValueError("body too large")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise ValueError("body too large")
-    return json.loads(data)
 
 
 def _failed(error: MintError) -> JSONResponse:

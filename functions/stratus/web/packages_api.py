@@ -22,7 +22,7 @@ from ..domain.names import normalize
 from .bodies import body, documented
 from .deps import Caller, Context, ReadableProject, WritableProject
 from .fallback import project_view
-from .files import file_path
+from .files import download_path, file_path
 from .routes import route
 from .schemas import (
     Deleted,
@@ -169,11 +169,7 @@ def pypi_json(request: Request, ctx: Context, who: Caller, project: str) -> Pypi
         releases[u.version].append(
             PypiFile(
                 filename=u.filename,
-                url=(
-                    f"{base}/files/{quote(project, safe='')}/{quote(u.filename, safe='')}"
-                    if view.via_index
-                    else u.url
-                ),
+                url=f"{base}/{download_path(project, u.filename)}" if view.via_index else u.url,
                 packagetype="bdist_wheel" if u.filename.endswith(".whl") else "sdist",
                 size=u.size or 0,
                 upload_time=(u.upload_time or "")[:19],

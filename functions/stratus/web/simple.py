@@ -25,7 +25,7 @@ from ..domain.versions import version_key
 from . import negotiation
 from .deps import AppContext, Caller, Context
 from .fallback import page_view
-from .files import file_path
+from .files import download_path, file_path
 from .routes import route
 
 API_VERSION = "1.1"
@@ -141,11 +141,6 @@ class Link:
     upload_time: str | None = None  # ISO 8601
 
 
-def _file_url(project: str, filename: str) -> str:
-    """A file through this index, relative to its project page (segments quoted)."""
-    return f"../../files/{quote(project, safe='')}/{quote(filename, safe='')}"
-
-
 def stored_link(record: FileRecord) -> Link:
     return Link(
         filename=record.filename,
@@ -164,7 +159,7 @@ def upstream_link(project: str, file: UpstreamFile, *, via_index: bool) -> Link:
     """An upstream file, linked straight upstream or through this index (cache fill)."""
     return Link(
         filename=file.filename,
-        url=_file_url(project, file.filename) if via_index else file.url,
+        url="../../" + download_path(project, file.filename) if via_index else file.url,
         version=file.version,
         sha256=file.sha256,
         requires_python=file.requires_python,

@@ -43,8 +43,8 @@ from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.models import Identity
 from ..domain.names import validate
 from ..ports import LOCAL_UPLOAD_PATH, UploadReceiver, UploadSession, UploadTarget
+from .bodies import bounded_json
 from .deps import Caller, Context, may_upload
-from .oidc import bounded_json
 from .routes import both_slashes, route
 
 router = APIRouter(tags=["upload sessions"])
