@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..app.audit import Auditor
 from ..app.policy import AccessPolicy
-from ..app.publish import Publisher
+from ..app.publish import upload_publisher
 from ..app.services import Services
 from . import docs, errors, fallback, files, health, simple, upload
 from .deferred import DeferredRoutes
@@ -48,13 +48,7 @@ def create_app(
             token_store=services.tokens,
             minted_tokens=services.minted_tokens,
         ),
-        publisher=Publisher(
-            services.catalog,
-            services.storage,
-            allow_overwrite=services.settings.allow_overwrite,
-            # origin controls: a name locked to the upstream refuses uploads (403)
-            guard=services.fallback.origins.check_publish if services.fallback else None,
-        ),
+        publisher=upload_publisher(services),  # with the origin controls as its guard
     )
     if services.settings.web_ui:
         from . import ui

@@ -23,7 +23,7 @@ from ..app.upstream import FallbackServices, ProjectView
 from ..domain import origins
 from ..domain.errors import InvalidInput, NotFound
 from ..domain.fallback import Answer, DownloadAnswer, Mode
-from ..domain.keys import METADATA_SUFFIX
+from ..domain.keys import METADATA_CONTENT_TYPE, METADATA_SUFFIX
 from ..domain.models import FileRecord, Identity
 from ..domain.names import normalize
 from ..domain.upstream import FillJob
@@ -106,7 +106,7 @@ def missing_file(
     file = decided.file
     if is_metadata:
         data = fb.fallback.upstream_metadata(file)
-        return Response(data, media_type="text/plain; charset=utf-8")
+        return Response(data, media_type=METADATA_CONTENT_TYPE)
     assert fb.filler is not None
     filler = fb.filler
     job = FillJob.for_file(project, file, who.username)
