@@ -221,3 +221,11 @@ def test_missing_projects_are_cached_too(upstream, tmp_path: Path) -> None:
     assert not pages.get("nothing").exists
     assert not pages.get("nothing").exists
     assert upstream.count("/simple/nothing/") == 1
+
+
+@pytest.mark.parametrize("name", ["a?b", "x" * 3000, "-bad-", "été"])
+def test_a_name_no_index_can_hold_is_never_asked_for(upstream, tmp_path: Path, name) -> None:
+    pages, _ = pages_over(upstream, tmp_path)
+    page = pages.get(name)
+    assert not page.exists and not page.files
+    assert sum(upstream.requests.values()) == 0

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..domain import fallback
+from ..domain import fallback, names
 from ..domain.errors import NotFound, UpstreamError
 from ..domain.fallback import Answer, DownloadAnswer, Mode
 from ..domain.models import FileRecord, Identity
@@ -51,6 +51,8 @@ class UpstreamPages:
 
     def get(self, project: str) -> UpstreamPage:
         """The upstream's page (``exists`` False: the upstream has no such project)."""
+        if not names.is_valid(project):  # no index holds it: neither asked nor cached
+            return UpstreamPage(project, exists=False, checked_at=self.clock())
         cached = self.cache.get(project)
         now = self.clock()
         if cached is not None and now - cached.checked_at < self.ttl_seconds:
