@@ -27,7 +27,7 @@ authenticated case with every ``.pyc`` ignored and none written, as a Lambda ass
         --profile-phase warm --warm 1000 --profile-sort tottime [--profile-dump FILE]
 
 By default the child runs in the main Lambda layer's layout (``--layouts layer``: no
-``pydantic.v1``, botocore's trimmed service models through ``AWS_DATA_PATH``, see
+``pydantic.v1``, a botocore that knows only the functions' services, see
 ``layers/build.py`` and ``tests/support/layer_layout.py``); ``--layouts venv`` runs it on
 this machine's virtualenv as it is, and ``--layouts layer,venv`` runs both in turns.
 

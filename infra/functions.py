@@ -255,8 +255,6 @@ class StratusFunction(Construct):
             environment={
                 **environment,
                 **telemetry_environment(settings, self.service),
-                # botocore reads the trimmed service models of the main layer first
-                "AWS_DATA_PATH": layer_build.LAMBDA_DATA_PATH,
                 # no pydantic plugins here: skip scanning every package's entry points
                 # for them on the first model (a cold start's few ms)
                 "PYDANTIC_DISABLE_PLUGINS": "__all__",

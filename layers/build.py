@@ -8,8 +8,10 @@
 The functions run on python3.12 / arm64 (Graviton), so pip fetches manylinux wheels for
 that platform whatever machine runs this script (no Docker needed): binary wheels only,
 every file checked against the hashes in the lock, no dependency resolution at build time
-(the lock is complete). boto3, botocore and s3transfer and their own dependencies are
-left out on purpose: the Lambda runtime provides them.
+(the lock is complete). The AWS SDK (boto3, botocore, s3transfer) is in the lock too,
+although the python3.12 runtime has one: a layer comes before the runtime's own packages
+on ``sys.path``, so the functions run the SDK version the lock names, with its service
+models trimmed (below).
 
 Two layers come out of the one lock:
 
@@ -30,15 +32,13 @@ Two things a cold start does not need are left out or trimmed:
 * ``pydantic/v1``, pydantic's bundled copy of its first version. Nothing in Stratus uses
   it, but FastAPI probes every route's types for v1 models by importing it when it is
   there (~40 ms of every init); without it the probe answers "no" at once.
-* botocore's service models: the runtime's botocore parses the JSON models of every
-  client a function makes, and ``endpoints.json`` (all of AWS, 1.2 MB) for the first one,
-  about 55 ms here. ``botocore-data/`` (mounted at ``/opt/botocore-data``, named by
-  ``AWS_DATA_PATH`` in every function) holds the models of the services the functions
-  use (``LAMBDA_AWS_SERVICES``), without their documentation strings, and an
-  ``endpoints.json`` listing only those services. botocore searches ``AWS_DATA_PATH``
-  before its own data; anything not there (paginators, rule sets, other services) still
-  comes from the runtime's copy. The models are those of the botocore the tests run
-  against (this script's interpreter's).
+* botocore's data (``trim_botocore_data``). botocore parses the JSON model of every
+  client a function makes, and ``endpoints.json`` (all of AWS, 1.2 MB) for the first one;
+  and every botocore session (pynamodb makes its own) lists all ~450 service folders,
+  twice, to learn which services exist: together about 75 ms of a cold start here. The
+  layer's botocore keeps only the services the functions call (``LAMBDA_AWS_SERVICES``),
+  their newest API version, their models without documentation strings, and an
+  ``endpoints.json`` naming only them.
 
 The output is git-ignored. ``build/STAMP`` records the lock (and this layout) it was built
 from; the CDK app refuses to synthesize with a missing or stale layer.
@@ -70,22 +70,19 @@ LAMBDA_TASK_ROOT = "/var/task"  # where the function code lands
 # Packages that live in an extra layer, with what only they need: {layer folder: roots}.
 EXTRA_LAYERS = {LDAP: ("ldap3",)}
 # Bump when the layout or the bytecode changes, so an older build counts as stale.
-LAYOUT = "main+ldap, unchecked-hash pyc for cp312, no pydantic.v1, botocore-data, v3"
+LAYOUT = "main+ldap, unchecked-hash pyc for cp312, no pydantic.v1, trimmed AWS SDK, v4"
 
 PYTHON_VERSION = "3.12"
 # Lambda python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux2014 and _2_28 wheels fit.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
-# Provided by the Lambda runtime; never shipped in the layer.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six")
 # Only tests and the CDK app use these; a layer holding one of them is a packaging mistake.
 NEVER_IN_A_LAYER = ("pytest", "moto", "aws_cdk", "constructs", "jsii", "cdk_nag", "cfnlint")
 # Shipped by a dependency but never imported by Stratus, and costly to have around (above).
 PRUNED = ("pydantic/v1",)
 PRUNED_MODULES = tuple(path.replace("/", ".") for path in PRUNED)
-# The AWS services the functions' clients call (adapters/aws_client.py and pynamodb's).
+# The AWS services the functions' clients call (adapters/aws_client.py and pynamodb's):
+# the only ones the layer's botocore knows.
 LAMBDA_AWS_SERVICES = ("dynamodb", "logs", "s3", "secretsmanager", "sqs")
-BOTOCORE_DATA = "botocore-data"  # in the main layer, next to python/
-LAMBDA_DATA_PATH = f"/opt/{BOTOCORE_DATA}"
 
 
 def lock_digest() -> str:
@@ -221,32 +218,41 @@ def _without_docs(node: object) -> object:
     return node
 
 
-def write_botocore_models(target: Path, services: tuple[str, ...] = LAMBDA_AWS_SERVICES) -> Path:
-    """Write the trimmed models of ``services`` into ``target`` (an ``AWS_DATA_PATH``
-    folder): each one's newest ``service-2.json`` without its operations' and shapes'
-    documentation, and an ``endpoints.json`` naming only these services."""
-    import botocore
+def trim_botocore_data(data: Path, services: tuple[str, ...] = LAMBDA_AWS_SERVICES) -> Path:
+    """Trim a botocore ``data`` folder, in place, to ``services``.
 
-    data = Path(botocore.__file__).parent / "data"
-    for service in services:
-        versions = sorted(p.name for p in (data / service).iterdir() if p.is_dir())
-        if not versions:
-            raise SystemExit(f"botocore has no model for {service!r}")
-        model = _read_model(data / service / versions[-1] / "service-2")
-        # The operations' and shapes' docs are the bulk, and botocore reads them only for
-        # help texts (``.get("documentation", "")``); the rest stays whole.
+    Other services' folders go, and so do older API versions and the examples (read only
+    for help texts). The kept ``service-2`` models lose their operations' and shapes'
+    documentation, which is their bulk and which botocore reads only for help texts
+    (``.get("documentation", "")``); rule sets, paginators, waiters and the top-level
+    files (partitions, retry and default configuration) stay whole. ``endpoints.json``
+    keeps only these services.
+    """
+    missing = [service for service in services if not (data / service).is_dir()]
+    if missing:
+        raise SystemExit(f"botocore has no model for {', '.join(missing)}")
+    for folder in [p for p in data.iterdir() if p.is_dir()]:
+        if folder.name not in services:
+            shutil.rmtree(folder)
+            continue
+        *older, newest = sorted(p for p in folder.iterdir() if p.is_dir())
+        for version in older:
+            shutil.rmtree(version)
+        model = _read_model(newest / "service-2")
         for part in ("operations", "shapes"):
             model[part] = _without_docs(model[part])
-        folder = target / service / versions[-1]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "service-2.json").write_text(json.dumps(model, separators=(",", ":")))
+        for stale in (*newest.glob("service-2.json*"), *newest.glob("examples-1.json*")):
+            stale.unlink()
+        (newest / "service-2.json").write_text(json.dumps(model, separators=(",", ":")))
     endpoints = _read_model(data / "endpoints")
     for partition in endpoints["partitions"]:
         partition["services"] = {
             name: value for name, value in partition["services"].items() if name in services
         }
-    (target / "endpoints.json").write_text(json.dumps(endpoints, separators=(",", ":")))
-    return target
+    for stale in data.glob("endpoints.json*"):
+        stale.unlink()
+    (data / "endpoints.json").write_text(json.dumps(endpoints, separators=(",", ":")))
+    return data
 
 
 def relock() -> None:
@@ -268,8 +274,6 @@ def relock() -> None:
         "--generate-hashes",
         "--quiet",
     ]
-    for name in RUNTIME_PROVIDED:
-        cmd += ["--no-emit-package", name]
     subprocess.run(cmd, check=True, cwd=HERE.parent)
 
 
@@ -287,7 +291,7 @@ def install(requirements: str, target: Path) -> None:
         cmd += ["--no-deps", "--require-hashes", "--requirement", str(part)]
         print("building layer:", target.relative_to(HERE.parent))
         subprocess.run(cmd, check=True)
-    for leaked in RUNTIME_PROVIDED + NEVER_IN_A_LAYER:
+    for leaked in NEVER_IN_A_LAYER:
         if (target / leaked.replace("-", "_")).exists():
             sys.exit(f"{leaked} ended up in {target}; it must not be in a Lambda layer")
     for pruned in PRUNED:
@@ -308,7 +312,7 @@ def build(force: bool = False) -> None:
         shutil.rmtree(BUILD)
     for folder, requirements in split_lock().items():
         install(requirements, folder / "python")
-    write_botocore_models(MAIN / BOTOCORE_DATA)
+    trim_botocore_data(MAIN / "python" / "botocore" / "data")
     STAMP.write_text(lock_digest() + "\n")
     print(f"layers built: {BUILD.relative_to(HERE.parent)} (main, ldap)")
 

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from .conftest import REPO_ROOT
 
 LAYERS = REPO_ROOT / "layers"
-RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
+AWS_SDK = {"boto3", "botocore", "s3transfer"}  # shipped, pinned, botocore trimmed
 # Import names that only tests or the CDK app use: never in a layer or the function code.
 NOT_FOR_LAMBDA = ("pytest", "moto", "aws_cdk", "constructs", "jsii", "cdk_nag", "cfnlint", "infra")
 UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
@@ -45,11 +45,6 @@ def check_bytecode(tree: Path, lambda_path: str) -> int:
     return len(sources)
 
 
-# Listed in requirements.in (the app imports it) but provided by the runtime (with botocore),
-# so the lock leaves it out (layers/build.py RUNTIME_PROVIDED).
-NOT_LOCKED = {"urllib3"}
-
-
 def _names(lines: list[str]) -> set[str]:
     return {Requirement(line).name.lower() for line in lines}
 
@@ -58,13 +53,13 @@ def _names(lines: list[str]) -> set[str]:
 LOCAL_ONLY = {"uvicorn"}
 
 
-def test_layer_inputs_are_the_runtime_dependencies_minus_boto3():
+def test_layer_inputs_are_the_runtime_dependencies():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     wanted = {
         str(Requirement(r))
         for r in [*project["dependencies"], *extras["aws"], *extras["ldap"]]
-        if Requirement(r).name.lower() not in RUNTIME_PROVIDED | LOCAL_ONLY
+        if Requirement(r).name.lower() not in LOCAL_ONLY
     }
     lines = [
         line.strip()
@@ -73,12 +68,12 @@ def test_layer_inputs_are_the_runtime_dependencies_minus_boto3():
     ]
     assert {str(Requirement(line)) for line in lines} == wanted, (
         "layers/requirements.in must list pyproject's dependencies and its aws and ldap "
-        "extras, minus boto3 and uvicorn; after editing it run: "
+        "extras, minus uvicorn; after editing it run: "
         "python layers/build.py --lock && python layers/build.py"
     )
 
 
-def test_lock_is_complete_pinned_hashed_and_without_boto():
+def test_lock_is_complete_pinned_and_hashed_with_the_aws_sdk():
     text = (LAYERS / "requirements.txt").read_text()
     pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", text, flags=re.MULTILINE)
     names = {name.lower() for name, _ in pins}
@@ -89,8 +84,8 @@ def test_lock_is_complete_pinned_hashed_and_without_boto():
             if line.strip() and not line.startswith("#")
         ]
     )
-    assert inputs - NOT_LOCKED <= names
-    assert not names & (RUNTIME_PROVIDED | NOT_LOCKED)
+    assert inputs <= names
+    assert AWS_SDK | {"urllib3", "python-dateutil"} <= names  # with what botocore needs
     # every pin carries at least one sha256 (pip --require-hashes)
     blocks = re.split(r"^(?=[A-Za-z0-9_.\-]+==)", text, flags=re.MULTILINE)[1:]
     assert len(blocks) == len(pins)
@@ -112,11 +107,11 @@ def test_build_script_targets_lambda_python_and_arm64():
         assert needle in source
 
 
-def test_built_layer_holds_the_dependencies_and_no_boto(built_layer):
+def test_built_layer_holds_the_dependencies_and_the_aws_sdk(built_layer):
     target = LAYERS / "build" / "main" / "python"
     for package in ("starlette", "mangum", "pynamodb", "aws_lambda_powertools", "multipart"):
         assert (target / package).is_dir(), package
-    assert not any((target / name).exists() for name in RUNTIME_PROVIDED)
+    assert all((target / name).is_dir() for name in AWS_SDK)
     # binary wheels for the Lambda platform, not for this machine
     binaries = [p.name for p in target.glob("_cffi_backend*.so")]
     assert binaries and all("aarch64" in name for name in binaries)
@@ -206,56 +201,104 @@ def test_function_code_is_the_package_with_bytecode_and_nothing_else():
 # --- what the layer leaves out or trims -------------------------------------------------
 
 
-def test_the_layer_has_no_pydantic_v1_and_trimmed_botocore_models(built_layer):
+def test_the_layer_has_no_pydantic_v1_and_a_trimmed_botocore(built_layer):
     from layers import build
 
-    main = LAYERS / "build" / "main"
-    assert (main / "python" / "pydantic" / "main.py").is_file()
-    assert not (main / "python" / "pydantic" / "v1").exists()
-    data = main / build.BOTOCORE_DATA
-    models = sorted(p.relative_to(data).parts[0] for p in data.glob("*/*/service-2.json"))
-    assert models == sorted(build.LAMBDA_AWS_SERVICES)
+    python = LAYERS / "build" / "main" / "python"
+    assert (python / "pydantic" / "main.py").is_file()
+    assert not (python / "pydantic" / "v1").exists()
+    data = python / "botocore" / "data"
+    services = sorted(p.name for p in data.iterdir() if p.is_dir())
+    assert services == sorted(build.LAMBDA_AWS_SERVICES)
+    for service in services:
+        (version,) = (data / service).iterdir()  # the newest API version only
+        assert (version / "service-2.json").is_file(), service
+        assert (version / "endpoint-rule-set-1.json.gz").is_file(), service
+        assert not list(version.glob("service-2.json.gz")) + list(version.glob("examples-1*"))
     endpoints = json.loads((data / "endpoints.json").read_text())
     for partition in endpoints["partitions"]:
         assert set(partition["services"]) <= set(build.LAMBDA_AWS_SERVICES)
     assert "dynamodb" in endpoints["partitions"][0]["services"]
-    assert sum(p.stat().st_size for p in data.rglob("*.json")) < 1_000_000
+    assert sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) < 2_000_000
 
 
-def test_trimmed_models_are_botocores_minus_docs_and_come_first(tmp_path, monkeypatch):
-    """botocore reads ``AWS_DATA_PATH`` before its own data: the proof is a model whose
-    copy there lost an operation. Otherwise the trimmed model is the original without its
-    operations' and shapes' documentation."""
-    import botocore.session
+# What a botocore tells of the functions' services: run by each botocore in a child process,
+# since botocore treats data in its own package (as the layer's is) unlike data elsewhere.
+BOTOCORE_PROBE = """
+import json, sys
+import botocore, botocore.session
+from botocore.config import Config
+
+session = botocore.session.get_session()
+report = {"botocore": botocore.__file__, "services": session.get_available_services()}
+for service in sys.argv[1:]:
+    model = session.get_service_model(service)
+    ops = {}
+    for name in model.operation_names:
+        op = model.operation_model(name)
+        ops[name] = [
+            op.http,
+            bool(op.documentation),
+            [list(getattr(s, "members", {})) if s is not None else None
+             for s in (op.input_shape, op.output_shape)],
+        ]
+    endpoints = {}
+    for region in ("us-east-1", "eu-central-1", "cn-north-1", "us-gov-west-1"):
+        client = session.create_client(
+            service, region_name=region, aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret", config=Config(signature_version="s3v4"),
+        )
+        endpoints[region] = client.meta.endpoint_url
+        if service == "s3":
+            url = client.generate_presigned_url(
+                "get_object", {"Bucket": "stratus-packages", "Key": "packages/a/a-1.whl"}
+            )
+            endpoints[region + " presigned"] = url.split("X-Amz-Date")[0]
+    report[service] = {
+        "operations": ops,
+        "context": model.client_context_parameters and
+            [p.name for p in model.client_context_parameters],
+        "endpoints": endpoints,
+    }
+print(json.dumps(report))
+"""
+
+
+def test_the_trimmed_botocore_knows_only_its_services_and_works_as_the_whole_one(tmp_path):
+    """The layout the cold-start tests run (``layer_layout``, trimmed by the layer build's
+    ``trim_botocore_data``) against this virtualenv's botocore: only the functions'
+    services exist, their models are the same without documentation, and clients resolve
+    the same endpoints and presign the same URLs in every partition."""
+    import os
+    import subprocess
+    import sys
 
     from layers import build
+    from tests.support.layer_layout import layer_layout
 
-    build.write_botocore_models(tmp_path)
-    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    site = layer_layout(tmp_path)
+
+    def probe(*path: str) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["PYTHONPATH"] = os.pathsep.join(path)
+        command = [sys.executable, "-c", BOTOCORE_PROBE, *build.LAMBDA_AWS_SERVICES]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        return json.loads(result.stdout)
+
+    trimmed, whole = probe(str(site)), probe()
+    assert trimmed.pop("botocore").startswith(str(site))
+    assert not whole.pop("botocore").startswith(str(site))
+    assert trimmed.pop("services") == sorted(build.LAMBDA_AWS_SERVICES)
+    assert len(whole.pop("services")) > 300
     for service in build.LAMBDA_AWS_SERVICES:
-        trimmed = botocore.session.Session().get_service_model(service)
-        monkeypatch.delenv("AWS_DATA_PATH")
-        original = botocore.session.Session().get_service_model(service)
-        monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-        assert trimmed.operation_names == original.operation_names, service
-        assert trimmed.client_context_parameters == original.client_context_parameters
-        for name in original.operation_names:
-            op, orig = trimmed.operation_model(name), original.operation_model(name)
-            assert op.documentation == "" and op.http == orig.http, (service, name)
-            for ours, theirs in (
-                (op.input_shape, orig.input_shape),
-                (op.output_shape, orig.output_shape),
-            ):
-                assert (ours is None) == (theirs is None), (service, name)
-                if ours is not None:
-                    assert list(getattr(ours, "members", {})) == list(
-                        getattr(theirs, "members", {})
-                    ), (service, name)
-    (model_file,) = (tmp_path / "dynamodb").glob("*/service-2.json")
-    model = json.loads(model_file.read_text())
-    del model["operations"]["Query"]
-    model_file.write_text(json.dumps(model))
-    assert "Query" not in botocore.session.Session().get_service_model("dynamodb").operation_names
+        ours, theirs = trimmed[service], whole[service]
+        assert ours["endpoints"] == theirs["endpoints"], service
+        assert ours["context"] == theirs["context"], service
+        assert ours["operations"].keys() == theirs["operations"].keys(), service
+        for name, (http, documented, shapes) in ours["operations"].items():
+            assert not documented, (service, name)
+            assert [http, shapes] == [theirs["operations"][name][i] for i in (0, 2)], name
+        assert any(documented for _, documented, _ in theirs["operations"].values())
 
 
 def test_every_aws_service_the_functions_call_has_its_trimmed_model():
@@ -269,9 +312,7 @@ def test_every_aws_service_the_functions_call_has_its_trimmed_model():
     assert {"s3", "secretsmanager", "sqs", "logs"} <= called
 
 
-def test_every_function_reads_the_trimmed_models_and_skips_pydantic_plugins(templates):
-    from layers import build
-
+def test_every_function_skips_pydantic_plugins(templates):
     functions = [
         resource
         for template in templates.values()
@@ -282,5 +323,5 @@ def test_every_function_reads_the_trimmed_models_and_skips_pydantic_plugins(temp
     assert len(functions) >= 4  # api, sync, reconcile, upload completion
     for fn in functions:
         env = fn["Properties"]["Environment"]["Variables"]
-        assert env["AWS_DATA_PATH"] == build.LAMBDA_DATA_PATH == "/opt/botocore-data"
+        assert "AWS_DATA_PATH" not in env  # the layer's botocore has what it needs
         assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"

@@ -74,9 +74,15 @@ def test_importing_the_handler_without_a_deployment_builds_nothing_and_fails_not
     assert report["gc_enabled"] and report["gc_frozen"] == 0  # nothing to keep
 
 
-def deployment_env(table: str, bucket: str, config: Path) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def layer_dir(tmp_path_factory) -> Path:
+    """Where the main layer's layout is written, once per test session."""
+    return tmp_path_factory.mktemp("layer")
+
+
+def deployment_env(table: str, bucket: str, config: Path, layer: Path) -> dict[str, str]:
     """The API function's environment, in the main layer's layout (``layer_layout``)."""
-    return deployed_env(base_env(), config.parent / "layer") | {
+    return deployed_env(base_env(), layer) | {
         **{k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")},
         "STRATUS_TABLE_NAME": table,
         "STRATUS_BUCKET_NAME": bucket,
@@ -86,22 +92,22 @@ def deployment_env(table: str, bucket: str, config: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def lambda_env(dynamo_table, s3_bucket, tmp_path) -> dict[str, str]:
+def lambda_env(dynamo_table, s3_bucket, tmp_path, layer_dir) -> dict[str, str]:
     """A deployment with one user (alice / alice-secret); projects readable by everyone."""
     from passlib.hash import sha512_crypt
 
     config = tmp_path / "stratus.ini"
     hashed = sha512_crypt.using(rounds=1000).hash("alice-secret")
     config.write_text(f"[stratus]\npypi.default_read =\n    everyone\nuser.alice = {hashed}\n")
-    return deployment_env(dynamo_table, s3_bucket, config)
+    return deployment_env(dynamo_table, s3_bucket, config, layer_dir)
 
 
 @pytest.fixture
-def anonymous_only_env(dynamo_table, s3_bucket, tmp_path) -> dict[str, str]:
+def anonymous_only_env(dynamo_table, s3_bucket, tmp_path, layer_dir) -> dict[str, str]:
     """A deployment where nobody logs in: no password is ever checked."""
     config = tmp_path / "anonymous.ini"
     config.write_text("[stratus]\npypi.default_read =\n    everyone\n")
-    return deployment_env(dynamo_table, s3_bucket, config)
+    return deployment_env(dynamo_table, s3_bucket, config, layer_dir)
 
 
 def test_the_app_and_its_clients_are_built_at_init(lambda_env, tmp_path):
@@ -211,7 +217,17 @@ def test_as_deployed_the_apis_pages_and_clients_work(lambda_env, tmp_path):
         event_file(tmp_path, {**alice, "Accept": "text/html"}, "/"),
         event_file(tmp_path, {}, "/health"),
     ]
-    assert lambda_env["AWS_DATA_PATH"] and "site" in lambda_env["PYTHONPATH"]
+    from layers import build
+
+    probe = (
+        "import botocore.session as s; print(s.__file__);"
+        " print(*s.get_session().get_available_services())"
+    )
+    where, services = subprocess.run(
+        [sys.executable, "-c", probe], env=lambda_env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert where.startswith(lambda_env["PYTHONPATH"].split(os.pathsep)[0])  # the layer's copy
+    assert services.split() == sorted(build.LAMBDA_AWS_SERVICES)  # and nothing else to list
     dynamodb_port = str(urlsplit(lambda_env["AWS_ENDPOINT_URL_DYNAMODB"]).port)
     report = run_environment(lambda_env, "restore", dynamodb_port, *events)
     assert report["before"]["status"] == [200, 200, 200, 200]

@@ -1,10 +1,10 @@
 """The UpstreamIndex port over HTTP(S), with urllib3.
 
-Why urllib3: botocore depends on it, so it is already in every Lambda runtime (the layer
-leaves it out, ``layers/requirements.txt``) and costs no package and no extra import time;
+Why urllib3: botocore depends on it, so it is already in every function (the layer pins
+it with botocore, ``layers/requirements.txt``) and costs no package and no extra import time;
 it streams responses, pools connections, and has separate connect and read timeouts.
 httpx or requests would add packages (and imports on the cold path) for nothing needed here.
-Only the API common to urllib3 1.26 and 2.x is used (the runtime's botocore decides which).
+Only the API common to urllib3 1.26 and 2.x is used (`stratus serve` takes what it finds).
 
 What the upstream sends is bounded: a page may take ``pypi.upstream_timeout`` to connect
 and between bytes, twice that in all, and at most ``MAX_PAGE_BYTES``; small files (PEP 658
