@@ -287,7 +287,7 @@ def run_child(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-LAYOUT_DIR = Path(tempfile.gettempdir()) / "stratus-coldstart-layer"
+LAYOUT_DIR = Path(tempfile.gettempdir()) / "stratus-coldstart-layout"
 
 
 def child_env(
