@@ -40,6 +40,9 @@ import os
 import sys
 import time
 
+PROJECT = "bench-pkg"
+FILES = 20  # files in the project page
+
 
 def child() -> None:
     """One execution environment: time the init, the first and the warm requests.
@@ -166,11 +169,35 @@ def child_breakdown() -> None:
     print(json.dumps(steps))
 
 
+def child_seed() -> None:
+    """The seeding, in the tree ``PYTHONPATH`` names (each tree writes its own keys; the
+    same files again are overwritten, so trees with one layout can share the data)."""
+    from stratus.app.publish import Publisher
+    from stratus.wiring import services_from_env
+    from tests.support.distributions import wheel_bytes
+
+    services = services_from_env()
+    publisher = Publisher(services.catalog, services.storage, allow_overwrite=True)
+    for i in range(FILES):
+        filename, data = wheel_bytes(PROJECT, f"1.0.{i}")
+        publisher.upload(
+            name=PROJECT,
+            version=f"1.0.{i}",
+            filename=filename,
+            data=data,
+            digests={},
+            uploader="alice",
+        )
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
     child()
     raise SystemExit(0)
 if __name__ == "__main__" and sys.argv[1:2] == ["--child-breakdown"]:
     child_breakdown()
+    raise SystemExit(0)
+if __name__ == "__main__" and sys.argv[1:2] == ["--child-seed"]:
+    child_seed()
     raise SystemExit(0)
 
 # --- the parent: emulators, data, events, fresh processes, table ----------------------------
@@ -192,8 +219,6 @@ for _path in (ROOT, FUNCTIONS):
         sys.path.insert(0, str(_path))
 
 HANDLER = "stratus.handlers.api.handler"
-PROJECT = "bench-pkg"
-FILES = 20  # files in the project page
 SAMPLE_CONFIG = ROOT / "examples" / "stratus.ini"
 ALICE = "Basic YWxpY2U6YWxpY2Utc2VjcmV0"  # alice:alice-secret (examples/stratus.ini)
 FAKE_AWS = {
@@ -238,24 +263,17 @@ def emulators(work: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
-def seed(env: dict[str, str]) -> None:
-    """One project of FILES wheels, published through the application's own use case."""
-    from stratus.app.publish import Publisher
-    from stratus.wiring import services_from_env
-    from tests.support.distributions import wheel_bytes
-
-    services = services_from_env({**env, "STRATUS_CONFIG": str(SAMPLE_CONFIG)})
-    publisher = Publisher(services.catalog, services.storage, allow_overwrite=False)
-    for i in range(FILES):
-        filename, data = wheel_bytes(PROJECT, f"1.0.{i}")
-        publisher.upload(
-            name=PROJECT,
-            version=f"1.0.{i}",
-            filename=filename,
-            data=data,
-            digests={},
-            uploader="alice",
-        )
+def seed(env: dict[str, str], functions: Path) -> None:
+    """One project of FILES wheels, published by the ``functions`` tree's own use case (in
+    a child process that imports that tree): an older tree reads only what it wrote."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    environment = {
+        **keep,
+        **env,
+        "PYTHONPATH": os.pathsep.join((str(functions), str(ROOT))),
+        "STRATUS_CONFIG": str(SAMPLE_CONFIG),
+    }
+    subprocess.run([sys.executable, __file__, "--child-seed"], env=environment, check=True)
 
 
 def run_child(
@@ -428,7 +446,8 @@ def main() -> None:
             )
         )
         with emulators(work) as env:
-            seed(env)
+            for tree in trees:
+                seed(env, tree)
             page = f"/simple/{PROJECT}/"
             pip = {"User-Agent": "pip/25.0"}
             events = {
