@@ -22,6 +22,7 @@ import fnmatch
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
@@ -212,7 +213,7 @@ class StratusFunction(Construct):
         memory_mb: int,
         timeout_seconds: int,
         environment: dict[str, str],
-        layers: list[lambda_.ILayerVersion],
+        layers: Sequence[lambda_.ILayerVersion],
         reserved_concurrency: int = 0,
         snap_start: bool = False,
         ephemeral_storage_mb: int | None = None,

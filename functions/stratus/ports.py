@@ -5,6 +5,7 @@ Every adapter of a port passes the same contract suite in ``tests/contract``.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -214,10 +215,10 @@ class Storage(Protocol):
         """A write of part ``number`` (1-based) of exactly ``size`` bytes; may be repeated
         (the last write wins) until the upload is completed or aborted."""
 
-    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+    def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
         """The stored parts, by number; ``NotFound`` for an unknown (or finished) upload."""
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+    def complete_multipart(self, key: str, upload_id: str, parts: builtins.list[PartInfo]) -> None:
         """Join ``parts`` (as ``list_parts`` gave them) into ``key``, refused with
         ``Conflict`` if the key exists; ``NotFound`` for an unknown upload; ``ValueError``
         if a part is missing or changed since it was listed."""
@@ -380,8 +381,12 @@ class AccessDirectory(Protocol):
     def group_package_permissions(self, group: str) -> dict[str, frozenset[str]]: ...
 
 
+class DirectoryBackend(AccessBackend, AccessDirectory, Protocol):
+    """What every access backend is: logins and permissions, and the directory read."""
+
+
 @runtime_checkable
-class MutableAccessBackend(AccessBackend, AccessDirectory, TokenStore, Protocol):
+class MutableAccessBackend(DirectoryBackend, TokenStore, Protocol):
     """A backend the admin API can change (SQLite, DynamoDB, Secrets Manager).
 
     Names are case-sensitive; project names are normalized by the caller. Every write is

@@ -89,7 +89,7 @@ class Settings:
             if isinstance(default, bool):
                 kwargs[f.name] = as_bool(raw, f"pypi.{f.name}")
             elif isinstance(default, int):
-                kwargs[f.name] = int(raw)  # type: ignore[arg-type]
+                kwargs[f.name] = int(str(raw))
             elif isinstance(default, tuple):
                 kwargs[f.name] = _as_list(raw)  # type: ignore[arg-type]
             else:

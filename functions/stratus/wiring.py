@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .app.services import Services
-from .ports import AccessBackend, AuditLog, MutableAccessBackend, TokenStore
+from .ports import AuditLog, DirectoryBackend, MutableAccessBackend, TokenStore
 from .settings import CloudFrontSettings, Settings
 
 __all__ = [
@@ -51,7 +51,7 @@ def backend_kind(auth: str) -> str:
 
 def build_access(
     options: Mapping[str, str], *, data_dir: Path | None = None, table_name: str | None = None
-) -> AccessBackend:
+) -> DirectoryBackend:
     kind = backend_kind(options.get("pypi.auth", "config"))
     if kind == "config":
         from .adapters.config_access import ConfigAccess

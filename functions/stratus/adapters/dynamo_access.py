@@ -149,7 +149,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
         UnicodeAttribute,
     )
 
-    Item = table_for(table, aws_region).base  # shared with the catalog's item classes
+    Item: Any = table_for(table, aws_region).base  # shared with the catalog's item classes
 
     class UserItem(Item):
         password_hash = UnicodeAttribute()

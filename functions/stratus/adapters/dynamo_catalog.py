@@ -103,7 +103,7 @@ class _Models:
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
-    Item = table_for(table, aws_region).base
+    Item: Any = table_for(table, aws_region).base
 
     class FileItem(Item):
         version = UnicodeAttribute()

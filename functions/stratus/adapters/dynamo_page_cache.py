@@ -60,7 +60,7 @@ class _Models:
 def _build_models(table: str, aws_region: str | None) -> _Models:
     from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 
-    Item = table_for(table, aws_region).base
+    Item: Any = table_for(table, aws_region).base
 
     class PageItem(Item):  # the head and the chunks
         gen = UnicodeAttribute(null=True)

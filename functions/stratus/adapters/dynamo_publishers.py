@@ -76,7 +76,7 @@ def _build_models(table: str, aws_region: str | None) -> _Models:
     )
 
     shared = table_for(table, aws_region)
-    Item = shared.base
+    Item: Any = shared.base
 
     class PublisherItem(Item):
         project = UnicodeAttribute()

@@ -118,10 +118,10 @@ class Transaction:
         with TransactWrite(connection=connection) as tx:
             for _, model, pk, sk, condition in self._checks:
                 tx.condition_check(model, pk, sk, condition=condition)
-            for _, item, condition in self._deletes:
-                tx.delete(item, condition=condition)
-            for _, item, condition in self._puts:
-                tx.save(item, condition=condition)
+            for _, item, if_deleted in self._deletes:
+                tx.delete(item, condition=if_deleted)
+            for _, item, if_saved in self._puts:
+                tx.save(item, condition=if_saved)
 
     def reasons(self, error: TransactWriteError) -> dict[str, str] | None:
         """``{item name: reason code}`` of a cancelled transaction; None if not a cancellation."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import contextlib
 import hashlib
 import hmac
@@ -477,7 +478,7 @@ class LocalStorage:
         self._path(key)
         return self._target({"k": key, "u": upload_id, "n": number, "s": size}, expires)
 
-    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+    def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
         folder = self._upload_dir(key, upload_id)
         parts = []
         for entry in os.scandir(folder):
@@ -487,7 +488,7 @@ class LocalStorage:
         parts.sort(key=lambda part: part.number)
         return parts
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+    def complete_multipart(self, key: str, upload_id: str, parts: builtins.list[PartInfo]) -> None:
         folder = self._upload_dir(key, upload_id)
         files = []
         try:

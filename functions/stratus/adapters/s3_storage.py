@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import contextlib
 import os
 import threading
@@ -460,7 +461,7 @@ class S3Storage:
         )
         return UploadTarget(url=url, method="PUT")
 
-    def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+    def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
         from botocore.exceptions import ClientError
 
         parts: list[PartInfo] = []
@@ -480,11 +481,11 @@ class S3Storage:
         parts.sort(key=lambda part: part.number)
         return parts
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+    def complete_multipart(self, key: str, upload_id: str, parts: builtins.list[PartInfo]) -> None:
         self._complete(key, upload_id, [(p.number, p.etag) for p in parts], if_absent=True)
 
     def _complete(
-        self, key: str, upload_id: str, parts: list[tuple[int, str]], *, if_absent: bool
+        self, key: str, upload_id: str, parts: builtins.list[tuple[int, str]], *, if_absent: bool
     ) -> None:
         from botocore.exceptions import ClientError
 

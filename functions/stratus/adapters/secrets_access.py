@@ -652,7 +652,7 @@ class SecretsManagerAccess:
         def change(doc: dict[str, Any]) -> None:
             packages = doc["packages"]
             spellings = [k for k in packages if normalize(k) == project]
-            held = set()
+            held: set[str] = set()
             for key in spellings:
                 words = _as_dict(packages[key], section).get(name)
                 if words is not None:

@@ -11,15 +11,17 @@ approval. Used by the JSON API and by the web UI alike.
 from __future__ import annotations
 
 import re
+from typing import Final, Literal
 
 from ..domain import passwords
 from ..domain.errors import Conflict, InvalidInput, PermissionDenied
 from ..ports import MutableAccessBackend
 from . import tokens
 
-ADMIN = "admin"
-APPROVED = "approved"
-PENDING = "pending"
+ADMIN: Final = "admin"
+APPROVED: Final = "approved"
+PENDING: Final = "pending"
+Status = Literal["admin", "approved", "pending"]
 
 # User names; the web UI also holds group names to it (it lists them space-separated).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -51,7 +53,7 @@ def register(
     *,
     token: str | None = None,
     signing_key: str | None = None,
-) -> str:
+) -> Status:
     """Create the user; return its status: ``ADMIN``, ``APPROVED`` or ``PENDING``.
 
     Raises ``InvalidInput`` (bad name or password), ``PermissionDenied`` (bad token, or

@@ -48,7 +48,13 @@ from typing import IO, Any
 from .. import __version__
 from ..domain.errors import NotFound
 from ..domain.names import normalize
-from ..domain.permissions import AUTHENTICATED, EVERYONE, PERMISSION_NAMES, permission_names
+from ..domain.permissions import (
+    AUTHENTICATED,
+    EVERYONE,
+    PERMISSION_NAMES,
+    PermissionName,
+    permission_names,
+)
 from ..ports import AccessDirectory, MutableAccessBackend
 
 log = logging.getLogger(__name__)
@@ -78,7 +84,7 @@ def dump(backend: AccessDirectory, progress: Progress | None = None) -> dict[str
     }
     # Backends that never see hashes (LDAP, remote server) export None, as pypicloud's do.
     get_hash = getattr(backend, "get_password_hash", lambda username: None)
-    packages: dict[str, dict[str, dict[str, list[str]]]] = {"users": {}, "groups": {}}
+    packages: dict[str, dict[str, dict[str, list[PermissionName]]]] = {"users": {}, "groups": {}}
 
     def group_permissions(group: str) -> None:
         for package, perms in sorted(backend.group_package_permissions(group).items()):

@@ -8,6 +8,7 @@ import io
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, cast
 
 from ..ports import Storage
 from .indexing import Described, Digests, describe_archive
@@ -73,7 +74,7 @@ class RangedReader(io.RawIOBase):
             self._blocks.move_to_end(index)
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+    def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
         wanted = min(len(view), max(self.size - self._pos, 0))
         done = 0
@@ -151,7 +152,7 @@ def describe_ranged(
     with RangedReader(storage, key, size) as reader:
         return describe_archive(
             filename,
-            reader,
+            cast(BinaryIO, reader),  # a seekable, read-only binary file
             Digests(size, sha256),
             strict=strict,
             uploader=uploader,

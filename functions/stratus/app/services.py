@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..ports import (
-    AccessBackend,
     AuditLog,
     Catalog,
+    DirectoryBackend,
     JwksSource,
     MetricsSink,
     MintedTokens,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class Services:
     catalog: Catalog
     storage: Storage
-    access: AccessBackend
+    access: DirectoryBackend
     settings: Settings
     # Where API tokens live: the access backend when it is mutable, else a store of its own
     # (SQLite locally, the DynamoDB table on AWS) holding tokens of the backend's users.

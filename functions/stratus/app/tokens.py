@@ -26,6 +26,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..domain.errors import InvalidInput, NotFound, PermissionDenied
 from ..domain.models import (
@@ -176,7 +177,7 @@ def matches(record: TokenRecord, secret: str, now: float | None = None) -> bool:
     return hmac.compare_digest(record.secret_sha256, _digest(secret))
 
 
-def public(record: TokenRecord) -> dict[str, object]:
+def public(record: TokenRecord) -> dict[str, Any]:
     """What listing shows: everything but the hash."""
     return {
         "id": record.token_id,

@@ -195,6 +195,7 @@ class IssuerKeyCache:
             stale = current is None or now - current.fetched >= self.ttl
             if stale and (current is None or now - current.attempted >= self.min_refresh):
                 current = self._refresh(issuer_url, current, now)
+            assert current is not None  # a missing set is stale, so it was fetched above
             found = current.keys.get(kid)
             if found is None and now - current.attempted >= self.min_refresh:
                 current = self._refresh(issuer_url, current, now)

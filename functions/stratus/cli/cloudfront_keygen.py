@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "cloudfront-keygen",
         help="make a key pair for CloudFront signed URLs (private key to Secrets Manager)",

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from .progress import add_arguments as progress_arguments
 
     cmd = sub.add_parser(

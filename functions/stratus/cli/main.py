@@ -7,6 +7,10 @@ import getpass
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..ports import AuditLog
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -116,6 +120,7 @@ def _audit(args: argparse.Namespace) -> int:
     import os
     import time
 
+    log: AuditLog
     if args.aws:
         from ..adapters.cloudwatch_audit import CloudWatchAuditLog
 
@@ -157,7 +162,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     started = time.monotonic()
     shown = from_args(args)
 
-    def progress(project: str, report) -> None:  # type: ignore[no-untyped-def]
+    def progress(project: str, report) -> None:
         shown.tick(
             lambda: (
                 f"  {report.projects} projects, {report.objects} files, "

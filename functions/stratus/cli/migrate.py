@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     progress = from_args(args)
 
-    def each(record, outcome: Outcome, reason: str) -> None:  # type: ignore[no-untyped-def]
+    def each(record, outcome: Outcome, reason: str) -> None:
         name = f"{record.project}/{record.filename}"
         if outcome is Outcome.PLANNED:
             print(f"would copy {name} ({record.size} bytes)", flush=True)
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from .progress import add_arguments as progress_arguments
 
     cmd = sub.add_parser(

@@ -49,7 +49,7 @@ class Progress:
         return progress
 
 
-def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
+def add_arguments(parser) -> None:
     """``-q`` and the (hidden) seconds between progress lines."""
     import argparse
 
@@ -57,5 +57,5 @@ def add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     parser.add_argument("--progress-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
 
 
-def from_args(args) -> Progress:  # type: ignore[no-untyped-def]
+def from_args(args) -> Progress:
     return Progress(quiet=args.quiet, every=args.progress_seconds)

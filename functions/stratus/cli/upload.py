@@ -76,7 +76,7 @@ def _pypirc(path: Path) -> configparser.RawConfigParser:
     return parser
 
 
-def _section_for(parser: configparser.RawConfigParser, name: str | None, url: str | None):  # type: ignore[no-untyped-def]
+def _section_for(parser: configparser.RawConfigParser, name: str | None, url: str | None):
     if name:
         if not parser.has_section(name):
             raise UploadError(f"no [{name}] section in the .pypirc file")
@@ -668,7 +668,7 @@ def credential_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--non-interactive", action="store_true", help="never prompt")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "upload",
         help="upload distributions of any size (like twine upload; resumable)",

@@ -282,7 +282,7 @@ class _BoundedStream(io.RawIOBase):
         self._refuse_beyond(self.tell() + size)
         return self._raw.read(size)
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -302,7 +302,7 @@ class _CappedInput(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if self._read >= self.LIMIT:
             raise InvalidInput(
                 f"Invalid {self._label}: more than {limits.MAX_ARCHIVE_SCAN_BYTES} bytes to "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -77,6 +77,7 @@ def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
 
     fields, unparsed = parse_email(raw)
     loose = Metadata.from_raw(fields, validate=False)
+    given: dict[str, Any] = dict(fields)  # looked up by our names, not literal keys
     values: dict[str, str | None] = {}
     problems: list[str] = []
     for attribute, (field, _) in _KEPT.items():
@@ -84,7 +85,7 @@ def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
         if attribute in unparsed:
             problems.append(f"{field} is given more than once or is not valid UTF-8")
             continue
-        problem = _check_field(attribute, fields[attribute]) if attribute in fields else None
+        problem = _check_field(attribute, given[attribute]) if attribute in given else None
         if problem is None:
             try:
                 parsed = getattr(loose, attribute)  # packaging validates on access
@@ -93,7 +94,7 @@ def parse(raw: bytes, *, source: str, strict: bool) -> CoreMetadata:
             except ValueError as exc:  # e.g. int() of a huge version component
                 problem = f"{field}: {exc}"
             else:
-                values[attribute] = None if parsed is None else str(fields[attribute])
+                values[attribute] = None if parsed is None else str(given[attribute])
         if problem is not None:
             problems.append(problem)
     if problems and strict:

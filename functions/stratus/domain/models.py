@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class FileRecord:
     def is_yanked(self) -> bool:
         return self.yanked is not None
 
-    def with_changes(self, **changes: object) -> FileRecord:
+    def with_changes(self, **changes: Any) -> FileRecord:
         return replace(self, **changes)
 
 

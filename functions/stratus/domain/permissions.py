@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from .errors import InvalidInput
 from .models import READ_CAP, UPLOAD_CAP, Identity
@@ -27,12 +28,14 @@ WRITE = "w"
 LETTERS = (READ, WRITE)
 KINDS = ("user", "group")  # who an ACL entry names
 # pypicloud's words for the permissions (admin API, ACL files) and their letters here.
-PERMISSION_NAMES = {"read": READ, "write": WRITE}
+PermissionName = Literal["read", "write"]
+_NAMED: tuple[tuple[PermissionName, str], ...] = (("read", READ), ("write", WRITE))
+PERMISSION_NAMES: dict[str, str] = dict(_NAMED)
 
 
-def permission_names(perms: Iterable[str]) -> list[str]:
+def permission_names(perms: Iterable[str]) -> list[PermissionName]:
     """``{"w", "r"}`` → ``["read", "write"]`` (pypicloud's order)."""
-    return [name for name, letter in PERMISSION_NAMES.items() if letter in perms]
+    return [name for name, letter in _NAMED if letter in perms]
 
 
 def permission_letter(word: str) -> str | None:

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .telemetry import metrics, tracer
@@ -31,7 +32,7 @@ def sqs_batch_handler(logger: Logger, record_handler: Callable[[SQSRecord], Any]
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )

@@ -60,7 +60,7 @@ def bounded(request: Request, limit: int, hint: str = "") -> Request:
     return Request(request.scope, counting_receive)
 
 
-def parse_json(data: bytes) -> Any:
+def parse_json(data: bytes | bytearray) -> Any:
     """``json.loads``; a ValueError for any body that is not JSON, including one nested
     deeper than the parser recurses (a few KB of ``[``: a RecursionError, else a 500)."""
     try:

@@ -192,6 +192,7 @@ async def _fetch(request: Request, ctx: AppContext, who: Identity) -> FetchOutco
     text = fields.get("requirements")
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput("Missing parameter 'requirements' (requirements.txt text).")
+    assert fb.pages is not None and fb.filler is not None  # as _may_fetch checked
     report = await run_in_threadpool(
         fetch_requirements,
         text,

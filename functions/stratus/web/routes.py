@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
 
@@ -26,6 +27,7 @@ def route(
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         router.add_api_route(path, func, methods=[method], **options)
         documented = router.routes[-1]
+        assert isinstance(documented, APIRoute)  # what add_api_route appended
         for alias in aliases:
             twin = copy.copy(documented)
             twin.path = router.prefix + alias

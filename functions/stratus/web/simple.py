@@ -11,6 +11,7 @@ import html
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -31,7 +32,7 @@ from .routes import route
 API_VERSION = "1.1"
 router = APIRouter(tags=["simple"])
 # The pages are bytes rendered here, described in the OpenAPI by media type only.
-PAGE = {
+PAGE: dict[str, Any] = {
     "response_class": Response,
     "responses": {
         200: {

@@ -81,6 +81,7 @@ async def login(request: Request, ctx: Context, current: Viewer) -> Response:
         password = ""
     source = request.client.host if request.client else None
     audit_target(request, f"user:{username}")  # a throttled attempt (429) is recorded too
+    refused: BadCredentials | None
     try:
         await run_in_threadpool(
             lambda: ctx.policy.authenticate(username, password, source, api_tokens=False)

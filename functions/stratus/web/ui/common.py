@@ -417,7 +417,7 @@ class UiRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Any]:
         handler = super().get_route_handler()
-        action = AUDIT_ACTIONS.get(self.path) if "POST" in self.methods else None
+        action = AUDIT_ACTIONS.get(self.path) if "POST" in (self.methods or ()) else None
         files = self.path.startswith("/manage/project/{name}/files/")
 
         async def route(request: Request) -> Response:
