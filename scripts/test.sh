@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 .venv/bin/ruff check functions infra tests layers benchmarks
+.venv/bin/mypy  # the type checker, Python 3.12 (pyproject.toml [tool.mypy])
 exec .venv/bin/pytest -n 2 --dist loadfile "$@"
