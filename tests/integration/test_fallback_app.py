@@ -338,6 +338,22 @@ def test_choose_best_match() -> None:
     assert pick("demo>3", wheel=True, prerelease=False) == []
 
 
+def test_choose_takes_at_most_max_files_per_requirement() -> None:
+    """A version with more platform wheels than the bound (no pure wheel): the first
+    ``MAX_FILES_PER_REQUIREMENT`` are fetched, the rest left; an sdist is one file."""
+    from packaging.requirements import Requirement
+
+    from stratus.app.fetch import MAX_FILES_PER_REQUIREMENT
+
+    tags = [f"cp312-cp312-manylinux_2_{n}_x86_64.whl" for n in range(17, 117)]
+    files = (*(_file("3.0", tag) for tag in tags), _file("3.0", "sdist"))
+    assert len(tags) > MAX_FILES_PER_REQUIREMENT == 64
+    wheels = choose(Requirement("demo"), files, wheel=True, prerelease=False)
+    assert [f.filename for f in wheels] == [f"demo-3.0-{t}" for t in tags[:64]]
+    sdist = choose(Requirement("demo"), files, wheel=False, prerelease=False)
+    assert [f.filename for f in sdist] == ["demo-3.0.tar.gz"]
+
+
 def test_fetch_requirements(fb, upstream) -> None:
     upstream.add_wheel("alpha", "1.0")
     upstream.add_wheel("alpha", "1.1")
