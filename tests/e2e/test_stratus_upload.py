@@ -93,6 +93,25 @@ def sha(path: Path) -> str:
     return digest.hexdigest()
 
 
+def create_session(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
+    """Alice opens an upload session for ``wheel`` (name and version from its filename),
+    declaring ``sha256``; the session document."""
+    name, version = wheel.name.split("-")[:2]
+    created = http.post(
+        f"{index.url}/_/upload-sessions/",
+        auth=ALICE,
+        json={
+            "name": name,
+            "version": version,
+            "filename": wheel.name,
+            "size": wheel.stat().st_size,
+            "hashes": {"sha256": sha256},
+        },
+    )
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
 def listed(index: Index, project: str) -> dict[str, str]:
     """{filename: sha256} of the project's files in the index ({} for no project)."""
     response = http.get(
@@ -176,19 +195,7 @@ def test_a_wrong_sha256_publishes_nothing_through_the_lambda_path(
 ) -> None:
     index = start_lambda()
     wheel = write_wheel_with_payload(tmp_path / "dist", "tampered", "1.0", 5 * MIB, seed=9)
-    created = http.post(
-        f"{index.url}/_/upload-sessions/",
-        auth=ALICE,
-        json={
-            "name": "tampered",
-            "version": "1.0",
-            "filename": wheel.name,
-            "size": wheel.stat().st_size,
-            "hashes": {"sha256": "0" * 64},
-        },
-    )
-    assert created.status_code == 201, created.text
-    doc = created.json()
+    doc = create_session(index, wheel, "0" * 64)
     upload = doc["upload"]
     put = http.put(upload["url"], content=wheel.read_bytes(), headers=upload["headers"])
     assert put.status_code == 400 and "BadDigest" in put.text  # S3 checks the declared digest
@@ -213,19 +220,7 @@ def test_one_put_sessions_publish_in_place_through_the_lambda_path(
     second = write_wheel_with_payload(tmp_path / "second", "in-place", "1.0", 5 * MIB, seed=22)
     assert first.name == second.name and sha(first) != sha(second)
     key = f"packages/in-place/{first.name}"
-    created = http.post(
-        f"{index.url}/_/upload-sessions/",
-        auth=ALICE,
-        json={
-            "name": "in-place",
-            "version": "1.0",
-            "filename": first.name,
-            "size": first.stat().st_size,
-            "hashes": {"sha256": sha(first)},
-        },
-    )
-    assert created.status_code == 201, created.text
-    doc = created.json()
+    doc = create_session(index, first, sha(first))
     target = doc["upload"]
     assert f"/{s3_bucket}/{key}?" in target["url"]
     assert target["headers"]["x-amz-tagging"] == "stratus-upload=pending"
@@ -438,19 +433,7 @@ def test_a_multipart_upload_completes_in_the_background_through_the_lambda_path(
 
 def session_of(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
     """A session for ``wheel`` with its parts sent (by hand, as a client would)."""
-    created = http.post(
-        f"{index.url}/_/upload-sessions/",
-        auth=ALICE,
-        json={
-            "name": wheel.name.split("-")[0],
-            "version": "1.0",
-            "filename": wheel.name,
-            "size": wheel.stat().st_size,
-            "hashes": {"sha256": sha256},
-        },
-    )
-    assert created.status_code == 201, created.text
-    doc = created.json()
+    doc = create_session(index, wheel, sha256)
     count = doc["parts"]["count"]
     urls = http.post(
         doc["urls"]["part-urls"], auth=ALICE, json={"parts": list(range(1, count + 1))}
