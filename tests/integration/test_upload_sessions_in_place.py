@@ -257,6 +257,25 @@ def test_bad_metadata_is_an_error_and_the_object_is_removed(aws: AwsDeployment) 
     assert service.complete(session.session_id, ALICE).status == "published"
 
 
+def test_a_zip_bomb_put_in_place_is_refused_and_removed(aws: AwsDeployment) -> None:
+    """The completion reads the METADATA of the object where it lies (ranged reads): one
+    that inflates far past the cap while its header claims 200 bytes is refused as the
+    legacy upload refuses it, and nothing stays."""
+    import zipfile
+
+    from tests.support.hostile import zip_bomb_wheel
+
+    filename, bomb = zip_bomb_wheel("demo-pkg", "2.0", zipfile.ZIP_DEFLATED)
+    assert filename == FILENAME
+    service = aws.service()
+    session = create(service, bomb)
+    assert is_in_place(session) and put(service, session, bomb) == 200
+    with pytest.raises(InvalidInput, match="METADATA is larger than"):
+        service.complete(session.session_id, ALICE)
+    assert aws.storage.head(KEY) is None
+    assert aws.catalog.get_file("demo-pkg", FILENAME) is None
+
+
 def test_cancel_removes_the_pending_object(aws: AwsDeployment) -> None:
     service = aws.service()
     data = demo()
