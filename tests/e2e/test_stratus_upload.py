@@ -112,6 +112,25 @@ def create_session(index: Index, wheel: Path, sha256: str) -> dict[str, Any]:
     return created.json()
 
 
+def pip_install(index: Index, tmp_path: Path, *projects: str) -> Path:
+    """pip installs ``projects`` from ``index`` as alice into a fresh folder; the folder."""
+    target = tmp_path / "site"
+    installed = pip(
+        [
+            "install",
+            "--index-url",
+            index.simple(*ALICE),
+            "--no-cache-dir",
+            "--target",
+            str(target),
+            *projects,
+        ],
+        cache=tmp_path / "cache",
+    )
+    assert installed.returncode == 0, installed.stderr
+    return target
+
+
 def listed(index: Index, project: str) -> dict[str, str]:
     """{filename: sha256} of the project's files in the index ({} for no project)."""
     response = http.get(
@@ -246,20 +265,7 @@ def test_one_put_sessions_publish_in_place_through_the_lambda_path(
     s3 = boto3.client("s3")
     assert s3.get_object_tagging(Bucket=s3_bucket, Key=key)["TagSet"] == []
     assert s3.list_objects_v2(Bucket=s3_bucket, Prefix="uploads/").get("KeyCount") == 0
-    target_dir = tmp_path / "site"
-    installed = pip(
-        [
-            "install",
-            "--index-url",
-            index.simple(*ALICE),
-            "--no-cache-dir",
-            "--target",
-            str(target_dir),
-            "in-place",
-        ],
-        cache=tmp_path / "cache",
-    )
-    assert installed.returncode == 0, installed.stderr
+    target_dir = pip_install(index, tmp_path, "in-place")
     payload = target_dir / "in_place" / "payload.bin"
     assert payload.read_bytes() == zipped_payload(first)
 
@@ -337,21 +343,7 @@ def test_stratus_upload_and_pip_install_on_stratus_serve(tmp_path: Path) -> None
         skip = run_with_env([*command, "--skip-existing"], env_auth, tmp_path)
         assert skip.returncode == 0 and "skipped" in skip.stdout
 
-        target = tmp_path / "site"
-        installed = pip(
-            [
-                "install",
-                "--index-url",
-                index.simple(*ALICE),
-                "--no-cache-dir",
-                "--target",
-                str(target),
-                "small-lib",
-                "large-lib",
-            ],
-            cache=tmp_path / "cache",
-        )
-        assert installed.returncode == 0, installed.stderr
+        target = pip_install(index, tmp_path, "small-lib", "large-lib")
         assert (target / "large_lib" / "payload.bin").stat().st_size == 12 * MIB
 
 
