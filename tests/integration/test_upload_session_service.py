@@ -832,9 +832,14 @@ def test_a_worker_that_died_after_publishing_is_published_on_redelivery(
     assert deployment.staged() == []
 
 
-def test_the_completion_workers_service_keeps_the_origin_controls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_background", [False, True])
+def test_the_completion_workers_service_keeps_the_origin_controls(
+    tmp_path: Path, in_background: bool
+) -> None:
     """``session_service`` without the API's publisher (the completion worker's) refuses a
-    name whose origin controls block publishing, as the API's does."""
+    name whose origin controls block publishing, as the API's does. The refusal is final:
+    the session ends as an error with a 403 (not left pending for a retry that would be
+    refused again), whether completed in the request or by the background worker."""
     from stratus.adapters.config_access import ConfigAccess
     from stratus.adapters.local_storage import LocalStorage
     from stratus.adapters.sqlite_catalog import SqliteCatalog
@@ -850,7 +855,7 @@ def test_the_completion_workers_service_keeps_the_origin_controls(tmp_path: Path
         SqliteCatalog(tmp_path / "index.sqlite3"),
         LocalStorage(tmp_path / "files"),
         ConfigAccess.from_options({}),
-        Settings.from_mapping({}),
+        Settings.from_mapping({"upload_async_complete_bytes": "1"} if in_background else {}),
         upload_sessions=SqliteUploadSessions(tmp_path / "uploads.sqlite3"),
     )
     services.fallback = build_fallback(
@@ -861,8 +866,19 @@ def test_the_completion_workers_service_keeps_the_origin_controls(tmp_path: Path
     services.fallback.origins.set_controls("demo-pkg", OriginControls(publish=BLOCK))
     service = session_service(services)
     assert service is not None
+    runner = QueuedCompletions()
+    if in_background:
+        service.completions = runner
     filename, data, session = create_demo(service)
     upload_all(service, session, data)
-    with pytest.raises(PermissionDenied, match="origin controls"):
-        service.complete(session.session_id, ALICE)
+    if in_background:
+        assert service.complete(session.session_id, ALICE).status == "processing"
+        service.finish_queued(*runner.queued[0])  # recorded, not raised
+    else:
+        with pytest.raises(PermissionDenied, match="origin controls"):
+            service.complete(session.session_id, ALICE)
     assert services.catalog.get_file("demo-pkg", filename) is None
+    ended = service.get(session.session_id, ALICE)
+    assert (ended.status, ended.error_status) == ("error", 403)
+    with pytest.raises(PermissionDenied, match="origin controls"):  # the same answer again
+        service.complete(session.session_id, ALICE)

@@ -62,7 +62,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..domain import distributions, names
-from ..domain.errors import Conflict, InvalidInput, NotFound, StratusError
+from ..domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied, StratusError
 from ..domain.keys import file_key, staging_key
 from ..domain.models import Identity
 from ..domain.objectmeta import SESSION_MARKER, provenance_metadata, session_of
@@ -122,9 +122,20 @@ def is_in_place(session: UploadSession) -> bool:
     return session.staging_key == file_key(session.project, session.filename)
 
 
+# What ends a session as failed (the file's fault, or a refusal whoever retries), with the
+# HTTP status recorded for its answer; anything else leaves it to be completed again.
+_FINAL_ERRORS: tuple[tuple[type[StratusError], int], ...] = (
+    (Conflict, 409),
+    (PermissionDenied, 403),  # e.g. the name's origin controls block publishing
+    (InvalidInput, 400),
+)
+_FINAL_KINDS = tuple(kind for kind, _ in _FINAL_ERRORS)
+
+
 def _recorded_error(session: UploadSession) -> StratusError:
     message = session.message or "The upload failed."
-    return Conflict(message) if session.error_status == 409 else InvalidInput(message)
+    kind = next((k for k, status in _FINAL_ERRORS if status == session.error_status), None)
+    return (kind or InvalidInput)(message)
 
 
 class UploadSessionService:
@@ -399,8 +410,8 @@ class UploadSessionService:
         except UploadIncomplete as exc:
             self._settle(session, status="pending", message=str(exc))
             raise
-        except (InvalidInput, Conflict) as exc:
-            status = 409 if isinstance(exc, Conflict) else 400
+        except _FINAL_KINDS as exc:
+            status = next(status for kind, status in _FINAL_ERRORS if isinstance(exc, kind))
             if self._settle(session, status="error", message=str(exc), error_status=status):
                 self._discard_bytes(session)
             raise
