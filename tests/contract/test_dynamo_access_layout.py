@@ -118,3 +118,33 @@ def test_backfill_writes_the_missing_acl_index_copies(access):
     assert access.package_acls(SAMPLE_PROJECTS) == expected
     assert {i for i in raw_items(access) if i[0] == dynamo_access.ACL_INDEX_PK} == index
     assert access.backfill_acl_index() == 0  # idempotent
+
+
+def test_a_permission_revoked_during_the_backfill_leaves_no_index_copy(access, monkeypatch):
+    """The backfill read a grant, then an admin revokes it before the copy is written: the
+    copy's condition (the grant unchanged) fails, the plan runs again and writes nothing,
+    so listings do not go on showing the project to the principal that lost it."""
+    index = {item for item in raw_items(access) if item[0] == dynamo_access.ACL_INDEX_PK}
+    client = boto3.client("dynamodb")
+    for pk, sk in index:  # as an older Stratus left the table
+        client.delete_item(TableName=access.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    user_grants = sorted(sk for pk, sk in index if "#" + dynamo_access.USER_PREFIX in sk)
+    project, _, principal = user_grants[0].partition("#")
+    username = principal[len(dynamo_access.USER_PREFIX) :]
+    revoked = access.user_package_permissions(username)[project]
+    real_get = access._get
+    injected = []
+
+    def get(model, key, **kwargs):
+        if key == dynamo_access.acl_index_key(project, principal) and not injected:
+            injected.append(True)  # between the backfill's read of the grant and its write
+            for letter in revoked:
+                access.set_permission(project, "user", username, letter, False)
+        return real_get(model, key, **kwargs)
+
+    monkeypatch.setattr(access, "_get", get)
+    assert access.backfill_acl_index() == len(index) - 1
+    assert injected
+    assert project not in access.user_package_permissions(username)
+    copies = {sk for pk, sk in raw_items(access) if pk == dynamo_access.ACL_INDEX_PK}
+    assert dynamo_access.acl_index_key(project, principal)[1] not in copies

@@ -294,15 +294,28 @@ class DynamoAccess(TableAdapter):
         for principal in principals:
             for item in self._query(m.perm, principal, PERMISSION_PREFIX):
                 project = item.sk[len(PERMISSION_PREFIX) :]
-                entry = self._get(m.perm, (acl_pk(project), principal), consistent=True)
-                if entry is None:
-                    continue
-                index_key = acl_index_key(project, principal)
-                copy = self._get(m.perm, index_key, consistent=True)
-                if copy is None or copy.perms != entry.perms:
-                    m.perm(*index_key, perms=entry.perms).save()
-                    written += 1
+                written += self.transact(self._index_copy_plan(project, principal))
         return written
+
+    def _index_copy_plan(self, project: str, principal: str) -> Callable[[], Plan]:
+        """Write the ``PKGACLS`` copy of one permission if it lacks it or differs, on the
+        condition that the permission is still what was copied (a revoke meanwhile makes
+        the plan run again, so no stale copy outlives it). Result: 1 written, 0 not."""
+        m = self.models
+        acl_key = (acl_pk(project), principal)
+        index_key = acl_index_key(project, principal)
+
+        def plan() -> Plan:
+            entry = self._get(m.perm, acl_key, consistent=True)
+            copy = self._get(m.perm, index_key, consistent=True)
+            if entry is None or (copy is not None and copy.perms == entry.perms):
+                return Plan(None, 0)
+            tx = Transaction()
+            tx.check("acl", m.perm, *acl_key, m.perm.perms == entry.perms)
+            tx.put("index", m.perm(*index_key, perms=entry.perms))
+            return Plan(tx, 1)
+
+        return plan
 
     def health(self) -> None:
         """One GetItem (the same permission as the real reads)."""
