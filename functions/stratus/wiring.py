@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .adapters.sqs_queue import SqsSenders
     from .app.upstream import FallbackServices
     from .ports import FillLocks, FillQueue, OriginStore, PageCache, UpstreamIndex
 
@@ -174,20 +175,20 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         tokens = DynamoAccess(table)
     from .adapters.dynamo_runs import DynamoReconcileRuns
     from .adapters.emf_metrics import EmfCounter
+    from .adapters.sqs_queue import SqsSenders
 
     runs = DynamoReconcileRuns(table)
+    senders = SqsSenders()  # one SQS client for all the queues below
     rebuild = None
     if env.get("STRATUS_RECONCILE_QUEUE_URL"):
-        from .adapters.sqs_queue import SqsSender
         from .app.rebuild import QueueRunner
 
-        rebuild = QueueRunner(runs, SqsSender(env["STRATUS_RECONCILE_QUEUE_URL"]))
+        rebuild = QueueRunner(runs, senders(env["STRATUS_RECONCILE_QUEUE_URL"]))
     completions = None
     if env.get("STRATUS_UPLOAD_COMPLETION_QUEUE_URL"):  # large uploads complete in a worker
-        from .adapters.sqs_queue import SqsSender
         from .app.upload_completion import QueueCompletions
 
-        completions = QueueCompletions(SqsSender(env["STRATUS_UPLOAD_COMPLETION_QUEUE_URL"]))
+        completions = QueueCompletions(senders(env["STRATUS_UPLOAD_COMPLETION_QUEUE_URL"]))
     oidc_state = DynamoPublishers(table)
     storage = S3Storage(
         env["STRATUS_BUCKET_NAME"],
@@ -213,7 +214,7 @@ def services_from_env(environ: Mapping[str, str] | None = None) -> Services:
         upload_sessions=DynamoUploadSessions(table),
         upload_completions=completions,
     )
-    services.fallback = fallback_from_env(services, env)
+    services.fallback = fallback_from_env(services, env, senders=senders)
     return services
 
 
@@ -404,13 +405,16 @@ def fallback_local(services: Services, data_dir: Path) -> FallbackServices:
 
 
 def fallback_from_env(
-    services: Services, environ: Mapping[str, str] | None = None
+    services: Services,
+    environ: Mapping[str, str] | None = None,
+    *,
+    senders: SqsSenders | None = None,
 ) -> FallbackServices:
     """AWS: pages, origin controls and fill locks in the index table; fills go to the
     queue ``STRATUS_FILL_QUEUE_URL`` (when set; inline otherwise)."""
     from .adapters.dynamo_origins import DynamoOrigins
     from .adapters.dynamo_page_cache import DynamoFillLocks, DynamoPageCache
-    from .adapters.sqs_queue import SqsSender
+    from .adapters.sqs_queue import SqsSenders
     from .domain.fallback import mirror_name
 
     env = os.environ if environ is None else environ
@@ -421,5 +425,5 @@ def fallback_from_env(
         page_cache=DynamoPageCache(table, mirror=mirror_name(services.settings.fallback_base_url)),
         origin_store=DynamoOrigins(table),
         locks=DynamoFillLocks(table),
-        queue=SqsSender(queue_url) if queue_url else None,
+        queue=(senders or SqsSenders())(queue_url) if queue_url else None,
     )

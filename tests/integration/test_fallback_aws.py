@@ -190,3 +190,21 @@ def test_downloads_through_the_api(aws, upstream, monkeypatch) -> None:
     assert len(deliver(aws)) == 1  # one fill queued for both requests
     got = client.get(f"/files/largepkg/{large.filename}")
     assert got.status_code == 302 and aws["bucket"] in got.headers["Location"]
+
+
+def test_the_api_sends_to_all_its_queues_through_one_sqs_client(aws, monkeypatch) -> None:
+    """Fills, upload completions and reconcile continuations: three queues, one SQS client
+    built at init (a client per queue would be two more built at every cold start)."""
+    from stratus.wiring import services_from_env
+
+    sqs = aws["sqs"]
+    for name in ("STRATUS_RECONCILE_QUEUE_URL", "STRATUS_UPLOAD_COMPLETION_QUEUE_URL"):
+        url = sqs.create_queue(QueueName=f"stratus-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        monkeypatch.setenv(name, url)
+    services = services_from_env()
+    assert services.rebuild is not None and services.upload_completions is not None
+    assert services.fallback is not None and services.fallback.filler is not None
+    fills = services.fallback.filler.queue
+    senders = [services.rebuild.send, services.upload_completions.send, fills]
+    assert len({id(sender.client) for sender in senders}) == 1
+    assert len({sender.queue_url for sender in senders}) == 3

@@ -28,3 +28,16 @@ class SqsSender:
 
     def _send(self, body: str) -> None:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+
+class SqsSenders:
+    """Senders to the queues of one deployment, sharing one SQS client (made with the
+    first sender): a client per queue would be one more client built at every init."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def __call__(self, queue_url: str) -> SqsSender:
+        if self._client is None:
+            self._client = new_client("sqs")
+        return SqsSender(queue_url, client=self._client)
