@@ -225,6 +225,33 @@ def test_a_large_in_place_object_is_reindexed_with_ranged_reads(
     assert record is not None and record.sha256 == session.sha256
 
 
+def test_a_missing_metadata_file_of_a_large_file_is_rewritten_with_ranged_reads(
+    aws: AwsDeployment, tmp_path: Path
+) -> None:
+    """Reconcile writes a lost PEP 658 file again from the distribution, as sync describes
+    large objects: with ranged reads (the catalog gives the size and SHA-256), never
+    reading 50 MiB into memory."""
+    path = write_wheel_with_payload(tmp_path, "Demo-Pkg", "2.0", 50 * MIB, seed=4)
+    data = path.read_bytes()
+    publisher = Publisher(aws.catalog, aws.storage, allow_overwrite=False)
+    publisher.upload(
+        name="Demo-Pkg", version="2.0", filename=FILENAME, data=data, digests={}, uploader="a"
+    )
+    del data
+    meta_key = metadata_key("demo-pkg", FILENAME)
+    core_metadata = aws.storage.read(meta_key)
+    aws.storage.delete(meta_key)
+    tracemalloc.start()
+    try:
+        report = reconcile(aws.catalog, aws.storage)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.metadata_written == [meta_key]
+    assert aws.storage.read(meta_key) == core_metadata
+    assert peak < 20 * MIB, peak  # read whole, the file alone would take 50 MiB
+
+
 # --- refused bytes -------------------------------------------------------------------------
 
 

@@ -11,9 +11,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, cast
 
 from ..ports import Storage
-from .indexing import Described, Digests, describe_archive
+from .indexing import Described, Digests, describe_archive, describe_distribution
 
 DEFAULT_BLOCK = 256 * 1024
+# Objects larger than this whose SHA-256 is known (S3's checksum of a checked upload, or
+# the catalog's) are described with ranged reads, never read whole into memory.
+RANGED_DESCRIBE_BYTES = 8 * 1024 * 1024
 HASH_CHUNK = 16 * 1024 * 1024  # S3 serves ranges of 8-16 MB best
 
 
@@ -159,3 +162,33 @@ def describe_ranged(
             upload_time=upload_time,
             display_name=display_name,
         )
+
+
+def describe_stored(
+    storage: Storage,
+    key: str,
+    filename: str,
+    *,
+    size: int,
+    sha256: str | None,
+    strict: bool = True,
+    uploader: str | None = None,
+    upload_time: float | None = None,
+) -> Described:
+    """A stored distribution described: with ranged reads when it is large and its SHA-256
+    is known (``describe_ranged``), else read whole and hashed (``describe_distribution``)."""
+    if sha256 is not None and size > RANGED_DESCRIBE_BYTES:
+        return describe_ranged(
+            storage,
+            key,
+            filename,
+            size=size,
+            sha256=sha256,
+            strict=strict,
+            uploader=uploader,
+            upload_time=upload_time,
+        )
+    data = storage.read(key)
+    return describe_distribution(
+        filename, data, uploader=uploader, upload_time=upload_time, strict=strict
+    )

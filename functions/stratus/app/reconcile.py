@@ -53,8 +53,8 @@ from ..domain.keys import (
 )
 from ..domain.models import FileRecord
 from ..ports import Catalog, ObjectInfo, Storage
-from .indexing import describe_distribution
 from .leases import KeyLease
+from .ranged_reads import describe_stored
 from .sync import PENDING, describe_object, is_pending_upload, store_core_metadata
 
 log = logging.getLogger(__name__)
@@ -351,7 +351,9 @@ def _ensure_metadata(
         return
     key = file_key(entry.project, entry.filename)
     try:
-        described = describe_distribution(entry.filename, storage.read(key), strict=False)
+        described = describe_stored(
+            storage, key, entry.filename, size=entry.size, sha256=entry.sha256, strict=False
+        )
     except InvalidInput as exc:
         report.skipped[key] = f"core metadata not recoverable: {exc}"
         return

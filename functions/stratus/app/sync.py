@@ -30,14 +30,10 @@ from ..domain.keys import METADATA_CONTENT_TYPE, file_key, metadata_key, split_k
 from ..domain.models import FileRecord
 from ..domain.objectmeta import from_object_metadata, provenance, session_of
 from ..ports import Catalog, ObjectInfo, Storage
-from .indexing import describe_distribution
-from .ranged_reads import describe_ranged
+from .ranged_reads import describe_stored
 
 log = logging.getLogger(__name__)
 
-# Objects larger than this whose SHA-256 the store gives (S3's checksum of a checked
-# upload) are described with ranged reads, never read whole into memory.
-RANGED_DESCRIBE_BYTES = 8 * 1024 * 1024
 PENDING = "an upload session's file, not checked yet (its completion publishes it)"
 
 
@@ -145,21 +141,16 @@ def describe_object(storage: Storage, info: ObjectInfo) -> tuple[FileRecord, byt
     if record is None:
         uploader, upload_time = provenance(info.metadata)
         when = upload_time or info.last_modified or None
-        if info.sha256 is not None and info.size > RANGED_DESCRIBE_BYTES:
-            described = describe_ranged(
-                storage,
-                info.key,
-                filename,
-                size=info.size,
-                sha256=info.sha256,
-                strict=False,
-                uploader=uploader,
-                upload_time=when,
-            )
-        else:
-            described = describe_distribution(
-                filename, storage.read(info.key), uploader=uploader, upload_time=when, strict=False
-            )
+        described = describe_stored(
+            storage,
+            info.key,
+            filename,
+            size=info.size,
+            sha256=info.sha256,
+            strict=False,
+            uploader=uploader,
+            upload_time=when,
+        )
         record, core_metadata = described.record, described.core_metadata
     if record.project != project:
         raise InvalidInput(
