@@ -60,7 +60,7 @@ def bounded(request: Request, limit: int, hint: str = "") -> Request:
     return Request(request.scope, counting_receive)
 
 
-def parse_json(data: bytes | bytearray) -> Any:
+def parse_json(data: bytes) -> Any:
     """``json.loads``; a ValueError for any body that is not JSON, including one nested
     deeper than the parser recurses (a few KB of ``[``: a RecursionError, else a 500)."""
     try:
@@ -71,14 +71,10 @@ def parse_json(data: bytes | bytearray) -> Any:
 
 async def bounded_json(request: Request, limit: int) -> Any:
     """The JSON body, read no further than ``limit`` bytes; ValueError if not JSON or larger."""
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > limit):
-        raise ValueError("body too large")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise ValueError("body too large")
+    try:
+        data = await bounded(request, limit).body()
+    except BodyTooLarge:
+        raise ValueError("body too large") from None
     return parse_json(data)
 
 
