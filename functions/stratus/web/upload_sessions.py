@@ -38,7 +38,12 @@ from starlette.responses import JSONResponse, Response
 
 from ..app.publish import Publisher
 from ..app.services import Services
-from ..app.upload_sessions import UploadSessionService, part_count, session_service
+from ..app.upload_sessions import (
+    UploadSessionService,
+    part_count,
+    part_size_of,
+    session_service,
+)
 from ..domain.errors import Conflict, InvalidInput, NotFound
 from ..domain.models import Identity
 from ..domain.names import validate
@@ -211,7 +216,7 @@ async def part_urls(request: Request, session_id: str, who: Caller, service: Ses
     targets = await run_in_threadpool(service.targets, session, numbers)
     parts = []
     for number, target in targets:
-        size = min(session.part_size, session.size - (number - 1) * session.part_size)
+        size = part_size_of(session, number)
         parts.append({"number": number, "size": size, **_target(request, target)})
     return _json({"parts": parts})
 
