@@ -290,6 +290,28 @@ def test_api_fetch_form_and_json(tmp_path, upstream) -> None:
     assert client.services.catalog.get_file("demo", "demo-2.0-py3-none-any.whl") is not None
 
 
+def test_fetch_reads_its_flags_as_pypicloud_does(tmp_path, upstream) -> None:
+    """``wheel`` and ``prerelease`` take pyramid's ``asbool`` words ("t", "y", "on"...), as
+    every boolean option does; any other word is a 400 and nothing is fetched."""
+    upstream.add_wheel("demo", "3.0a1")
+    upstream.add_sdist("demo", "2.0")
+    client = make_client(tmp_path, upstream, fallback="cache")
+    for word in ("maybe", "2"):
+        refused = client.post(
+            "/api/fetch", data={"requirements": "demo", "prerelease": word}, headers=auth("bob")
+        )
+        assert refused.status_code == 400 and "prerelease" in refused.text
+    assert client.services.catalog.list_projects() == []
+    pre = client.post(
+        "/api/fetch", data={"requirements": "demo", "prerelease": "t"}, headers=auth("bob")
+    )
+    assert [f["filename"] for f in pre.json()["fetched"]] == ["demo-3.0a1-py3-none-any.whl"]
+    sdist = client.post(
+        "/api/fetch", json={"requirements": "demo<3", "wheel": "off"}, headers=auth("bob")
+    )
+    assert [f["filename"] for f in sdist.json()["fetched"]] == ["demo-2.0.tar.gz"]
+
+
 def test_requirements_txt_multipart(tmp_path, upstream) -> None:
     client = make_client(tmp_path, upstream, fallback="cache")
     response = client.post(

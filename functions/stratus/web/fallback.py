@@ -27,6 +27,7 @@ from ..domain.keys import METADATA_CONTENT_TYPE, METADATA_SUFFIX
 from ..domain.models import FileRecord, Identity
 from ..domain.names import normalize
 from ..domain.upstream import FillJob
+from ..settings import as_bool
 from .bodies import BodyTooLarge, body, bounded, documented, parse_fields
 from .deps import AppContext, Caller, Context, may_read, require_admin
 from .errors import AuthRequired, Forbidden
@@ -139,12 +140,16 @@ class FetchOutcome(BaseModel):
     failed: list[dict[str, str]]
 
 
-def _flag(value: object, default: bool) -> bool:
+def _flag(fields: dict[str, object], name: str, default: bool) -> bool:
+    """A boolean parameter (pypicloud reads these with pyramid's ``asbool``, as
+    ``settings.as_bool`` does): ``default`` when absent or empty; any other word is a 400."""
+    value = fields.get(name)
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return as_bool(value, name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _may_fetch(ctx: AppContext, who: Identity) -> FallbackServices:
@@ -200,8 +205,8 @@ async def _fetch(request: Request, ctx: AppContext, who: Identity) -> FetchOutco
         pages=fb.pages,
         filler=fb.filler,
         may_read=lambda project: ctx.policy.can_read(who, project),
-        wheel=_flag(fields.get("wheel"), True),
-        prerelease=_flag(fields.get("prerelease"), False),
+        wheel=_flag(fields, "wheel", True),
+        prerelease=_flag(fields, "prerelease", False),
     )
     return FetchOutcome(**report.as_dict())
 
