@@ -1,5 +1,6 @@
 """Contracts of the fallback's state ports, on SQLite and DynamoDB (DynamoDB Local):
-PageCache (upstream pages of any size), FillLocks, OriginStore."""
+PageCache (upstream pages of any size) and OriginStore; FillLocks on DynamoDB, the one
+backend that has them (local mode fills in the request: no queue, no locks)."""
 
 from __future__ import annotations
 
@@ -43,14 +44,11 @@ def page_cache(store: str | Path, mirror: str = "pypi.org") -> PageCache:
     return DynamoPageCache(store, mirror=mirror)
 
 
-def fill_locks(store: str | Path) -> FillLocks:
-    if isinstance(store, Path):
-        from stratus.adapters.sqlite_page_cache import SqliteFillLocks
-
-        return SqliteFillLocks(store)
+@pytest.fixture
+def locks(dynamo_table: str) -> FillLocks:
     from stratus.adapters.dynamo_page_cache import DynamoFillLocks
 
-    return DynamoFillLocks(store)
+    return DynamoFillLocks(dynamo_table)
 
 
 def origins(store: str | Path, index: str = "default") -> OriginStore:
@@ -89,7 +87,6 @@ def page(files: int, project: str = "botocore", **kwargs: object) -> UpstreamPag
 
 def test_page_cache_is_a_port(store) -> None:
     assert isinstance(page_cache(store), PageCache)
-    assert isinstance(fill_locks(store), FillLocks)
     assert isinstance(origins(store), OriginStore)
 
 
@@ -171,8 +168,11 @@ def test_concurrent_replaces_leave_one_whole_page(store) -> None:
 # --- FillLocks -------------------------------------------------------------------------------
 
 
-def test_lock_is_held_until_released(store) -> None:
-    locks = fill_locks(store)
+def test_fill_locks_are_a_port(locks: FillLocks) -> None:
+    assert isinstance(locks, FillLocks)
+
+
+def test_lock_is_held_until_released(locks: FillLocks) -> None:
     assert locks.acquire("pypi.org/demo/demo-1.0.whl", 60)
     assert not locks.acquire("pypi.org/demo/demo-1.0.whl", 60)
     assert locks.acquire("pypi.org/demo/demo-2.0.whl", 60)  # another key
@@ -181,16 +181,14 @@ def test_lock_is_held_until_released(store) -> None:
     locks.release("never-taken")  # no error
 
 
-def test_expired_lock_can_be_taken(store) -> None:
-    locks = fill_locks(store)
+def test_expired_lock_can_be_taken(locks: FillLocks) -> None:
     assert locks.acquire("k", 0.5)
     time.sleep(1.6)  # DynamoDB's TTL attribute has whole seconds
     assert locks.acquire("k", 60)
     assert not locks.acquire("k", 60)
 
 
-def test_concurrent_acquires_have_one_winner(store) -> None:
-    locks = fill_locks(store)
+def test_concurrent_acquires_have_one_winner(locks: FillLocks) -> None:
     results = run_concurrently([lambda: locks.acquire("race", 60) for _ in range(8)])
     assert sorted(results, key=str) == [False] * 7 + [True]
 

@@ -1,12 +1,12 @@
-"""PageCache and FillLocks on SQLite (local mode): one row per cached upstream page.
+"""PageCache on SQLite (local mode): one row per cached upstream page.
 
 A page is one row (its compressed form, ``domain.upstream.encode_page``), replaced in one
-statement, so a reader never sees half of one. Locks are rows with an expiry.
+statement, so a reader never sees half of one. (Local mode has no fill locks: a fill
+streams in the request that needs it, ``wiring.fallback_local``.)
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from ..domain.upstream import UpstreamPage, decode_page, encode_page
@@ -19,10 +19,6 @@ CREATE TABLE IF NOT EXISTS upstream_pages (
     checked_at REAL NOT NULL,
     body BLOB NOT NULL,
     PRIMARY KEY (mirror, project)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fill_locks (
-    key TEXT PRIMARY KEY,
-    expires REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -61,23 +57,3 @@ class SqlitePageCache:
 
     def health(self) -> None:
         self._db.conn().execute("SELECT 1").fetchone()
-
-
-class SqliteFillLocks:
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteDatabase(path, _SCHEMA)
-
-    def acquire(self, key: str, ttl_seconds: float) -> bool:
-        now = time.time()
-        with self._db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO fill_locks VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires "
-                "WHERE fill_locks.expires <= ?",
-                (key, now + ttl_seconds, now),
-            )
-            return cur.rowcount == 1
-
-    def release(self, key: str) -> None:
-        with self._db.write() as conn:
-            conn.execute("DELETE FROM fill_locks WHERE key = ?", (key,))
