@@ -13,7 +13,7 @@ from stratus.adapters.config_access import ConfigAccess
 from stratus.app.fetch import choose, fetch_requirements, requirement_lines
 from stratus.app.publish import Publisher
 from stratus.app.upstream import FallbackServices
-from stratus.domain.errors import Conflict, NotPermitted, UpstreamError
+from stratus.domain.errors import Conflict, PermissionDenied, UpstreamError
 from stratus.domain.fallback import Answer, DownloadAnswer, mirror_name
 from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import Identity
@@ -254,7 +254,7 @@ def test_origin_lock_first_upload_blocks_the_upstream(tmp_path, upstream, reques
     upstream.add_wheel("mine", "5.0")
     upload(fb, "mine", "1.0")
     assert fb.origins.controls("mine") == LOCKED_BY_UPLOAD
-    with pytest.raises(NotPermitted, match="origin controls"):
+    with pytest.raises(PermissionDenied, match="origin controls"):
         fb.filler.fill(job_for(fb, "mine", "mine-5.0-py3-none-any.whl"))  # type: ignore[union-attr]
     view = fb.fallback.view(ALICE, "mine", may_read=True, path="/simple/mine/")
     assert view.answer is Answer.PAGE and view.upstream == []
@@ -265,7 +265,7 @@ def test_origin_lock_first_fill_blocks_publishing(fb, upstream) -> None:
     upstream.add_wheel("theirs", "1.0")
     fb.filler.fill(job_for(fb, "theirs", "theirs-1.0-py3-none-any.whl"))  # type: ignore[union-attr]
     assert fb.origins.controls("theirs") == LOCKED_BY_FILL
-    with pytest.raises(NotPermitted, match="PUT /admin/package/theirs/origin/"):
+    with pytest.raises(PermissionDenied, match="PUT /admin/package/theirs/origin/"):
         upload(fb, "theirs", "2.0")
     assert fb.fallback.catalog.get_file("theirs", "theirs-2.0-py3-none-any.whl") is None
     fb.origins.set_controls("theirs", OriginControls())  # an admin unlocks
@@ -289,7 +289,7 @@ def test_lock_of_projects_stored_before_the_lock_comes_from_their_files(
     upload(fb, "local-lib", "1.0")
     fb.filler.fill(job_for(fb, "cached", "cached-1.0-py3-none-any.whl"))  # type: ignore[union-attr]
     fb.origins.origin_lock = True
-    with pytest.raises(NotPermitted):
+    with pytest.raises(PermissionDenied):
         upload(fb, "cached", "2.0")
     upload(fb, "local-lib", "2.0")
     assert fb.origins.controls("local-lib") == LOCKED_BY_UPLOAD

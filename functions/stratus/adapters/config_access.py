@@ -59,12 +59,6 @@ class ConfigAccess:
                 self._user_groups[member] = self._user_groups.get(member, frozenset()) | {group}
 
     @classmethod
-    def from_file(cls, path: str | Path) -> tuple[ConfigAccess, dict[str, str]]:
-        """The backend and all options of the file (for settings)."""
-        options = read_ini(path)
-        return cls.from_options(options), options
-
-    @classmethod
     def from_options(cls, options: Mapping[str, str]) -> ConfigAccess:
         users: dict[str, str] = {}
         groups: dict[str, frozenset[str]] = {}

@@ -93,14 +93,6 @@ class ProjectView:
     redirect: str | None = None  # where a REDIRECT answer points
     upstream_failed: bool = False  # upstream part left out: down and nothing cached
 
-    @property
-    def is_page(self) -> bool:
-        return self.answer in (
-            Answer.PAGE,
-            Answer.PAGE_UPSTREAM_DIRECT,
-            Answer.PAGE_UPSTREAM_CACHED,
-        )
-
 
 @dataclass
 class MissingFile:

@@ -167,7 +167,6 @@ class Http:
     def __init__(self, repository: Repository, *, parallel: int) -> None:
         import urllib3
 
-        self._urllib3 = urllib3
         self.pool = urllib3.PoolManager(
             num_pools=8,
             maxsize=max(parallel, 2),

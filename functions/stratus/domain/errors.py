@@ -27,9 +27,5 @@ class PermissionDenied(StratusError):
     controls block publishing."""
 
 
-# Fallback's name for the 403 error; one class, so one mapping.
-NotPermitted = PermissionDenied
-
-
 class UpstreamError(StratusError):
     """The upstream index cannot give what is needed right now (HTTP 502)."""

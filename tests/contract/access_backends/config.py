@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from passlib.hash import sha256_crypt, sha512_crypt
 
-from stratus.adapters.config_access import ConfigAccess
+from stratus.adapters.config_access import ConfigAccess, read_ini
 from stratus.domain import passwords
 
 from . import ADMINS, GROUPS, PACKAGES, PASSWORDS
@@ -32,5 +32,4 @@ def sample_ini() -> str:
 def build(request, tmp_path):
     path = tmp_path / "access.ini"
     path.write_text(sample_ini())
-    backend, _ = ConfigAccess.from_file(path)
-    return backend
+    return ConfigAccess.from_options(read_ini(path))
