@@ -5,6 +5,7 @@ On AWS they answer 302 to a short-lived presigned URL; locally they send the fil
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -46,7 +47,21 @@ def download_path(project: str, filename: str) -> str:
     Uploads only accept safe filenames, but entries indexed from the bucket or from older
     versions may hold any character; a ``#`` or ``?`` must not cut the URL short.
     """
-    return f"files/{quote(project, safe='')}/{quote(filename, safe='')}"
+    return f"files/{quote_segment(project)}/{quote_segment(filename)}"
+
+
+# What ``quote(s, safe="")`` leaves as it is: ASCII letters, digits and ``_.-~``.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def quote_segment(text: str) -> str:
+    """``urllib.parse.quote(text, safe="")``: every character but the unreserved ones
+    percent-encoded. A name made only of those (every valid distribution filename and
+    project name, every hex digest) is returned as it is, without quote's per-character
+    work: a project page quotes each of its files on every request."""
+    if _UNRESERVED.fullmatch(text):
+        return text
+    return quote(text, safe="")
 
 
 DOWNLOAD = {
