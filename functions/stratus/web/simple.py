@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -22,11 +20,11 @@ from ..domain.errors import NotFound
 from ..domain.models import FileRecord, Identity, ProjectSummary
 from ..domain.names import normalize
 from ..domain.upstream import UpstreamFile
-from ..domain.versions import version_key
+from ..domain.versions import in_order, ranks
 from . import negotiation
 from .deps import AppContext, Caller, Context
 from .fallback import page_view
-from .files import download_path, file_path
+from .files import download_path, file_path, quote_segment
 from .routes import route
 
 API_VERSION = "1.1"
@@ -87,7 +85,7 @@ def readable_projects(ctx: AppContext, who: Identity) -> list[ProjectSummary]:
 
 
 def _root_link(p: ProjectSummary) -> str:
-    href = html.escape(quote(p.name, safe="") + "/")
+    href = html.escape(quote_segment(p.name) + "/")
     return f'    <a href="{href}">{html.escape(p.display_name)}</a><br/>'
 
 
@@ -127,9 +125,10 @@ async def simple_root(
 # --- project page ---
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One file on a project page: stored here, or an upstream file (fallback)."""
+class Link(NamedTuple):
+    """One file on a project page: stored here, or an upstream file (fallback).
+
+    A tuple: a page makes one per file on every request, and a tuple is built in C."""
 
     filename: str
     url: str  # relative to the page (stored, or via this index) or absolute (upstream)
@@ -139,7 +138,15 @@ class Link:
     yanked: str | None = None  # None not yanked; "" without a reason
     core_metadata: str | bool = False  # PEP 658/714: its sha256, True (no hash), False
     size: int | None = None
-    upload_time: str | None = None  # ISO 8601
+    # PEP 700: ISO 8601 (upstream) or a stored file's POSIX time, formatted by the JSON
+    # page only (the HTML page does not show it).
+    upload_time: str | float | None = None
+
+    @property
+    def upload_time_iso(self) -> str | None:
+        if isinstance(self.upload_time, float | int):
+            return _iso(self.upload_time)
+        return self.upload_time or None
 
 
 def stored_link(record: FileRecord) -> Link:
@@ -152,7 +159,7 @@ def stored_link(record: FileRecord) -> Link:
         yanked=record.yanked,
         core_metadata=record.metadata_sha256 or False,
         size=record.size,
-        upload_time=_iso(record.upload_time),
+        upload_time=record.upload_time,
     )
 
 
@@ -175,7 +182,8 @@ def page_links(project: str, view: ProjectView) -> list[Link]:
     """The links of a page, sorted by version then filename (stored files win clashes)."""
     links = [stored_link(f) for f in view.files]
     links += [upstream_link(project, f, via_index=view.via_index) for f in view.upstream]
-    links.sort(key=lambda link: (version_key(link.version), link.filename))
+    rank = ranks(link.version for link in links)
+    links.sort(key=lambda link: (rank[link.version], link.filename))
     return links
 
 
@@ -183,7 +191,7 @@ def render_project_html(project: str, links: list[Link]) -> bytes:
     lines = []
     for f in links:
         # Stored files' URLs are quoted (file_path); upstream ones are absolute as given.
-        href = f.url + (f"#sha256={quote(f.sha256, safe='')}" if f.sha256 else "")
+        href = f.url + (f"#sha256={quote_segment(f.sha256)}" if f.sha256 else "")
         attrs = [f'href="{html.escape(href)}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
@@ -220,10 +228,11 @@ def render_project_json(project: str, links: list[Link]) -> bytes:
         }
         if f.size is not None:
             entry["size"] = f.size
-        if f.upload_time:
-            entry["upload-time"] = f.upload_time
+        upload_time = f.upload_time_iso
+        if upload_time:
+            entry["upload-time"] = upload_time
         entries.append(entry)
-    versions = sorted({f.version for f in links}, key=version_key)
+    versions = in_order(f.version for f in links)
     return json.dumps(
         {
             "meta": {"api-version": API_VERSION},
@@ -250,7 +259,7 @@ async def simple_project(
     normalized = normalize(project)
     if normalized != project or not request.url.path.endswith("/"):
         # Relative, so it works behind any stage path: /simple/Foo_Bar/ → ../foo-bar/
-        name = quote(normalized, safe="")  # any name from the path: a header is ASCII
+        name = quote_segment(normalized)  # any name from the path: a header is ASCII
         target = f"../{name}/" if request.url.path.endswith("/") else f"{name}/"
         if request.url.query:
             target += f"?{request.url.query}"

@@ -1,0 +1,101 @@
+"""The project page's hot path: segment quoting, version order and the links it renders,
+each checked against the plain library call it stands for."""
+
+from __future__ import annotations
+
+import random
+from urllib.parse import quote
+
+from packaging.version import Version
+
+from stratus.app.upstream import ProjectView
+from stratus.domain.fallback import Answer
+from stratus.domain.models import FileRecord
+from stratus.domain.versions import in_order, ranks
+from stratus.web.files import quote_segment
+from stratus.web.simple import page_links, render_project_json
+
+POOL = "abcXYZ019_.-~ #?%/&=+:@!$'()*,;\"<>[]{}|\\^`\t\né€\u2028\U0001d4b3\x00\x7f"
+
+
+def test_quote_segment_is_quote_with_nothing_safe() -> None:
+    rng = random.Random(7)
+    samples = ["", "demo", "demo-1.0-py3-none-any.whl", "a" * 300, "0" * 64, "x#y", "ü"]
+    samples += ["".join(rng.choice(POOL) for _ in range(rng.randint(1, 12))) for _ in range(5000)]
+    for text in samples:
+        assert quote_segment(text) == quote(text, safe=""), repr(text)
+
+
+def _versions(rng: random.Random, count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        v = ".".join(str(rng.randint(0, 12)) for _ in range(rng.randint(1, 4)))
+        if rng.random() < 0.1:
+            v = f"{rng.randint(1, 3)}!{v}"
+        if rng.random() < 0.3:
+            v += rng.choice(["a", "b", "rc", "alpha", "c", "pre"]) + str(rng.randint(0, 3))
+        if rng.random() < 0.2:
+            v += f".post{rng.randint(0, 3)}"
+        if rng.random() < 0.2:
+            v += f".dev{rng.randint(0, 3)}"
+        if rng.random() < 0.15:
+            v += "+" + rng.choice(["local", "ubuntu.1", "1.a", "abc.2"])
+        out.append(v)
+    return out
+
+
+def test_versions_are_in_pep_440_order_with_invalid_ones_last() -> None:
+    rng = random.Random(11)
+    for _ in range(50):
+        versions = (
+            _versions(rng, rng.randint(1, 80)) + ["not a version", "zz-bad"][: rng.randint(0, 2)]
+        )
+        valid = [v for v in set(versions) if v not in ("not a version", "zz-bad")]
+        expected = sorted(valid, key=Version)
+        expected += sorted(set(versions) - set(valid))
+        got = in_order(versions)
+        # Versions that compare equal (1.0 and 1.0.0) may come in either order.
+        n = len(valid)
+        assert [Version(v) for v in got[:n]] == [Version(v) for v in expected[:n]]
+        assert got[n:] == expected[n:]
+        assert sorted(got) == sorted(set(versions))
+        assert in_order(reversed(versions)) == got  # the kept order, from any iterable
+        rank = ranks(versions)
+        assert sorted(rank, key=rank.__getitem__) == got
+
+
+def _record(version: str, filename: str, upload_time: float) -> FileRecord:
+    return FileRecord(
+        project="demo",
+        filename=filename,
+        version=version,
+        size=1,
+        sha256="ab" * 32,
+        upload_time=upload_time,
+    )
+
+
+def test_links_are_ordered_by_version_then_filename_and_dated_in_json() -> None:
+    records = [
+        _record("1.10", "demo-1.10.tar.gz", 0.5),
+        _record("1.9", "demo-1.9-py3-none-any.whl", 1.0),
+        _record("1.9", "demo-1.9.tar.gz", 2.0),
+        _record("1.10", "demo-1.10-py3-none-any.whl", 1_700_000_000.123456),
+        _record("1.10rc1", "demo-1.10rc1.tar.gz", 3.0),
+    ]
+    links = page_links("demo", ProjectView(Answer.PAGE, files=records))
+    assert [link.filename for link in links] == [
+        "demo-1.9-py3-none-any.whl",
+        "demo-1.9.tar.gz",
+        "demo-1.10rc1.tar.gz",
+        "demo-1.10-py3-none-any.whl",
+        "demo-1.10.tar.gz",
+    ]
+    assert links[0].url == "../../files/demo/demo-1.9-py3-none-any.whl"
+    import json
+
+    page = json.loads(render_project_json("demo", links))
+    assert page["versions"] == ["1.9", "1.10rc1", "1.10"]
+    times = {f["filename"]: f["upload-time"] for f in page["files"]}
+    assert times["demo-1.10-py3-none-any.whl"] == "2023-11-14T22:13:20.123456Z"
+    assert times["demo-1.10.tar.gz"] == "1970-01-01T00:00:00.500000Z"
