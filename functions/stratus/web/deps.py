@@ -77,8 +77,13 @@ _credential_pool = ThreadPoolExecutor(
 )
 
 
-async def identity(request: Request, ctx: Context) -> Identity:
-    """Authenticate the request (``BadCredentials`` → 401); see the module docstring."""
+async def identity(request: Request) -> Identity:
+    """Authenticate the request (``BadCredentials`` → 401); see the module docstring.
+
+    The context comes from the request, not as a ``Context`` sub-dependency: FastAPI
+    solves every sub-dependency of every request again, cached or not (~7 µs each), and
+    nearly every route depends on this one."""
+    ctx = context_of(request)
     source = request.client.host if request.client else None
     header = request.headers.get("authorization")
     who = ctx.policy.identify_cached(header, source)
@@ -92,16 +97,17 @@ async def identity(request: Request, ctx: Context) -> Identity:
 Caller = Annotated[Identity, Depends(identity)]
 
 
-async def reader(request: Request, ctx: Context) -> Identity:
+async def reader(request: Request) -> Identity:
     """Who reads: Basic credentials, else the web UI's session cookie (a signed-in
     browser following a download link). For GET routes only: a cookie never authorizes
     a change (forms carry CSRF tokens for that)."""
+    ctx = context_of(request)
     if (
         ctx.sessions is None
         or request.method not in ("GET", "HEAD")
         or request.headers.get("authorization")
     ):
-        return await identity(request, ctx)
+        return await identity(request)
     from .ui.sessions import COOKIE_NAME
 
     session = ctx.sessions.loads(request.cookies.get(COOKIE_NAME))
