@@ -656,6 +656,34 @@ def test_h11_slow_clients_are_disconnected(server: Server):
             sock.close()
 
 
+def test_h11_a_header_deadline_is_kept_after_a_slow_body_on_the_same_connection(
+    tmp_path_factory,
+):
+    """The deadlines share one timer per connection. A body that trickles in (each byte
+    moves its deadline on) leaves that timer set for the body's later deadline; a new
+    request on the connection whose headers then stall is still cut off at the header
+    timeout (1 s), not when the body's timer would have fired (6 s on)."""
+    root = tmp_path_factory.mktemp("deadlines")
+    config = root / "stratus.ini"
+    config.write_text("[app:main]\npypi.default_read = everyone\n")
+    options = ("--header-timeout", "1", "--body-timeout", "6")
+    serve = running_serve(config, root / "data", root / "serve.log", *options)
+    with serve as url, Server(url, root / "data").connect() as sock:
+        body = b"x" * 6
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        for byte in body:  # 1.5 s in all: past the header timeout of the connection
+            time.sleep(0.25)
+            sock.sendall(bytes([byte]))
+        time.sleep(0.1)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # ... and no end
+        started = time.monotonic()
+        answer = read_answer(sock)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert waited < 3, waited  # the header timeout (1 s), not the body's timer (~6 s)
+
+
 # --- fuzz: the HTTP API from its OpenAPI description, against the running server ---------
 
 

@@ -12,11 +12,17 @@ Per connection (limits from ``server.ServerLimits``):
 
 It extends uvicorn's httptools protocol (``uvicorn[standard]``, which ``stratus serve``
 needs): uvicorn's own ``timeout_keep_alive`` is reset by every byte received.
+
+The deadlines cost next to nothing per request: arming one sets a time, and a single
+event-loop timer per connection checks it when it fires (and sets itself again for a
+later deadline). A timer made and cancelled for every phase of every request cost more
+than the rest of the guard.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -42,30 +48,45 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time of the current phase's deadline
+        self._on_deadline: Callable[[], None] = self._header_timeout
+        self._timer: asyncio.TimerHandle | None = None  # fires at _timer_at, or earlier
+        self._timer_at = 0.0
         self._header_bytes = 0
         self._in_body = False
 
-    # --- timers ---
+    # --- the deadline and its timer ---
 
     def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None  # the timer, when it fires, finds nothing to do
 
-    def _arm(self, seconds: float, callback: Any) -> None:
-        self._cancel_deadline()
-        self._deadline = self.loop.call_later(seconds, callback)
+    def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
+        deadline = self.loop.time() + seconds
+        self._deadline, self._on_deadline = deadline, callback
+        if self._timer is not None and self._timer_at <= deadline:
+            return  # fires before the deadline and then sets itself for it
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self.loop.call_at(deadline, self._check), deadline
+
+    def _check(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:  # moved on since the timer was set
+            self._timer, self._timer_at = self.loop.call_at(deadline, self._check), deadline
+            return
+        self._deadline = None
+        self._on_deadline()
 
     def _header_timeout(self) -> None:
-        self._deadline = None
         if not self.transport.is_closing():
             self.logger.warning("Closing %s: request headers not received in time.", self.client)
             self.transport.write(_TIMEOUT_408)
             self.transport.close()
 
     def _body_timeout(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -87,7 +108,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm(self.limits.header_timeout, self._header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_deadline()
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -97,17 +121,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._deadline is None:  # a new request on a kept-alive connection
             self._arm(self.limits.header_timeout, self._header_timeout)
 
-    def _count_header_bytes(self, *parts: bytes) -> None:
-        self._header_bytes += sum(len(p) for p in parts) + 4
-        if self._header_bytes > self.limits.max_header_bytes:
-            raise HeaderTooLarge  # httptools reports it: uvicorn answers 400 and closes
+    # Header bytes are counted where they arrive, without a helper call per header.
+    # HeaderTooLarge: httptools reports it, and uvicorn answers 400 and closes.
 
     def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(url)
+        self._header_bytes += len(url) + 4
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise HeaderTooLarge
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(name, value)
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.limits.max_header_bytes:
+            raise HeaderTooLarge
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
