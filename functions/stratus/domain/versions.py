@@ -9,28 +9,23 @@ from packaging.version import InvalidVersion, Version
 
 
 @lru_cache(maxsize=65536)
-def version_key(version: str) -> tuple:
-    """Sort key of a version string (parsed once per process: pages are sorted per request)."""
-    try:
-        return (0, Version(version))
-    except InvalidVersion:  # pragma: no cover - versions are validated at upload
-        return (1, version)
-
-
-@lru_cache(maxsize=65536)
-def is_prerelease(version: str) -> bool:
-    try:
-        return Version(version).is_prerelease
-    except InvalidVersion:  # pragma: no cover
-        return False
-
-
-@lru_cache(maxsize=65536)
 def _parsed(version: str) -> Version | None:
+    """The version, parsed once per process (pages sort releases on every request)."""
     try:
         return Version(version)
     except InvalidVersion:  # pragma: no cover - versions are validated at upload
         return None
+
+
+def version_key(version: str) -> tuple:
+    """Sort key of a version string: PEP 440 order, any invalid ones last, by text."""
+    parsed = _parsed(version)
+    return (0, parsed) if parsed is not None else (1, version)
+
+
+def is_prerelease(version: str) -> bool:
+    parsed = _parsed(version)
+    return parsed is not None and parsed.is_prerelease
 
 
 def in_order(versions: Iterable[str]) -> list[str]:
