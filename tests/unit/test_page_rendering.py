@@ -11,7 +11,7 @@ from packaging.version import Version
 from stratus.app.upstream import ProjectView
 from stratus.domain.fallback import Answer
 from stratus.domain.models import FileRecord
-from stratus.domain.versions import in_order, ranks
+from stratus.domain.versions import in_order, ranks, version_key
 from stratus.web.files import quote_segment
 from stratus.web.simple import page_links, render_project_json
 
@@ -50,6 +50,8 @@ def test_versions_are_in_pep_440_order_with_invalid_ones_last() -> None:
         versions = (
             _versions(rng, rng.randint(1, 80)) + ["not a version", "zz-bad"][: rng.randint(0, 2)]
         )
+        # ... and other spellings of equal versions (1.2 and 1.2.0)
+        versions += [v + ".0" for v in versions[:5] if all(p.isdigit() for p in v.split("."))]
         valid = [v for v in set(versions) if v not in ("not a version", "zz-bad")]
         expected = sorted(valid, key=Version)
         expected += sorted(set(versions) - set(valid))
@@ -61,7 +63,10 @@ def test_versions_are_in_pep_440_order_with_invalid_ones_last() -> None:
         assert sorted(got) == sorted(set(versions))
         assert in_order(reversed(versions)) == got  # the kept order, from any iterable
         rank = ranks(versions)
-        assert sorted(rank, key=rank.__getitem__) == got
+        for a in got:
+            for b in got:
+                assert (rank[a] < rank[b]) == (version_key(a) < version_key(b)), (a, b)
+                assert (rank[a] == rank[b]) == (version_key(a) == version_key(b)), (a, b)
 
 
 def _record(version: str, filename: str, upload_time: float) -> FileRecord:

@@ -35,8 +35,17 @@ def in_order(versions: Iterable[str]) -> list[str]:
 
 def ranks(versions: Iterable[str]) -> dict[str, int]:
     """Each distinct version's place in PEP 440 order (:func:`in_order`): a page sorts
-    its files by these integers, compared in C, not by ``Version`` objects."""
-    return {version: rank for rank, version in enumerate(_in_order(frozenset(versions)))}
+    its files by these integers, compared in C, not by ``Version`` objects. Versions that
+    PEP 440 holds equal (``1.0`` and ``1.0.0``) share a place, as they share a
+    ``version_key``."""
+    out: dict[str, int] = {}
+    rank, previous = -1, None
+    for version in _in_order(frozenset(versions)):
+        key = _parsed(version) or version
+        if key != previous:
+            rank, previous = rank + 1, key
+        out[version] = rank
+    return out
 
 
 # A project's versions change with its uploads only, and its page is sorted on every
