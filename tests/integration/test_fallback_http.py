@@ -5,6 +5,7 @@ and an upstream that is down. A real upstream server on 127.0.0.1; the app in-pr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,13 @@ def test_upstream_metadata_is_served_for_cache_links(tmp_path, upstream) -> None
     )
     entry = next(f for f in page.json()["files"] if f["filename"] == "demo-2.0-py3-none-any.whl")
     assert entry["requires-python"] == ">=3.9" and entry["core-metadata"]["sha256"]
+    assert entry["upload-time"] == "2024-01-01T00:00:00.000000Z"  # the upstream's, as given
+    store_locally(client, "demo", "3.0")  # a stored file's time, formatted by the page
+    page = client.get(
+        "/simple/demo/", headers=auth("bob") | {"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    stored = next(f for f in page.json()["files"] if f["filename"].startswith("demo-3.0"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stored["upload-time"])
     meta = client.get("/files/demo/demo-2.0-py3-none-any.whl.metadata", headers=auth("bob"))
     assert meta.status_code == 200 and "Requires-Python: >=3.9" in meta.text
     assert client.services.catalog.get_file("demo", "demo-2.0-py3-none-any.whl") is None
