@@ -4,7 +4,6 @@ origin controls, and /api/fetch."""
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from stratus.domain.upstream import FillJob, UpstreamFile
 from stratus.settings import Settings
 from stratus.wiring import Services, build_fallback
 from tests.support.distributions import wheel_bytes
+from tests.support.memory import heap_peak
 from tests.support.upstream_server import UpstreamServer
 
 ALICE = Identity("alice", frozenset())
@@ -236,12 +236,7 @@ def test_fill_memory_stays_bounded(tmp_path, upstream, request) -> None:
     fb = make("local", request, tmp_path, upstream)
     hosted = upstream.add_huge_wheel("bigpkg", "1.0", 48 * 1024 * 1024)
     job = job_for(fb, "bigpkg", hosted.filename)
-    tracemalloc.start()
-    try:
-        fb.filler.fill(job)  # type: ignore[union-attr]
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, peak = heap_peak(lambda: fb.filler.fill(job))  # type: ignore[union-attr]
     assert fb.fallback.catalog.get_file("bigpkg", hosted.filename) is not None
     assert peak < 12 * 1024 * 1024, peak
 

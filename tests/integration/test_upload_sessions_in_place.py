@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from stratus.domain.keys import file_key, metadata_key
 from stratus.domain.models import Identity
 from stratus.settings import Settings
 from tests.support.distributions import wheel_bytes, write_wheel_with_payload
+from tests.support.memory import heap_peak
 from tests.support.upload_targets import send
 
 MIB = 1024 * 1024
@@ -213,12 +213,7 @@ def test_a_large_in_place_object_is_reindexed_with_ranged_reads(
     assert put(service, session, data) == 200
     aws.storage.clear_upload_pending(KEY)  # as a completion that stopped before its entry
     del data
-    tracemalloc.start()
-    try:
-        report = reconcile(aws.catalog, aws.storage)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = heap_peak(lambda: reconcile(aws.catalog, aws.storage))
     assert report.added == [KEY]
     assert peak < 20 * MIB, peak  # read whole, the file alone would take 50 MiB
     record = aws.catalog.get_file("demo-pkg", FILENAME)
@@ -241,12 +236,7 @@ def test_a_missing_metadata_file_of_a_large_file_is_rewritten_with_ranged_reads(
     meta_key = metadata_key("demo-pkg", FILENAME)
     core_metadata = aws.storage.read(meta_key)
     aws.storage.delete(meta_key)
-    tracemalloc.start()
-    try:
-        report = reconcile(aws.catalog, aws.storage)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = heap_peak(lambda: reconcile(aws.catalog, aws.storage))
     assert report.metadata_written == [meta_key]
     assert aws.storage.read(meta_key) == core_metadata
     assert peak < 20 * MIB, peak  # read whole, the file alone would take 50 MiB

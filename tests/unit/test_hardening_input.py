@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import tracemalloc
 import zipfile
 from collections.abc import Callable
 
@@ -29,6 +28,7 @@ from stratus.domain.objectmeta import (
 )
 from tests.support import hostile
 from tests.support.distributions import core_metadata, sdist_bytes, wheel_bytes
+from tests.support.memory import heap_peak
 
 MIB = 1024 * 1024
 # Far below any bomb here (32 MiB and more); above reading a 1 MiB member (and an 8 MiB
@@ -38,13 +38,12 @@ MEMORY_BUDGET = 16 * MIB
 
 def refused_within_budget(call: Callable[[], object], match: str) -> None:
     """``call`` raises InvalidInput matching ``match``, allocating at most MEMORY_BUDGET."""
-    tracemalloc.start()
-    try:
+
+    def refused() -> None:
         with pytest.raises(InvalidInput, match=match):
             call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    _, peak = heap_peak(refused)
     assert peak < MEMORY_BUDGET, f"peak {peak / MIB:.1f} MiB"
 
 
