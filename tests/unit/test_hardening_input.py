@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from stratus.app.indexing import describe_distribution
+from stratus.app.indexing import Digests, describe_distribution
 from stratus.app.publish import check_digests
 from stratus.domain import distributions, limits, metadata, names
 from stratus.domain.errors import InvalidInput
@@ -216,24 +216,23 @@ def test_h12_object_metadata_too_large_keeps_only_provenance() -> None:
 @pytest.mark.parametrize("bad", ["é" * 64, "g" * 64, "ab", "a" * 65, "../" * 20])
 def test_h12_digest_fields_must_be_hex(bad: str) -> None:
     with pytest.raises(InvalidInput, match="hex digest"):
-        check_digests(b"data", {"sha256_digest": bad})
-    check_digests(b"data", {"sha256_digest": hashlib.sha256(b"data").hexdigest().upper()})
+        check_digests(Digests.of(b"data"), {"sha256_digest": bad})
+    digest = hashlib.sha256(b"data").hexdigest().upper()
+    check_digests(Digests.of(b"data"), {"sha256_digest": digest})
 
 
 def test_each_digest_field_is_checked_against_its_own_hash() -> None:
-    from stratus.app.indexing import Digests
-
     right = {
         "sha256_digest": hashlib.sha256(b"data").hexdigest(),
         "md5_digest": hashlib.md5(b"data").hexdigest(),
         "blake2_256_digest": hashlib.blake2b(b"data", digest_size=32).hexdigest(),
     }
-    for data in (b"data", Digests.of(b"data")):
-        check_digests(data, right)
-        for field in right:
-            wrong = {**right, field: hashlib.sha256(b"other").hexdigest()[: len(right[field])]}
-            with pytest.raises(InvalidInput, match="does not match"):
-                check_digests(data, wrong)
+    computed = Digests.of(b"data")
+    check_digests(computed, right)
+    for field in right:
+        wrong = {**right, field: hashlib.sha256(b"other").hexdigest()[: len(right[field])]}
+        with pytest.raises(InvalidInput, match="does not match"):
+            check_digests(computed, wrong)
 
 
 # --- 16: filenames ---------------------------------------------------------------------------

@@ -72,10 +72,9 @@ _DIGESTS = {
 _HEX = re.compile(r"[0-9a-f]+", re.ASCII)
 
 
-def check_digests(data: bytes | Digests, sent: Mapping[str, str | None]) -> None:
-    """Every digest the client sent must match the bytes, or the ``Digests`` computed of
-    them (constant-time comparison)."""
-    computed = data if isinstance(data, Digests) else Digests.of(data)
+def check_digests(computed: Digests, sent: Mapping[str, str | None]) -> None:
+    """Every digest the client sent must match the ones computed of the bytes
+    (constant-time comparison)."""
     for field, (attribute, length) in _DIGESTS.items():
         value = (sent.get(field) or "").strip().lower()
         if not value:
