@@ -4,16 +4,23 @@ each checked against the plain library call it stands for."""
 from __future__ import annotations
 
 import random
+from html.parser import HTMLParser
 from urllib.parse import quote
 
 from packaging.version import Version
 
 from stratus.app.upstream import ProjectView
 from stratus.domain.fallback import Answer
-from stratus.domain.models import FileRecord
+from stratus.domain.models import FileRecord, ProjectSummary
+from stratus.domain.upstream import UpstreamFile
 from stratus.domain.versions import in_order, ranks, version_key
 from stratus.web.files import quote_segment
-from stratus.web.simple import page_links, render_project_json
+from stratus.web.simple import (
+    page_links,
+    render_project_html,
+    render_project_json,
+    render_root_html,
+)
 
 POOL = "abcXYZ019_.-~ #?%/&=+:@!$'()*,;\"<>[]{}|\\^`\t\né€\u2028\U0001d4b3\x00\x7f"
 
@@ -104,3 +111,93 @@ def test_links_are_ordered_by_version_then_filename_and_dated_in_json() -> None:
     times = {f["filename"]: f["upload-time"] for f in page["files"]}
     assert times["demo-1.10-py3-none-any.whl"] == "2023-11-14T22:13:20.123456Z"
     assert times["demo-1.10.tar.gz"] == "1970-01-01T00:00:00.500000Z"
+
+
+class _Anchors(HTMLParser):
+    """The attributes and text of each ``<a>`` of a page, unescaped by the parser."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.anchors.append(dict(attrs))
+
+    def handle_data(self, data: str) -> None:
+        if self.anchors and "text" not in self.anchors[-1]:
+            self.anchors[-1]["text"] = data
+
+
+def _text(rng: random.Random, size: int = 10) -> str:
+    return "".join(rng.choice(POOL) for _ in range(rng.randint(1, size)))
+
+
+def test_html_page_escapes_every_attribute_however_hostile_the_data() -> None:
+    """Stored records and upstream files of any content: each anchor's attributes, read
+    back by an HTML parser, are exactly the URL, hashes and fields the page stands for.
+    (Stored URLs are their own escape, upstream ones are escaped once: ``Link.href``.)"""
+    rng = random.Random(5)
+    for round_ in range(40):
+        project = "demo" if round_ % 2 else _text(rng)
+        records = [
+            FileRecord(
+                project=project,
+                filename=_text(rng),
+                version=rng.choice(["1.0", "2.0", "bad version"]),
+                size=1,
+                sha256=rng.choice(["ab" * 32, _text(rng)]),
+                upload_time=1.0,
+                requires_python=rng.choice([None, ">=3.8", _text(rng)]),
+                metadata_sha256=rng.choice([None, "cd" * 32, _text(rng)]),
+                yanked=rng.choice([None, "", _text(rng)]),
+            )
+            for _ in range(rng.randint(1, 8))
+        ]
+        upstream = [
+            UpstreamFile(
+                filename=f"up-{i}-{_text(rng)}",
+                url="https://up.example/" + _text(rng),
+                version="3.0",
+                sha256=rng.choice([None, "ef" * 32, _text(rng)]),
+                requires_python=rng.choice([None, "<4", _text(rng)]),
+                yanked=rng.choice([None, "", _text(rng)]),
+                has_metadata=rng.random() < 0.5,
+                metadata_sha256=rng.choice([None, _text(rng)]),
+            )
+            for i in range(rng.randint(0, 4))
+        ]
+        via_index = rng.random() < 0.5
+        view = ProjectView(Answer.PAGE, files=records, upstream=upstream, via_index=via_index)
+        links = page_links(project, view)
+        parser = _Anchors()
+        parser.feed(render_project_html(project, links).decode())
+        assert len(parser.anchors) == len(records) + len(upstream)
+        for anchor, link in zip(parser.anchors, links, strict=True):
+            stored = next((r for r in records if r.filename == link.filename), None)
+            if stored is not None or via_index:
+                url = f"../../files/{quote(project, safe='')}/{quote(link.filename, safe='')}"
+            else:
+                url = next(u.url for u in upstream if u.filename == link.filename)
+            if link.sha256:
+                url += "#sha256=" + quote(link.sha256, safe="")
+            assert anchor["href"] == url
+            assert anchor["text"] == link.filename
+            assert anchor.get("data-requires-python") == (link.requires_python or None)
+            assert anchor.get("data-yanked") == link.yanked
+            core = link.core_metadata
+            expected = None if not core else "true" if core is True else f"sha256={core}"
+            assert anchor.get("data-core-metadata") == expected
+            assert anchor.get("data-dist-info-metadata") == expected
+
+
+def test_root_page_escapes_names_however_hostile() -> None:
+    rng = random.Random(9)
+    projects = [ProjectSummary(_text(rng), _text(rng), 1.0, 1, None) for _ in range(300)] + [
+        ProjectSummary("demo", "Demo", 1.0, 1, None)
+    ]
+    parser = _Anchors()
+    parser.feed(render_root_html(projects).decode())
+    assert [(a["href"], a["text"]) for a in parser.anchors] == [
+        (quote(p.name, safe="") + "/", p.display_name) for p in projects
+    ]

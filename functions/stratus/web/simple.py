@@ -10,6 +10,7 @@ import hashlib
 import html
 import json
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
@@ -84,13 +85,12 @@ def readable_projects(ctx: AppContext, who: Identity) -> list[ProjectSummary]:
     return [p for p in projects if p.name in allowed]
 
 
-def _root_link(p: ProjectSummary) -> str:
-    href = html.escape(quote_segment(p.name) + "/")
-    return f'    <a href="{href}">{html.escape(p.display_name)}</a><br/>'
-
-
 def render_root_html(projects: list[ProjectSummary]) -> bytes:
-    links = "\n".join(_root_link(p) for p in projects)
+    # quote_segment's output holds none of &<>"': the href is its own escape.
+    links = "\n".join(
+        f'    <a href="{quote_segment(p.name)}/">{html.escape(p.display_name)}</a><br/>'
+        for p in projects
+    )
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
@@ -132,6 +132,9 @@ class Link(NamedTuple):
 
     filename: str
     url: str  # relative to the page (stored, or via this index) or absolute (upstream)
+    # ``url`` escaped for an HTML attribute. A URL this index makes is quoted segments
+    # (``quote_segment``), which hold none of ``&<>"'``: it is its own escape.
+    href: str
     version: str
     sha256: str | None
     requires_python: str | None = None
@@ -149,25 +152,37 @@ class Link(NamedTuple):
         return self.upload_time or None
 
 
-def stored_link(record: FileRecord) -> Link:
-    return Link(
-        filename=record.filename,
-        url="../../" + file_path(record),
-        version=record.version,
-        sha256=record.sha256,
-        requires_python=record.requires_python,
-        yanked=record.yanked,
-        core_metadata=record.metadata_sha256 or False,
-        size=record.size,
-        upload_time=record.upload_time,
-    )
+def stored_links(project: str, files: list[FileRecord]) -> list[Link]:
+    """The links of a project's stored files. Built by position, with the project's
+    URL segment quoted once: a page makes these for every file on every request."""
+    base = "../../" + download_path(project, "")
+    links = []
+    for f in files:
+        url = base + quote_segment(f.filename) if f.project == project else "../../" + file_path(f)
+        links.append(
+            Link(
+                f.filename,
+                url,
+                url,
+                f.version,
+                f.sha256,
+                f.requires_python,
+                f.yanked,
+                f.metadata_sha256 or False,
+                f.size,
+                f.upload_time,
+            )
+        )
+    return links
 
 
 def upstream_link(project: str, file: UpstreamFile, *, via_index: bool) -> Link:
     """An upstream file, linked straight upstream or through this index (cache fill)."""
+    url = "../../" + download_path(project, file.filename) if via_index else file.url
     return Link(
         filename=file.filename,
-        url="../../" + download_path(project, file.filename) if via_index else file.url,
+        url=url,
+        href=url if via_index else html.escape(url),
         version=file.version,
         sha256=file.sha256,
         requires_python=file.requires_python,
@@ -180,30 +195,43 @@ def upstream_link(project: str, file: UpstreamFile, *, via_index: bool) -> Link:
 
 def page_links(project: str, view: ProjectView) -> list[Link]:
     """The links of a page, sorted by version then filename (stored files win clashes)."""
-    links = [stored_link(f) for f in view.files]
+    links = stored_links(project, view.files)
     links += [upstream_link(project, f, via_index=view.via_index) for f in view.upstream]
     rank = ranks(link.version for link in links)
-    links.sort(key=lambda link: (rank[link.version], link.filename))
+    links.sort(key=attrgetter("filename"))  # stored files come sorted: a single pass
+    links.sort(key=lambda link: rank[link.version])  # stable: by filename within a version
     return links
 
 
+def _digest_attribute(digest: str) -> str:
+    """``sha256=<digest>`` for an HTML attribute. A hex digest (letters and digits) holds
+    nothing to escape; anything else (an upstream's) is escaped."""
+    if digest.isascii() and digest.isalnum():
+        return "sha256=" + digest
+    return html.escape("sha256=" + digest)
+
+
 def render_project_html(project: str, links: list[Link]) -> bytes:
+    escape = html.escape
+    requires: dict[str, str] = {}  # escaped once a page: most files share one
     lines = []
     for f in links:
-        # Stored files' URLs are quoted (file_path); upstream ones are absolute as given.
-        href = f.url + (f"#sha256={quote_segment(f.sha256)}" if f.sha256 else "")
-        attrs = [f'href="{html.escape(href)}"']
+        line = f'    <a href="{f.href}'
+        if f.sha256:  # quote_segment's output needs no escaping (see Link.href)
+            line += "#sha256=" + quote_segment(f.sha256)
+        line += '"'
         if f.requires_python:
-            attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
+            spec = requires.get(f.requires_python)
+            if spec is None:
+                spec = requires[f.requires_python] = escape(f.requires_python)
+            line += f' data-requires-python="{spec}"'
         if f.yanked is not None:
-            attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
+            line += f' data-yanked="{escape(f.yanked)}"'
         if f.core_metadata:
-            value = "true" if f.core_metadata is True else f"sha256={f.core_metadata}"
-            core = html.escape(value)
-            attrs.append(f'data-core-metadata="{core}"')
-            attrs.append(f'data-dist-info-metadata="{core}"')
-        lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
-    title = html.escape(f"Links for {project}")
+            core = "true" if f.core_metadata is True else _digest_attribute(f.core_metadata)
+            line += f' data-core-metadata="{core}" data-dist-info-metadata="{core}"'
+        lines.append(f"{line}>{escape(f.filename)}</a><br/>")
+    title = escape(f"Links for {project}")
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
