@@ -8,7 +8,10 @@ the index became part of the key are moved into the default index when opened.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from ..domain.errors import Conflict, NotFound
 from ..domain.indexes import DEFAULT_INDEX, check_index_name
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary, Tombstone
-from .sqlite_db import SqliteDatabase, Transaction
+from .sqlite_db import SqliteDatabase
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
 _FILES = f"""
@@ -74,6 +77,8 @@ class SqliteCatalog:
     def __init__(self, path: str | Path, *, index: str = DEFAULT_INDEX) -> None:
         self.index = check_index_name(index)
         self._db = SqliteDatabase(path, "")
+        # Per thread, as the connections: its commits and its cached project list.
+        self._local = threading.local()
         _add_index_column(self._db.conn())
         self._db.conn().executescript(_FILES + _TOMBSTONES)
         self.path = self._db.path
@@ -90,8 +95,20 @@ class SqliteCatalog:
     def _conn(self) -> sqlite3.Connection:
         return self._db.conn()
 
-    def _write(self) -> Transaction:
-        return self._db.write()
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._db.write() as conn:
+                yield conn
+        finally:
+            self._local.writes = getattr(self._local, "writes", 0) + 1
+
+    def _changes(self) -> tuple[int, int]:
+        """What moves whenever the files may have changed, as seen by this thread's
+        connection: SQLite's ``data_version`` counts the commits of other connections
+        (other threads, other processes), and ``writes`` this connection's own."""
+        (version,) = self._conn().execute("PRAGMA data_version").fetchone()
+        return version, getattr(self._local, "writes", 0)
 
     # --- reads ---
     def get_file(self, project: str, filename: str) -> FileRecord | None:
@@ -109,16 +126,24 @@ class SqliteCatalog:
         return [FileRecord(*row) for row in rows]
 
     def list_projects(self) -> list[ProjectSummary]:
+        """Every project, kept until the files change: the query aggregates every file of
+        the index, and ``/simple/`` and the web UI ask for it on each request."""
+        changes = self._changes()  # before the query: a commit after it moves it again
+        cached = getattr(self._local, "projects", None)
+        if cached is not None and cached[0] == changes:
+            return list(cached[1])
         # SQLite takes the bare columns from the row holding MAX(upload_time).
         rows = self._conn().execute(
             "SELECT project, display_name, MAX(upload_time), COUNT(*), summary FROM files "
             "WHERE idx = ? GROUP BY project ORDER BY project",
             (self.index,),
         )
-        return [
+        projects = [
             ProjectSummary(name, display or name, last, count, summary)
             for name, display, last, count, summary in rows
         ]
+        self._local.projects = (changes, projects)
+        return list(projects)
 
     # --- writes ---
     def add_file(self, record: FileRecord, *, overwrite: bool = False) -> None:

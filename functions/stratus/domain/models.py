@@ -63,9 +63,9 @@ class Tombstone:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ProjectSummary:
-    """One project on the root page."""
+    """One project on the root page (frozen: a catalog may hand out the same ones again)."""
 
     name: str  # normalized
     display_name: str
