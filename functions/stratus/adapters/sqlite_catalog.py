@@ -97,6 +97,7 @@ class SqliteCatalog:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """A serialized write transaction, counted as this connection's (``_changes``)."""
         try:
             with self._db.write() as conn:
                 yield conn
