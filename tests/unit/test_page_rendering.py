@@ -4,6 +4,7 @@ each checked against the plain library call it stands for."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from stratus.domain.upstream import UpstreamFile
 from stratus.domain.versions import in_order, ranks, version_key
 from stratus.web.files import quote_segment
 from stratus.web.simple import (
+    iso_utc,
     page_links,
     render_project_html,
     render_project_json,
@@ -201,3 +203,13 @@ def test_root_page_escapes_names_however_hostile() -> None:
     assert [(a["href"], a["text"]) for a in parser.anchors] == [
         (quote(p.name, safe="") + "/", p.display_name) for p in projects
     ]
+
+
+def test_upload_times_are_pep_700_iso_8601_in_utc() -> None:
+    rng = random.Random(3)
+    times = [0.0, 0.5, 1e-6, 1_700_000_000.123456, 4_102_444_799.999999]
+    times += [rng.uniform(0, 4_102_444_800) for _ in range(5000)]
+    times += [float(rng.randint(0, 4_102_444_800)) for _ in range(500)]
+    for ts in times:
+        expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert iso_utc(ts) == expected, ts

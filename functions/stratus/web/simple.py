@@ -71,8 +71,10 @@ def _respond(request: Request, body: bytes, media_type: str) -> Response:
     return Response(body, headers=headers, media_type=content_type)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def iso_utc(ts: float) -> str:
+    """PEP 700's upload-time, ``2023-11-14T22:13:20.123456Z``. ``isoformat`` (its
+    ``+00:00`` swapped for ``Z``), not ``strftime``: the JSON page formats every file's."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # --- root page ---
@@ -148,7 +150,7 @@ class Link(NamedTuple):
     @property
     def upload_time_iso(self) -> str | None:
         if isinstance(self.upload_time, float | int):
-            return _iso(self.upload_time)
+            return iso_utc(self.upload_time)
         return self.upload_time or None
 
 
