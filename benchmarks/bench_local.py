@@ -1,8 +1,9 @@
 """Speed of local mode (`stratus serve`), measured the way the issue's targets are stated.
 
-Prints a table: project page and ``/simple/`` median latency, requests/s with 8
-concurrent clients, twine upload of 240 small files, time from process start to first
-answer, and the import time of the Lambda handler module (median of 5). Run:
+Prints a table: project page (HTML, and JSON as pip asks) and ``/simple/`` median
+latency, requests/s with 8 concurrent clients, twine upload of 240 small files, time from
+process start to first answer, and the import time of the Lambda handler module (median
+of 5). Run:
 
     .venv/bin/python benchmarks/bench_local.py [--requests 2000] [--rounds 3]
     # compare trees, in turns (each round runs every tree once), e.g. an older commit's:
@@ -96,15 +97,27 @@ def twine_upload(port: int, files: list[Path]) -> None:
     )
 
 
-def page_latencies(port: int, path: str, n: int, auth: str = AUTH) -> list[float]:
+# What pip sends (pip/_internal/index/collector.py): PEP 691 JSON first.
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+
+
+def page_latencies(
+    port: int, path: str, n: int, auth: str = AUTH, accept: str | None = None
+) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Authorization": auth} | ({"Accept": accept} if accept else {})
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        conn.request("GET", path, headers={"Authorization": auth})
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         resp.read()
         assert resp.status == 200, resp.status
+        if accept:
+            assert resp.getheader("Content-Type", "").startswith("application/vnd.pypi")
         out.append(time.perf_counter() - t)
     return out
 
@@ -160,6 +173,10 @@ def measure(tree: Path | None, work: Path, args: argparse.Namespace) -> dict[str
         page_latencies(port, "/simple/bench-pkg/", 50)  # warm up
         lat = page_latencies(port, "/simple/bench-pkg/", args.requests)
         out[f"project page ({args.files} files) median, 1 client, ms"] = (
+            statistics.median(lat) * 1000
+        )
+        lat = page_latencies(port, "/simple/bench-pkg/", args.requests, accept=PIP_ACCEPT)
+        out[f"project page ({args.files} files), JSON as pip asks, median, ms"] = (
             statistics.median(lat) * 1000
         )
         small = write(work / "dist2", wheel_bytes("tiny-pkg", "1.0"))

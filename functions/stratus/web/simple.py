@@ -134,9 +134,11 @@ class Link(NamedTuple):
 
     filename: str
     url: str  # relative to the page (stored, or via this index) or absolute (upstream)
-    # ``url`` escaped for an HTML attribute. A URL this index makes is quoted segments
-    # (``quote_segment``), which hold none of ``&<>"'``: it is its own escape.
+    # ``url`` and ``filename`` escaped for HTML. A URL this index makes is quoted segments
+    # (``quote_segment``), which hold none of ``&<>"'``: it is its own escape; so is a
+    # filename that its quoting leaves as it is.
     href: str
+    text: str
     version: str
     sha256: str | None
     requires_python: str | None = None
@@ -160,12 +162,14 @@ def stored_links(project: str, files: list[FileRecord]) -> list[Link]:
     base = "../../" + download_path(project, "")
     links = []
     for f in files:
-        url = base + quote_segment(f.filename) if f.project == project else "../../" + file_path(f)
+        name = quote_segment(f.filename)  # equal to the filename: nothing to escape either
+        url = base + name if f.project == project else "../../" + file_path(f)
         links.append(
             Link(
                 f.filename,
                 url,
                 url,
+                f.filename if name == f.filename else html.escape(f.filename),
                 f.version,
                 f.sha256,
                 f.requires_python,
@@ -185,6 +189,7 @@ def upstream_link(project: str, file: UpstreamFile, *, via_index: bool) -> Link:
         filename=file.filename,
         url=url,
         href=url if via_index else html.escape(url),
+        text=html.escape(file.filename),
         version=file.version,
         sha256=file.sha256,
         requires_python=file.requires_python,
@@ -232,7 +237,7 @@ def render_project_html(project: str, links: list[Link]) -> bytes:
         if f.core_metadata:
             core = "true" if f.core_metadata is True else _digest_attribute(f.core_metadata)
             line += f' data-core-metadata="{core}" data-dist-info-metadata="{core}"'
-        lines.append(f"{line}>{escape(f.filename)}</a><br/>")
+        lines.append(f"{line}>{f.text}</a><br/>")
     title = escape(f"Links for {project}")
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
