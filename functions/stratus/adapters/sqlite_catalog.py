@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from ..domain.errors import Conflict, NotFound
 from ..domain.indexes import DEFAULT_INDEX, check_index_name
 from ..domain.keys import sequencer_key
 from ..domain.models import FileRecord, ProjectSummary, Tombstone
-from .sqlite_db import SqliteDatabase
+from .sqlite_db import SqliteDatabase, Transaction
 
 _COLUMNS = [f.name for f in fields(FileRecord)]
 _FILES = f"""
@@ -77,7 +75,7 @@ class SqliteCatalog:
     def __init__(self, path: str | Path, *, index: str = DEFAULT_INDEX) -> None:
         self.index = check_index_name(index)
         self._db = SqliteDatabase(path, "")
-        # Per thread, as the connections: its commits and its cached project list.
+        # Per thread, as the connections (and their ``version``): the kept project list.
         self._local = threading.local()
         _add_index_column(self._db.conn())
         self._db.conn().executescript(_FILES + _TOMBSTONES)
@@ -95,21 +93,8 @@ class SqliteCatalog:
     def _conn(self) -> sqlite3.Connection:
         return self._db.conn()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A serialized write transaction, counted as this connection's (``_changes``)."""
-        try:
-            with self._db.write() as conn:
-                yield conn
-        finally:
-            self._local.writes = getattr(self._local, "writes", 0) + 1
-
-    def _changes(self) -> tuple[int, int]:
-        """What moves whenever the files may have changed, as seen by this thread's
-        connection: SQLite's ``data_version`` counts the commits of other connections
-        (other threads, other processes), and ``writes`` this connection's own."""
-        (version,) = self._conn().execute("PRAGMA data_version").fetchone()
-        return version, getattr(self._local, "writes", 0)
+    def _write(self) -> Transaction:
+        return self._db.write()
 
     # --- reads ---
     def get_file(self, project: str, filename: str) -> FileRecord | None:
@@ -129,7 +114,7 @@ class SqliteCatalog:
     def list_projects(self) -> list[ProjectSummary]:
         """Every project, kept until the files change: the query aggregates every file of
         the index, and ``/simple/`` and the web UI ask for it on each request."""
-        changes = self._changes()  # before the query: a commit after it moves it again
+        changes = self._db.version()  # before the query: a commit after it moves it again
         cached = getattr(self._local, "projects", None)
         if cached is not None and cached[0] == changes:
             return list(cached[1])

@@ -26,13 +26,23 @@ class SqliteDatabase:
 
     def write(self) -> Transaction:
         """A serialized write transaction (BEGIN IMMEDIATE also guards other processes)."""
-        return Transaction(self.conn(), self._write_lock)
+        return Transaction(self.conn(), self._write_lock, self._local)
+
+    def version(self) -> tuple[int, int]:
+        """What moves whenever the data may have changed, as this thread's connection sees
+        it: SQLite's ``data_version`` counts the commits of other connections (other
+        threads, other processes), and ``writes`` those of this connection (``write``)."""
+        (version,) = self.conn().execute("PRAGMA data_version").fetchone()
+        return version, getattr(self._local, "writes", 0)
 
 
 class Transaction:
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, lock: threading.Lock, local: threading.local
+    ) -> None:
         self.conn = conn
         self.lock = lock
+        self.local = local  # the connection's thread: counts its writes
 
     def __enter__(self) -> sqlite3.Connection:
         self.lock.acquire()
@@ -47,4 +57,5 @@ class Transaction:
         try:
             self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
+            self.local.writes = getattr(self.local, "writes", 0) + 1
             self.lock.release()
