@@ -25,7 +25,7 @@ from ..domain.versions import in_order, ranks
 from . import negotiation
 from .deps import AppContext, Caller, Context
 from .fallback import page_view
-from .files import download_path, file_path, quote_segment
+from .files import download_path, quote_segment
 from .routes import route
 
 API_VERSION = "1.1"
@@ -157,13 +157,14 @@ class Link(NamedTuple):
 
 
 def stored_links(project: str, files: list[FileRecord]) -> list[Link]:
-    """The links of a project's stored files. Built by position, with the project's
-    URL segment quoted once: a page makes these for every file on every request."""
+    """The links of a project's stored files (``catalog.list_files(project)``). Built by
+    position, the project's URL segment quoted once: a page makes these for every file
+    on every request."""
     base = "../../" + download_path(project, "")
     links = []
     for f in files:
         name = quote_segment(f.filename)  # equal to the filename: nothing to escape either
-        url = base + name if f.project == project else "../../" + file_path(f)
+        url = base + name
         links.append(
             Link(
                 f.filename,
