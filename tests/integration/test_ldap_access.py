@@ -19,7 +19,7 @@ from stratus.domain.permissions import EMPTY_ACL
 from stratus.ports import AccessBackend, AccessDirectory
 from tests.contract.access_backends import PASSWORDS
 from tests.contract.access_backends.ldap import fallback_options
-from tests.support.processes import free_port
+from tests.support.processes import closed_port
 from tests.support.slapd import (
     ADMIN_GROUP_DN,
     ADMIN_TYPE,
@@ -422,11 +422,12 @@ def test_a_dead_service_connection_is_replaced_transparently(slapd_factory):
 
 
 def test_no_server_at_all(slapd):
-    access = LdapAccess.from_options(ldap_options(f"ldap://127.0.0.1:{free_port()}"))
-    assert not access.verify_user("dsa", PASSWORDS["dsa"])
-    assert not access.is_admin("admin")
-    with pytest.raises(BackendUnavailable):
-        access.health()
+    with closed_port() as port:
+        access = LdapAccess.from_options(ldap_options(f"ldap://127.0.0.1:{port}"))
+        assert not access.verify_user("dsa", PASSWORDS["dsa"])
+        assert not access.is_admin("admin")
+        with pytest.raises(BackendUnavailable):
+            access.health()
 
 
 # --- configuration -------------------------------------------------------------------------
